@@ -1,0 +1,265 @@
+"""Configuration: one table of every key, loaded as flags > env > file > defaults.
+
+``KEYS`` is the single source of truth: the loader, the ``serve --help`` text and the
+README's table all come from it (a test checks the README against it). Inside the code the
+result is a frozen ``Settings`` read by attribute, validated once at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from otterscope.errors import ConfigError
+
+_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_UNITS_B = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+
+
+def parse_seconds(value: Any) -> float:
+    """``30``, ``30s``, ``250ms``, ``2h``, ``7d`` -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration")
+    if isinstance(value, (int, float)):
+        return float(value)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*", str(value))
+    if not m:
+        raise ValueError(f"{value!r} is not a duration (e.g. 30s, 15m, 7d)")
+    return float(m.group(1)) * _UNITS_S[m.group(2) or "s"]
+
+
+def parse_bytes(value: Any) -> int:
+    """``16777216``, ``16MiB``, ``1GB`` -> bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size")
+    if isinstance(value, int):
+        return value
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
+    if not m or m.group(2).lower() not in _UNITS_B:
+        raise ValueError(f"{value!r} is not a size (e.g. 16MiB, 1GB)")
+    return int(float(m.group(1)) * _UNITS_B[m.group(2).lower()])
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{value!r} is not a boolean")
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    return int(value)
+
+
+def _str(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _str_list(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, tuple):
+        value = list(value)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a list of strings")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class Key:
+    section: str
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    help: str
+    file_only: bool = False
+    flag: str | None = None
+
+    @property
+    def env(self) -> str:
+        return f"OTTERSCOPE_{self.section.upper()}__{self.name.upper()}"
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.section}.{self.name}"
+
+
+KEYS: tuple[Key, ...] = (
+    Key("server", "host", "127.0.0.1", _str, "Address both ports bind to.", flag="--host"),
+    Key("server", "http_port", 4318, _int, "OTLP/HTTP, REST API and WebSocket port.", flag="--http-port"),
+    Key("server", "grpc_port", 4317, _int, "OTLP/gRPC port (also grpc.health.v1).", flag="--grpc-port"),
+    Key("server", "data_dir", "./otterscope-data", _str, "Where the embedded store keeps its files.", flag="--data-dir"),
+    Key("server", "tls_cert", "", _str, "PEM certificate; with tls_key, TLS on both ports.", flag="--tls-cert"),
+    Key("server", "tls_key", "", _str, "PEM private key for tls_cert.", flag="--tls-key"),
+    Key("server", "allow_anonymous", False, _bool, "Allow a non-loopback host with no token.", flag="--allow-anonymous"),
+    Key("server", "shutdown_timeout", 30.0, parse_seconds, "On SIGTERM, how long to finish and commit accepted data."),
+    Key("server", "allowed_hosts", (), _str_list, "Host header names accepted besides loopback names and the bind host.", file_only=True),
+    Key("auth", "token", "", _str, "One token with every scope, tenant 'default' (also OTTERSCOPE_AUTH_TOKEN)."),
+    Key("auth", "tokens", (), lambda v: v, "List of {token, tenant, scopes: [ingest, read, admin]}.", file_only=True),
+    Key("auth", "extra_header", "", _str, "Another header that may carry the token as its whole value (e.g. Oteleport-Access-Key)."),
+    Key("cors", "origins", (), _str_list, "Browser origins allowed to send and read (exact, or '*').", file_only=True),
+    Key("ingest", "max_body_bytes", 16 * 1024**2, parse_bytes, "Largest request body after decompression (413 above)."),
+    Key("ingest", "memory_budget_bytes", 256 * 1024**2, parse_bytes, "Bytes of requests being read, decoded and queued; 429 beyond it."),
+    Key("ingest", "retry_after", 1.0, parse_seconds, "Retry-After sent with 429 and 503 answers."),
+    Key("ingest", "max_commit_items", 200_000, _int, "Most items one group commit takes."),
+    Key("ingest", "attribute_count_limit", 128, _int, "Attributes kept per item; more are dropped and counted."),
+    Key("ingest", "attribute_value_length_limit", 4096, _int, "Longest string or bytes attribute value; longer ones are truncated and counted."),
+    Key("ingest", "max_spans_per_trace", 50_000, _int, "Spans kept per trace; more are rejected through partial_success."),
+    Key("storage", "memory_limit", "512MB", _str, "DuckDB memory limit."),
+    Key("storage", "threads", 2, _int, "DuckDB worker threads."),
+    Key("storage", "seal_interval", 3600.0, parse_seconds, "Age of the hot segment at which it is sealed into Parquet."),
+    Key("storage", "seal_rows", 2_000_000, _int, "Rows in the hot segment at which it is sealed early."),
+    Key("storage", "cursor_encryption_key", "", _str, "Key for paging cursors; generated into the data dir when empty."),
+    Key("retention", "traces", 7 * 86400.0, parse_seconds, "How long spans are kept."),
+    Key("retention", "logs", 7 * 86400.0, parse_seconds, "How long log records are kept."),
+    Key("retention", "metrics", 7 * 86400.0, parse_seconds, "How long metric points are kept."),
+    Key("retention", "max_bytes", 0, parse_bytes, "Total size of sealed files; oldest deleted beyond it (0 = off)."),
+    Key("retention", "interval", 60.0, parse_seconds, "How often retention runs."),
+)
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    token: str
+    tenant: str
+    scopes: frozenset[str]
+
+
+SCOPES = frozenset({"ingest", "read", "admin"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: Mapping[str, Any]
+    tokens: tuple[TokenConfig, ...] = field(default=())
+
+    def __getitem__(self, dotted: str) -> Any:
+        return self.values[dotted]
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.values["server.data_dir"])
+
+
+_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _substitute(node: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(node, str):
+
+        def repl(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in env:
+                raise ConfigError(f"config file refers to ${{env:{name}}} but {name} is not set")
+            return env[name]
+
+        return _ENV_REF.sub(repl, node)
+    if isinstance(node, list):
+        return [_substitute(x, env) for x in node]
+    if isinstance(node, dict):
+        return {k: _substitute(v, env) for k, v in node.items()}
+    return node
+
+
+def _parse_tokens(raw: Any) -> tuple[TokenConfig, ...]:
+    if not isinstance(raw, (list, tuple)):
+        raise ConfigError("auth.tokens must be a list of {token, tenant, scopes}")
+    out = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("token"), str) or not item["token"]:
+            raise ConfigError(f"auth.tokens[{i}] needs a non-empty 'token'")
+        scopes = item.get("scopes", sorted(SCOPES))
+        if not isinstance(scopes, list) or not set(scopes) <= SCOPES:
+            raise ConfigError(f"auth.tokens[{i}].scopes must be a list drawn from {sorted(SCOPES)}")
+        tenant = item.get("tenant", "default")
+        if not isinstance(tenant, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", tenant):
+            raise ConfigError(f"auth.tokens[{i}].tenant must be 1-64 of A-Z a-z 0-9 _ . -")
+        out.append(TokenConfig(item["token"], tenant, frozenset(scopes)))
+    return tuple(out)
+
+
+def load(
+    flags: Mapping[str, Any] | None = None,
+    config_file: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings. ``flags`` maps dotted keys to values given on the command line."""
+    env = os.environ if env is None else env
+    flags = flags or {}
+    file_doc: dict[str, Any] = {}
+    if config_file:
+        try:
+            text = Path(config_file).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {config_file} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {config_file} must be a mapping of sections")
+        file_doc = _substitute(loaded, env)
+        known = {k.section for k in KEYS}
+        for section, body in file_doc.items():
+            if section not in known:
+                raise ConfigError(f"config file: unknown section {section!r}")
+            if not isinstance(body, dict):
+                raise ConfigError(f"config file: section {section!r} must be a mapping")
+            names = {k.name for k in KEYS if k.section == section}
+            for name in body:
+                if name not in names:
+                    raise ConfigError(f"config file: unknown key {section}.{name}")
+    short_env = {
+        "server.data_dir": env.get("OTTERSCOPE_DATA_DIR"),
+        "auth.token": env.get("OTTERSCOPE_AUTH_TOKEN"),
+    }
+    values: dict[str, Any] = {}
+    for key in KEYS:
+        raw: Any = key.default
+        source = "default"
+        section = file_doc.get(key.section, {})
+        if key.name in section:
+            raw, source = section[key.name], "config file"
+        if not key.file_only:
+            if short_env.get(key.dotted) is not None:
+                raw, source = short_env[key.dotted], "environment"
+            if key.env in env:
+                raw, source = env[key.env], key.env
+        if flags.get(key.dotted) is not None:
+            raw, source = flags[key.dotted], "command line"
+        try:
+            values[key.dotted] = key.parse(raw)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{key.dotted} (from {source}): {exc}") from None
+    tokens = _parse_tokens(values["auth.tokens"])
+    if values["auth.token"]:
+        tokens = (TokenConfig(values["auth.token"], "default", SCOPES), *tokens)
+    if bool(values["server.tls_cert"]) != bool(values["server.tls_key"]):
+        raise ConfigError("server.tls_cert and server.tls_key go together: set both or neither")
+    for positive in ("ingest.max_body_bytes", "ingest.memory_budget_bytes", "ingest.max_commit_items"):
+        if values[positive] <= 0:
+            raise ConfigError(f"{positive} must be positive")
+    if values["ingest.memory_budget_bytes"] < values["ingest.max_body_bytes"]:
+        raise ConfigError("ingest.memory_budget_bytes must be at least ingest.max_body_bytes")
+    return Settings(values=values, tokens=tokens)

@@ -1,0 +1,1 @@
+"""OTLP decoding and encoding: wire formats in, columnar batches out, and back."""
