@@ -1,0 +1,1 @@
+"""Query parameters and the shapes the API answers with; backend-neutral."""

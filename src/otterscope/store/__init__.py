@@ -1,0 +1,1 @@
+"""Storage: the interface every backend implements, and one folder per backend."""

@@ -1,0 +1,1 @@
+"""The embedded backend: hot DuckDB segments sealed into Parquet files."""
