@@ -38,7 +38,7 @@ class Store(Protocol):
 
     def stats(self) -> StoreStats: ...
 
-    def maintain(self, now_ns: int) -> None:
+    def maintain(self, now_ns: int, retention: bool = True) -> None:
         """Seal and enforce retention; called periodically from one background thread."""
         ...
 

@@ -167,7 +167,7 @@ class EmbeddedStore:
 
     # -- maintenance (one background thread) ---------------------------------------------
 
-    def maintain(self, now_ns: int) -> None:
+    def maintain(self, now_ns: int, retention: bool = True) -> None:
         with self._write_lock:
             # A retired segment may also be time-expired; a young active one is rotated here
             # when no write has come to do it.
@@ -179,7 +179,8 @@ class EmbeddedStore:
             retired = list(self._retired)
         for number in retired:
             self._seal(number)
-        self._enforce_retention(now_ns)
+        if retention:
+            self._enforce_retention(now_ns)
 
     def seal_now(self) -> None:
         """Retire the active segment and seal everything (tests, shutdown tooling)."""

@@ -1,0 +1,5 @@
+import sys
+
+from otterscope.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""The HTTP application: every route on the one HTTP port, behind the Guard."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
+
+from otterscope.api import health, logs, traces
+from otterscope.api.errors import error_response
+from otterscope.api.state import AppState
+from otterscope.errors import MethodNotAllowed, NotFound, OtterscopeError
+from otterscope.ingest.http import OtlpHttpReceiver
+
+log = logging.getLogger("otterscope.api")
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFound(f"no route for {request.url.path}"))
+    if exc.status_code == 405:
+        allow = tuple((exc.headers or {}).get("Allow", "").replace(" ", "").split(","))
+        return error_response(
+            MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}", allow=allow)
+        )
+    return error_response(OtterscopeError(str(exc.detail)))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(OtterscopeError("internal error; the server log has the details"))
+
+
+def build_app(state: AppState, receiver: OtlpHttpReceiver) -> ASGIApp:
+    routes: list[BaseRoute] = [
+        Route(f"/v1/{signal}", receiver.endpoint(signal), methods=ALL_METHODS)  # type: ignore[arg-type]
+        for signal in ("traces", "metrics", "logs")
+    ]
+    routes += health.ROUTES + traces.ROUTES + logs.ROUTES
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: _http_error, Exception: _unexpected},
+    )
+    app.state.otterscope = state
+    return app

@@ -1,0 +1,73 @@
+"""``/health``, ``/ready`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from otterscope import __version__
+from otterscope.api.responses import json_response
+from otterscope.api.state import api_endpoint, app_state, principal
+from otterscope.errors import Unauthorized
+
+
+@api_endpoint
+async def health(request: Request) -> Response:
+    state = app_state(request)
+    status = "draining" if state.writer.draining else ("ok" if state.ready else "starting")
+    try:
+        principal(request, "read")
+    except Unauthorized:
+        # Without a token only the minimal answer: whether the server is up.
+        return json_response({"status": status})
+    stats = await run_in_threadpool(state.store.stats)
+    m = state.metrics
+    return json_response(
+        {
+            "status": status,
+            "version": __version__,
+            "uptimeSeconds": round(time.time() - state.started_at, 3),
+            "ingest": {
+                "receivedItems": {
+                    s: int(sum(m.received_items.value(signal=s, transport=t) for t in ("http", "grpc")))
+                    for s in ("traces", "logs", "metrics")
+                },
+                "rejectedItems": int(m.rejected_items.total()),
+                "queueItems": state.writer.queued_items,
+                "queueBytes": state.budget.used,
+                "budgetBytes": state.budget.total,
+                "lastCommitSeconds": state.writer.last_commit_seconds,
+            },
+            "store": {
+                "diskBytes": stats.disk_bytes,
+                "hotRows": stats.hot_rows,
+                "sealedFiles": stats.sealed_files,
+                "lastIngestSeq": stats.last_seq,
+            },
+        }
+    )
+
+
+async def ready(request: Request) -> Response:
+    state = app_state(request)
+    if state.ready and not state.writer.draining:
+        return json_response({"status": "ready"})
+    return json_response({"status": "not ready"}, status=503)
+
+
+@api_endpoint
+async def metrics(request: Request) -> Response:
+    principal(request, "read")
+    text = app_state(request).metrics.render()
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+ROUTES = [
+    Route("/health", health, methods=["GET"]),
+    Route("/ready", ready, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]

@@ -1,0 +1,57 @@
+"""``GET /api/logs``."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from otterscope.api.responses import json_response
+from otterscope.api.state import api_endpoint, app_state, principal
+from otterscope.errors import BadRequest
+from otterscope.query import params as p
+from otterscope.query.model import LogQuery
+from otterscope.query.shapes import log_to_api
+
+SEVERITIES = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "WARNING": 13, "ERROR": 17, "FATAL": 21}
+_PARAMS = {"service", "severity", "q", "traceId", "spanId", "start", "end", "limit", "cursor"}
+
+
+def parse_severity(value: str) -> int:
+    text = value.strip().upper()
+    if text in SEVERITIES:
+        return SEVERITIES[text]
+    if text.isdigit() and 1 <= int(text) <= 24:
+        return int(text)
+    raise BadRequest("severity must be TRACE, DEBUG, INFO, WARN, ERROR, FATAL or a number 1-24")
+
+
+def log_query(request: Request) -> LogQuery:
+    q = request.query_params
+    for key in q:
+        if key not in _PARAMS and not key.startswith("attr."):
+            raise BadRequest(f"unknown parameter {key!r}")
+    start, end = p.time_window(q)
+    return LogQuery(
+        start_ns=start,
+        end_ns=end,
+        limit=p.parse_limit(q.get("limit")),
+        service=q.get("service") or None,
+        min_severity=parse_severity(q["severity"]) if q.get("severity") else None,
+        text=q.get("q") or None,
+        trace_id=p.parse_trace_id(q["traceId"]) if q.get("traceId") else None,
+        span_id=p.parse_span_id(q["spanId"]) if q.get("spanId") else None,
+        attributes=p.attribute_filters(q.multi_items()),
+    )
+
+
+@api_endpoint
+async def search(request: Request) -> Response:
+    who = principal(request, "read")
+    query = log_query(request)
+    rows = await run_in_threadpool(app_state(request).store.search_logs, who.tenant, query)
+    return json_response({"logs": [log_to_api(r) for r in rows], "nextCursor": None})
+
+
+ROUTES = [Route("/api/logs", search, methods=["GET"])]

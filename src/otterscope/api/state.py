@@ -1,0 +1,59 @@
+"""What routes reach: the running server's parts, and the per-request helpers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import wraps
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from otterscope.api.auth import Authenticator, Principal
+from otterscope.api.errors import error_response
+from otterscope.config import Settings
+from otterscope.errors import OtterscopeError
+from otterscope.ingest.budget import MemoryBudget
+from otterscope.ingest.writer import Writer
+from otterscope.selfmetrics import SelfMetrics
+from otterscope.store.base import Store
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    store: Store
+    writer: Writer
+    budget: MemoryBudget
+    auth: Authenticator
+    metrics: SelfMetrics
+    started_at: float = field(default_factory=time.time)
+    ready: bool = False
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.otterscope
+    return state
+
+
+def principal(request: Request, scope: str) -> Principal:
+    who = app_state(request).auth.authenticate(request.headers, request.query_params)
+    who.require(scope)
+    return who
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def api_endpoint(fn: Endpoint) -> Endpoint:
+    """Turn any ``OtterscopeError`` raised by a route into the JSON error shape."""
+
+    @wraps(fn)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except OtterscopeError as exc:
+            return error_response(exc)
+
+    return wrapped

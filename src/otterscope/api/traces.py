@@ -1,0 +1,97 @@
+"""``GET /api/traces`` (search) and ``GET /api/traces/{traceId}``."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from otterscope.api.responses import json_response
+from otterscope.api.state import api_endpoint, app_state, principal
+from otterscope.errors import BadRequest, NotFound
+from otterscope.query import params as p
+from otterscope.query.model import TraceQuery
+from otterscope.query.shapes import span_to_api, spans_to_otlp_json
+
+_STATUS = {"unset": 0, "ok": 1, "error": 2}
+_SEARCH_PARAMS = {
+    "service", "operation", "status", "minDuration", "maxDuration", "minTraceDuration",
+    "maxTraceDuration", "start", "end", "limit", "cursor",
+}
+
+
+def trace_query(request: Request) -> TraceQuery:
+    q = request.query_params
+    for key in q:
+        if key not in _SEARCH_PARAMS and not key.startswith("attr."):
+            raise BadRequest(f"unknown parameter {key!r}")
+    start, end = p.time_window(q)
+    status = q.get("status")
+    if status is not None and status.lower() not in _STATUS:
+        raise BadRequest("status must be one of ok, error, unset")
+
+    def duration(name: str) -> int | None:
+        value = q.get(name)
+        return p.parse_duration(name, value) if value else None
+
+    return TraceQuery(
+        start_ns=start,
+        end_ns=end,
+        limit=p.parse_limit(q.get("limit")),
+        service=q.get("service") or None,
+        operation=q.get("operation") or None,
+        status=_STATUS[status.lower()] if status is not None else None,
+        min_duration_ns=duration("minDuration"),
+        max_duration_ns=duration("maxDuration"),
+        attributes=p.attribute_filters(q.multi_items()),
+        min_trace_duration_ns=duration("minTraceDuration"),
+        max_trace_duration_ns=duration("maxTraceDuration"),
+    )
+
+
+@api_endpoint
+async def search(request: Request) -> Response:
+    who = principal(request, "read")
+    query = trace_query(request)
+    found = await run_in_threadpool(app_state(request).store.search_traces, who.tenant, query)
+    return json_response(
+        {
+            "traces": [
+                {
+                    "traceId": t.trace_id.hex(),
+                    "rootService": t.root_service,
+                    "rootName": t.root_name,
+                    "rootSpanMissing": t.root_span_missing,
+                    "startTimeUnixNano": str(t.start_ns),
+                    "durationMs": (t.end_ns - t.start_ns) / 1e6,
+                    "spanCount": t.span_count,
+                    "errorCount": t.error_count,
+                    "services": list(t.services),
+                }
+                for t in found
+            ],
+            "nextCursor": None,
+        }
+    )
+
+
+@api_endpoint
+async def by_id(request: Request) -> Response:
+    who = principal(request, "read")
+    trace_id = p.parse_trace_id(request.path_params["trace_id"])
+    fmt = request.query_params.get("format", "native")
+    if fmt not in ("native", "otlp"):
+        raise BadRequest("format must be 'native' or 'otlp'")
+    rows = await run_in_threadpool(app_state(request).store.get_trace, who.tenant, trace_id)
+    if not rows:
+        raise NotFound(f"trace {trace_id.hex()} not found")
+    if fmt == "otlp":
+        return json_response(spans_to_otlp_json(rows))
+    return json_response({"traceId": trace_id.hex(), "spans": [span_to_api(r) for r in rows]})
+
+
+ROUTES = [
+    Route("/api/traces", search, methods=["GET"]),
+    Route("/api/traces/{trace_id}", by_id, methods=["GET"]),
+]

@@ -1,0 +1,1 @@
+"""Ingest: OTLP receivers, the memory budget, and the group-commit writer."""

@@ -1,0 +1,75 @@
+"""The OTLP/HTTP receiver: ``POST /v1/traces``, ``/v1/metrics``, ``/v1/logs``.
+
+It negotiates the format, reads the body against the memory budget and the size limit,
+hands the bytes to the ingest service and answers in the request's encoding; errors are a
+``google.rpc.Status`` with the matching HTTP status.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from otterscope.api.auth import Authenticator
+from otterscope.api.errors import error_headers
+from otterscope.errors import MethodNotAllowed, OtterscopeError
+from otterscope.ingest.body import negotiate, read_body
+from otterscope.ingest.grpc_codes import grpc_code
+from otterscope.ingest.service import IngestService
+from otterscope.otlp import wire
+from otterscope.otlp.wire import Format
+
+log = logging.getLogger("otterscope.ingest")
+
+MEDIA = {"protobuf": "application/x-protobuf", "json": "application/json"}
+
+
+def _format_of(request: Request) -> Format:
+    media = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    return "json" if media == "application/json" else "protobuf"
+
+
+def status_response(exc: OtterscopeError, fmt: Format) -> Response:
+    body = wire.status_body(grpc_code(exc), exc.message, fmt)
+    return Response(body, status_code=exc.status, media_type=MEDIA[fmt], headers=error_headers(exc))
+
+
+class OtlpHttpReceiver:
+    def __init__(self, service: IngestService, auth: Authenticator) -> None:
+        self.service = service
+        self.auth = auth
+
+    def endpoint(self, signal: str, other_methods: tuple[str, ...] = ()) -> object:
+        allow = ("POST", "OPTIONS", *other_methods)
+
+        async def receive(request: Request) -> Response:
+            fmt = _format_of(request)
+            if request.method != "POST":
+                return status_response(
+                    MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}", allow=allow),
+                    fmt,
+                )
+            lease = self.service.lease()
+            try:
+                principal = self.auth.authenticate(request.headers, request.query_params)
+                principal.require("ingest")
+                fmt, encoding = negotiate(
+                    request.headers.get("content-type"), request.headers.get("content-encoding")
+                )
+                body = await read_body(
+                    request.stream(), encoding, self.service.max_body_bytes, lease
+                )
+                response = await self.service.export(
+                    signal, principal.tenant, body, fmt, lease, "http"
+                )
+            except OtterscopeError as exc:
+                if exc.status >= 500:
+                    log.warning("OTLP/HTTP %s answered %s: %s", signal, exc.status, exc.message)
+                return status_response(exc, fmt)
+            finally:
+                lease.release()
+            return Response(wire.encode_message(response, fmt), media_type=MEDIA[fmt])
+
+        return receive

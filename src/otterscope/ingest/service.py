@@ -1,0 +1,76 @@
+"""What every receiver does with a request once it has its bytes: the one ingest path.
+
+decode -> columnar batch (attribute limits applied) -> hold its size in the memory budget
+-> writer.submit -> await the commit -> the OTLP response with partial_success. HTTP and
+gRPC differ only in how they get bytes and how they answer errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from google.protobuf.message import Message
+
+from otterscope.errors import OtterscopeError
+from otterscope.ingest.budget import Lease, MemoryBudget
+from otterscope.ingest.writer import Writer
+from otterscope.otlp import rows, wire
+from otterscope.otlp.anyvalue import Limits
+from otterscope.otlp.wire import Format
+from otterscope.selfmetrics import SelfMetrics
+
+_BUILDERS = {
+    "traces": rows.spans_batch,
+    "logs": rows.logs_batch,
+    "metrics": rows.metrics_batch,
+}
+
+
+class IngestService:
+    def __init__(
+        self,
+        writer: Writer,
+        budget: MemoryBudget,
+        limits: Limits,
+        metrics: SelfMetrics,
+        max_body_bytes: int,
+    ) -> None:
+        self.writer = writer
+        self.budget = budget
+        self.limits = limits
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    def lease(self) -> Lease:
+        return Lease(self.budget)
+
+    async def export(
+        self, signal: str, tenant: str, body: bytes, fmt: Format, lease: Lease, transport: str
+    ) -> Message:
+        """Decode, commit, answer. The caller owns ``lease`` and releases it afterwards."""
+        try:
+            message = wire.parse_request(signal, body, fmt)
+            batch = _BUILDERS[signal](message, tenant, self.limits)  # type: ignore[operator]
+            del message
+            # From here on the decoded batch is what is held, not the body.
+            lease.resize(batch.table.nbytes)
+            rejected = batch.rejected
+            text = batch.reject_message
+            if batch.table.num_rows:
+                commit = await asyncio.wrap_future(self.writer.submit(batch))
+                rejected += commit.rejected
+                text = "; ".join(t for t in (text, commit.message) if t)
+        except OtterscopeError as exc:
+            self.metrics.received_requests.inc(signal=signal, transport=transport, outcome=exc.code)
+            raise
+        accepted = batch.accepted - (rejected - batch.rejected)
+        m = self.metrics
+        m.received_requests.inc(signal=signal, transport=transport, outcome="ok")
+        m.received_items.inc(accepted, signal=signal, transport=transport)
+        if rejected:
+            m.rejected_items.inc(rejected, signal=signal, reason="invalid_or_capped")
+        if batch.dropped_attributes:
+            m.attributes_dropped.inc(batch.dropped_attributes, signal=signal)
+        if batch.truncated_attributes:
+            m.attributes_truncated.inc(batch.truncated_attributes, signal=signal)
+        return wire.response_message(signal, rejected, text)

@@ -1,0 +1,195 @@
+"""The group-commit writer: the one thread that writes to the store.
+
+Receivers only know ``submit``: it queues a decoded batch and returns a future that
+completes once the batch is committed (durable). The writer thread takes everything queued
+at that moment, up to ``max_items``, and commits it in one transaction, so many concurrent
+requests share one fsync. The per-trace span cap is enforced here, because only the writer
+sees batches in commit order.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from otterscope.errors import OtterscopeError, StoreError, Unavailable
+from otterscope.otlp.rows import Batch
+from otterscope.store.base import Store
+
+log = logging.getLogger("otterscope.ingest")
+
+# How many recent traces the per-trace cap remembers; older ones start counting afresh.
+TRACE_MEMORY = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    seq: int
+    rejected: int  # spans turned away by the per-trace cap
+    message: str
+
+
+@dataclass(slots=True)
+class _Pending:
+    batch: Batch
+    future: concurrent.futures.Future[Commit]
+
+
+CommitListener = Callable[[int, list[Batch], float], None]
+
+
+class Writer:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_items: int,
+        max_spans_per_trace: int,
+        retry_after: float,
+    ) -> None:
+        self._store = store
+        self._max_items = max_items
+        self._cap = max_spans_per_trace
+        self._retry_after = retry_after
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._queued_items = 0
+        self._cond = threading.Condition()
+        self._draining = False
+        self._trace_counts: collections.OrderedDict[tuple[str, bytes], int] = (
+            collections.OrderedDict()
+        )
+        self._listeners: list[CommitListener] = []
+        self.last_commit_seconds = 0.0
+        self._thread = threading.Thread(target=self._run, name="otterscope-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def add_listener(self, listener: CommitListener) -> None:
+        """Called on the writer thread after each commit: keep it short."""
+        self._listeners.append(listener)
+
+    @property
+    def queued_items(self) -> int:
+        return self._queued_items
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def submit(self, batch: Batch) -> concurrent.futures.Future[Commit]:
+        future: concurrent.futures.Future[Commit] = concurrent.futures.Future()
+        with self._cond:
+            if self._draining:
+                raise Unavailable("server is shutting down", retry_after=self._retry_after)
+            self._queue.append(_Pending(batch, future))
+            self._queued_items += batch.accepted
+            self._cond.notify()
+        return future
+
+    def drain(self, timeout: float) -> bool:
+        """Refuse new batches, commit the queued ones, stop. True when all were committed."""
+        with self._cond:
+            self._draining = True
+            self._cond.notify()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _take(self) -> list[_Pending] | None:
+        with self._cond:
+            while not self._queue:
+                if self._draining:
+                    return None
+                self._cond.wait()
+            taken = [self._queue.popleft()]
+            items = taken[0].batch.accepted
+            while self._queue and items + self._queue[0].batch.accepted <= self._max_items:
+                nxt = self._queue.popleft()
+                items += nxt.batch.accepted
+                taken.append(nxt)
+            self._queued_items -= items
+            return taken
+
+    def _run(self) -> None:
+        while (taken := self._take()) is not None:
+            self._commit(taken)
+
+    def _commit(self, taken: list[_Pending]) -> None:
+        capped: list[tuple[Batch, int, str]] = [self._apply_cap(p.batch) for p in taken]
+        batches = [b for b, _, _ in capped]
+        started = time.perf_counter()
+        try:
+            seq = self._store.write(batches)
+        except StoreError as exc:
+            log.error("commit failed: %s", exc)
+            err = Unavailable(f"store cannot commit: {exc.message}", retry_after=self._retry_after)
+            for p in taken:
+                p.future.set_exception(err)
+            return
+        except Exception as exc:
+            log.exception("commit failed unexpectedly")
+            for p in taken:
+                p.future.set_exception(OtterscopeError(f"commit failed: {exc}"))
+            return
+        self.last_commit_seconds = time.perf_counter() - started
+        for p, (_, rejected, message) in zip(taken, capped, strict=True):
+            p.future.set_result(Commit(seq, rejected, message))
+        for listener in self._listeners:
+            try:
+                listener(seq, batches, self.last_commit_seconds)
+            except Exception:
+                log.exception("commit listener failed")
+
+    def _apply_cap(self, batch: Batch) -> tuple[Batch, int, str]:
+        if batch.signal != "traces" or not batch.table.num_rows:
+            return batch, 0, ""
+        table = batch.table
+        tenant = table.column("tenant")[0].as_py()
+        counts = pc.value_counts(table.column("trace_id")).to_pylist()
+        over: dict[bytes, int] = {}
+        memory = self._trace_counts
+        for entry in counts:
+            key = (tenant, entry["values"])
+            seen = memory.pop(key, 0)
+            total = seen + entry["counts"]
+            if total > self._cap:
+                over[entry["values"]] = max(self._cap - seen, 0)
+                total = max(seen, self._cap)
+            memory[key] = total
+        while len(memory) > TRACE_MEMORY:
+            memory.popitem(last=False)
+        if not over:
+            return batch, 0, ""
+        keep = []
+        allowance = dict(over)
+        for tid in table.column("trace_id").to_pylist():
+            if tid in allowance:
+                ok = allowance[tid] > 0
+                allowance[tid] -= 1
+                keep.append(ok)
+            else:
+                keep.append(True)
+        kept = table.filter(pa.array(keep))
+        rejected = table.num_rows - kept.num_rows
+        message = (
+            f"{rejected} span(s) rejected: trace has more than {self._cap} spans "
+            "(ingest.max_spans_per_trace)"
+        )
+        capped = Batch(
+            batch.signal,
+            kept,
+            kept.num_rows,
+            batch.rejected + rejected,
+            batch.reject_message,
+            batch.dropped_attributes,
+            batch.truncated_attributes,
+        )
+        return capped, rejected, message

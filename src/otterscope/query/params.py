@@ -1,0 +1,108 @@
+"""Parsing of query-string values shared by every endpoint (SPEC §5 conventions).
+
+Every function raises ``BadRequest`` naming the parameter and what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from datetime import datetime
+
+from otterscope.errors import BadRequest
+
+DEFAULT_WINDOW_NS = 24 * 3600 * 1_000_000_000
+MAX_LIMIT = 1000
+_GO_DURATION = re.compile(r"((?:\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))")
+_GO_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def parse_time(name: str, value: str) -> int:
+    """RFC 3339, or a unix integer whose unit follows from its size -> nanoseconds."""
+    text = value.strip()
+    if re.fullmatch(r"-?\d+", text):
+        n = int(text)
+        if n < 0:
+            raise BadRequest(f"{name}: time must not be negative")
+        if n < 10**11:
+            return n * 10**9
+        if n < 10**14:
+            return n * 10**6
+        if n < 10**17:
+            return n * 10**3
+        return n
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise BadRequest(
+            f"{name}: {value!r} is not a time (RFC 3339 like 2024-05-01T12:00:00Z, or unix seconds/ms/us/ns)"
+        ) from None
+    if dt.tzinfo is None:
+        raise BadRequest(f"{name}: {value!r} needs a time zone (e.g. Z or +02:00)")
+    seconds = int(dt.timestamp())
+    return seconds * 10**9 + dt.microsecond * 1000
+
+
+def parse_duration(name: str, value: str) -> int:
+    """Go duration syntax (``250ms``, ``1.5s``, ``2m``, ``1h30m``) or plain milliseconds."""
+    text = value.strip()
+    try:
+        ms = float(text)
+    except ValueError:
+        pass
+    else:
+        if ms < 0 or ms != ms or ms == float("inf"):
+            raise BadRequest(f"{name}: duration must be a non-negative number")
+        return int(ms * 1_000_000)
+    if not text or _GO_DURATION.sub("", text):
+        raise BadRequest(f"{name}: {value!r} is not a duration (e.g. 250ms, 1.5s, 2m, or milliseconds)")
+    return int(sum(float(num) * _GO_UNITS[unit] for _, num, unit in _GO_DURATION.findall(text)))
+
+
+def parse_trace_id(value: str) -> bytes:
+    text = value.strip().lower()
+    if len(text) == 16:
+        text = "0" * 16 + text
+    if len(text) != 32 or not re.fullmatch(r"[0-9a-f]+", text):
+        raise BadRequest(f"trace id {value[:64]!r} must be 32 (or 16) hex characters")
+    return bytes.fromhex(text)
+
+
+def parse_span_id(value: str) -> bytes:
+    text = value.strip().lower()
+    if len(text) != 16 or not re.fullmatch(r"[0-9a-f]+", text):
+        raise BadRequest(f"span id {value[:64]!r} must be 16 hex characters")
+    return bytes.fromhex(text)
+
+
+def parse_limit(value: str | None, default: int = 100) -> int:
+    if value is None:
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        raise BadRequest(f"limit: {value!r} is not an integer from 1 to {MAX_LIMIT}") from None
+    if not 1 <= n <= MAX_LIMIT:
+        raise BadRequest(f"limit must be from 1 to {MAX_LIMIT}, not {n}")
+    return n
+
+
+def time_window(params: Mapping[str, str]) -> tuple[int, int]:
+    end = parse_time("end", params["end"]) if params.get("end") else time.time_ns()
+    start = parse_time("start", params["start"]) if params.get("start") else end - DEFAULT_WINDOW_NS
+    if start > end:
+        raise BadRequest("start must not be after end")
+    return start, end
+
+
+def attribute_filters(multi: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """``attr.<key>=<value>`` parameters, in the order given."""
+    out = []
+    for key, value in multi:
+        if key.startswith("attr."):
+            name = key[5:]
+            if not name:
+                raise BadRequest("attr.<key>: the attribute key is empty")
+            out.append((name, value))
+    return tuple(out)

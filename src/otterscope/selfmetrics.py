@@ -1,0 +1,145 @@
+"""otterscope's own metrics (``otterscope_*``) and their Prometheus text exposition."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Iterable
+
+_Labels = tuple[tuple[str, str], ...]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _fmt_labels(labels: _Labels, extra: tuple[str, str] | None = None) -> str:
+    items = list(labels) + ([extra] if extra else [])
+    if not items:
+        return ""
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in items) + "}"
+
+
+def _num(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+class Counter:
+    def __init__(self, name: str, help: str) -> None:
+        self.name = name
+        self.help = help
+        self._values: dict[_Labels, float] = {}
+        self._lock = threading.Lock()
+
+    def inc(self, amount: float = 1.0, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            self._values[key] = self._values.get(key, 0.0) + amount
+
+    def value(self, **labels: str) -> float:
+        return self._values.get(tuple(sorted(labels.items())), 0.0)
+
+    def total(self) -> float:
+        return sum(self._values.values())
+
+    def render(self) -> Iterable[str]:
+        yield f"# HELP {self.name} {self.help}"
+        yield f"# TYPE {self.name} counter"
+        with self._lock:
+            items = sorted(self._values.items())
+        for labels, value in items:
+            yield f"{self.name}{_fmt_labels(labels)} {_num(value)}"
+
+
+class Gauge:
+    """A gauge read from a callback at scrape time, so it is never stale."""
+
+    def __init__(self, name: str, help: str, read: Callable[[], float]) -> None:
+        self.name = name
+        self.help = help
+        self._read = read
+
+    def render(self) -> Iterable[str]:
+        yield f"# HELP {self.name} {self.help}"
+        yield f"# TYPE {self.name} gauge"
+        yield f"{self.name} {_num(self._read())}"
+
+
+class Histogram:
+    def __init__(self, name: str, help: str, buckets: tuple[float, ...]) -> None:
+        self.name = name
+        self.help = help
+        self.buckets = buckets
+        self._counts = [0] * (len(buckets) + 1)
+        self._sum = 0.0
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def observe(self, value: float) -> None:
+        with self._lock:
+            for i, bound in enumerate(self.buckets):
+                if value <= bound:
+                    self._counts[i] += 1
+                    break
+            else:
+                self._counts[-1] += 1
+            self._sum += value
+            self._count += 1
+
+    def render(self) -> Iterable[str]:
+        yield f"# HELP {self.name} {self.help}"
+        yield f"# TYPE {self.name} histogram"
+        with self._lock:
+            counts, total, count = list(self._counts), self._sum, self._count
+        cumulative = 0
+        for bound, n in zip((*self.buckets, math.inf), counts, strict=True):
+            cumulative += n
+            yield f'{self.name}_bucket{{le="{_num(bound)}"}} {cumulative}'
+        yield f"{self.name}_sum {_num(total)}"
+        yield f"{self.name}_count {count}"
+
+
+class SelfMetrics:
+    def __init__(self) -> None:
+        self.received_items = Counter(
+            "otterscope_received_items_total", "Spans, log records and data points accepted and committed."
+        )
+        self.received_requests = Counter(
+            "otterscope_received_requests_total", "OTLP export requests answered, by outcome."
+        )
+        self.rejected_items = Counter(
+            "otterscope_rejected_items_total", "Items refused (whole requests or partial_success), by reason."
+        )
+        self.attributes_dropped = Counter(
+            "otterscope_attributes_dropped_total", "Attributes dropped by the per-item count limit."
+        )
+        self.attributes_truncated = Counter(
+            "otterscope_attributes_truncated_total", "Attribute values truncated by the length limit."
+        )
+        self.commit_seconds = Histogram(
+            "otterscope_commit_duration_seconds",
+            "Time to commit one group of batches to the store.",
+            (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        )
+        self.gauges: list[Gauge] = []
+
+    def gauge(self, name: str, help: str, read: Callable[[], float]) -> None:
+        self.gauges.append(Gauge(name, help, read))
+
+    def render(self) -> str:
+        lines: list[str] = []
+        for metric in (
+            self.received_items,
+            self.received_requests,
+            self.rejected_items,
+            self.attributes_dropped,
+            self.attributes_truncated,
+            self.commit_seconds,
+            *self.gauges,
+        ):
+            lines.extend(metric.render())
+        return "\n".join(lines) + "\n"

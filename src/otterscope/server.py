@@ -1,0 +1,197 @@
+"""One process, everything in it: store, writer, maintenance, OTLP/gRPC and the HTTP port.
+
+Start-up opens the store before any port listens. SIGTERM/SIGINT: stop listening and let
+in-flight requests finish (they answer once their data is committed), then drain the
+writer, close the store and exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from otterscope import __version__
+from otterscope.api.app import build_app
+from otterscope.api.auth import Authenticator
+from otterscope.api.guard import Guard, is_loopback
+from otterscope.api.state import AppState
+from otterscope.config import Settings
+from otterscope.errors import ConfigError
+from otterscope.ingest.budget import MemoryBudget
+from otterscope.ingest.grpc import OtlpGrpcReceiver
+from otterscope.ingest.http import OtlpHttpReceiver
+from otterscope.ingest.service import IngestService
+from otterscope.ingest.writer import Writer
+from otterscope.otlp.anyvalue import Limits
+from otterscope.selfmetrics import SelfMetrics
+from otterscope.store.embedded.store import EmbeddedOptions, EmbeddedStore
+
+log = logging.getLogger("otterscope")
+
+MAINTENANCE_PERIOD_S = 5.0
+
+
+def check_exposure(settings: Settings) -> None:
+    host = settings["server.host"]
+    if settings.tokens or settings["server.allow_anonymous"] or is_loopback(host):
+        return
+    raise ConfigError(
+        f"refusing to listen on {host!r} without a token: anyone who can reach it could read "
+        "and write your telemetry. Set one with OTTERSCOPE_AUTH_TOKEN=<secret> (or auth.tokens "
+        "in the config file), or pass --allow-anonymous if that is really what you want."
+    )
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: this process decides how to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Server:
+    def __init__(self, settings: Settings) -> None:
+        check_exposure(settings)
+        self.settings = settings
+        s = settings
+        self.metrics = SelfMetrics()
+        self.store = EmbeddedStore(
+            s.data_dir,
+            EmbeddedOptions(
+                memory_limit=s["storage.memory_limit"],
+                threads=s["storage.threads"],
+                seal_interval_s=s["storage.seal_interval"],
+                seal_rows=s["storage.seal_rows"],
+                retention_s=tuple((sig, s[f"retention.{sig}"]) for sig in ("traces", "logs", "metrics")),
+                max_bytes=s["retention.max_bytes"],
+            ),
+        )
+        self.writer = Writer(
+            self.store,
+            max_items=s["ingest.max_commit_items"],
+            max_spans_per_trace=s["ingest.max_spans_per_trace"],
+            retry_after=s["ingest.retry_after"],
+        )
+        self.writer.add_listener(lambda _seq, _b, seconds: self.metrics.commit_seconds.observe(seconds))
+        self.budget = MemoryBudget(s["ingest.memory_budget_bytes"], s["ingest.retry_after"])
+        self.auth = Authenticator(settings.tokens, s["auth.extra_header"])
+        self.ingest = IngestService(
+            self.writer,
+            self.budget,
+            Limits(s["ingest.attribute_count_limit"], s["ingest.attribute_value_length_limit"]),
+            self.metrics,
+            s["ingest.max_body_bytes"],
+        )
+        self.state = AppState(
+            settings=settings,
+            store=self.store,
+            writer=self.writer,
+            budget=self.budget,
+            auth=self.auth,
+            metrics=self.metrics,
+        )
+        self._register_gauges()
+        self._stop = threading.Event()
+        self._maintenance = threading.Thread(target=self._maintain, name="otterscope-maintenance", daemon=True)
+
+    def _register_gauges(self) -> None:
+        m = self.metrics
+        m.gauge("otterscope_queue_bytes", "Bytes held by requests being read, decoded and queued.", lambda: self.budget.used)
+        m.gauge("otterscope_queue_budget_bytes", "The ingest memory budget.", lambda: self.budget.total)
+        m.gauge("otterscope_queue_items", "Items decoded and waiting for the writer.", lambda: self.writer.queued_items)
+        m.gauge("otterscope_store_bytes", "Bytes the data dir takes on disk.", lambda: self.store.layout.disk_bytes())
+
+    def _maintain(self) -> None:
+        last_retention = 0.0
+        interval = self.settings["retention.interval"]
+        while not self._stop.wait(MAINTENANCE_PERIOD_S):
+            now = time.monotonic()
+            try:
+                self.store.maintain(time.time_ns(), retention=now - last_retention >= interval)
+            except Exception:
+                log.exception("maintenance failed; will try again")
+            else:
+                if now - last_retention >= interval:
+                    last_retention = now
+
+    async def run(self) -> int:
+        s = self.settings
+        host = s["server.host"]
+        tls = bool(s["server.tls_cert"])
+        self.writer.start()
+        self._maintenance.start()
+        grpc_receiver = OtlpGrpcReceiver(self.ingest, self.auth)
+        grpc_server = grpc_receiver.build_server(s["ingest.max_body_bytes"])
+        grpc_addr = f"[{host}]:{s['server.grpc_port']}" if ":" in host else f"{host}:{s['server.grpc_port']}"
+        if tls:
+            import grpc
+
+            with open(s["server.tls_key"], "rb") as k, open(s["server.tls_cert"], "rb") as c:
+                creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+            grpc_server.add_secure_port(grpc_addr, creds)
+        else:
+            grpc_server.add_insecure_port(grpc_addr)
+        app = Guard(
+            build_app(self.state, OtlpHttpReceiver(self.ingest, self.auth)),
+            bind_host=host,
+            allowed_hosts=s["server.allowed_hosts"],
+            cors_origins=s["cors.origins"],
+            requires_token=not self.auth.anonymous,
+        )
+        kwargs: dict[str, Any] = {}
+        if tls:
+            kwargs = {"ssl_certfile": s["server.tls_cert"], "ssl_keyfile": s["server.tls_key"]}
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=s["server.http_port"],
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            timeout_graceful_shutdown=int(s["server.shutdown_timeout"]),
+            **kwargs,
+        )
+        http_server = _QuietServer(config)
+        await grpc_server.start()
+        await grpc_receiver.set_serving(True)
+        http_task = asyncio.create_task(http_server.serve())
+        while not http_server.started:
+            if http_task.done():
+                await http_task
+                raise ConfigError(f"could not listen on {host}:{s['server.http_port']}")
+            await asyncio.sleep(0.01)
+        self.state.ready = True
+        scheme = "https" if tls else "http"
+        log.warning(
+            "otterscope %s: OTLP/HTTP and API on %s://%s:%s, OTLP/gRPC on %s, data in %s",
+            __version__, scheme, host, s["server.http_port"], grpc_addr, s.data_dir.resolve(),
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.warning("shutting down: finishing accepted requests")
+        self.state.ready = False
+        await grpc_receiver.set_serving(False)
+        grace = s["server.shutdown_timeout"]
+        http_server.should_exit = True
+        await asyncio.gather(grpc_server.stop(grace), http_task)
+        clean = await asyncio.to_thread(self.writer.drain, grace)
+        self._stop.set()
+        self._maintenance.join(grace)
+        self.store.close()
+        if not clean:
+            log.error("shutdown timeout reached before every accepted batch was committed")
+            return 1
+        log.warning("stopped cleanly")
+        return 0
