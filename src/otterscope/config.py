@@ -107,34 +107,162 @@ class Key:
 
 KEYS: tuple[Key, ...] = (
     Key("server", "host", "127.0.0.1", _str, "Address both ports bind to.", flag="--host"),
-    Key("server", "http_port", 4318, _int, "OTLP/HTTP, REST API and WebSocket port.", flag="--http-port"),
-    Key("server", "grpc_port", 4317, _int, "OTLP/gRPC port (also grpc.health.v1).", flag="--grpc-port"),
-    Key("server", "data_dir", "./otterscope-data", _str, "Where the embedded store keeps its files.", flag="--data-dir"),
-    Key("server", "tls_cert", "", _str, "PEM certificate; with tls_key, TLS on both ports.", flag="--tls-cert"),
+    Key(
+        "server",
+        "http_port",
+        4318,
+        _int,
+        "OTLP/HTTP, REST API and WebSocket port.",
+        flag="--http-port",
+    ),
+    Key(
+        "server",
+        "grpc_port",
+        4317,
+        _int,
+        "OTLP/gRPC port (also grpc.health.v1).",
+        flag="--grpc-port",
+    ),
+    Key(
+        "server",
+        "data_dir",
+        "./otterscope-data",
+        _str,
+        "Where the embedded store keeps its files.",
+        flag="--data-dir",
+    ),
+    Key(
+        "server",
+        "tls_cert",
+        "",
+        _str,
+        "PEM certificate; with tls_key, TLS on both ports.",
+        flag="--tls-cert",
+    ),
     Key("server", "tls_key", "", _str, "PEM private key for tls_cert.", flag="--tls-key"),
-    Key("server", "allow_anonymous", False, _bool, "Allow a non-loopback host with no token.", flag="--allow-anonymous"),
-    Key("server", "shutdown_timeout", 30.0, parse_seconds, "On SIGTERM, how long to finish and commit accepted data."),
-    Key("server", "allowed_hosts", (), _str_list, "Host header names accepted besides loopback names and the bind host.", file_only=True),
-    Key("auth", "token", "", _str, "One token with every scope, tenant 'default' (also OTTERSCOPE_AUTH_TOKEN)."),
-    Key("auth", "tokens", (), lambda v: v, "List of {token, tenant, scopes: [ingest, read, admin]}.", file_only=True),
-    Key("auth", "extra_header", "", _str, "Another header that may carry the token as its whole value (e.g. Oteleport-Access-Key)."),
-    Key("cors", "origins", (), _str_list, "Browser origins allowed to send and read (exact, or '*').", file_only=True),
-    Key("ingest", "max_body_bytes", 16 * 1024**2, parse_bytes, "Largest request body after decompression (413 above)."),
-    Key("ingest", "memory_budget_bytes", 256 * 1024**2, parse_bytes, "Bytes of requests being read, decoded and queued; 429 beyond it."),
+    Key(
+        "server",
+        "allow_anonymous",
+        False,
+        _bool,
+        "Allow a non-loopback host with no token.",
+        flag="--allow-anonymous",
+    ),
+    Key(
+        "server",
+        "shutdown_timeout",
+        30.0,
+        parse_seconds,
+        "On SIGTERM, how long to finish and commit accepted data.",
+    ),
+    Key(
+        "server",
+        "allowed_hosts",
+        (),
+        _str_list,
+        "Host header names accepted besides loopback names and the bind host.",
+        file_only=True,
+    ),
+    Key(
+        "auth",
+        "token",
+        "",
+        _str,
+        "One token with every scope, tenant 'default' (also OTTERSCOPE_AUTH_TOKEN).",
+    ),
+    Key(
+        "auth",
+        "tokens",
+        (),
+        lambda v: v,
+        "List of {token, tenant, scopes: [ingest, read, admin]}.",
+        file_only=True,
+    ),
+    Key(
+        "auth",
+        "extra_header",
+        "",
+        _str,
+        "Another header that may carry the token as its whole value (e.g. Oteleport-Access-Key).",
+    ),
+    Key(
+        "cors",
+        "origins",
+        (),
+        _str_list,
+        "Browser origins allowed to send and read (exact, or '*').",
+        file_only=True,
+    ),
+    Key(
+        "ingest",
+        "max_body_bytes",
+        16 * 1024**2,
+        parse_bytes,
+        "Largest request body after decompression (413 above).",
+    ),
+    Key(
+        "ingest",
+        "memory_budget_bytes",
+        256 * 1024**2,
+        parse_bytes,
+        "Bytes of requests being read, decoded and queued; 429 beyond it.",
+    ),
     Key("ingest", "retry_after", 1.0, parse_seconds, "Retry-After sent with 429 and 503 answers."),
     Key("ingest", "max_commit_items", 200_000, _int, "Most items one group commit takes."),
-    Key("ingest", "attribute_count_limit", 128, _int, "Attributes kept per item; more are dropped and counted."),
-    Key("ingest", "attribute_value_length_limit", 4096, _int, "Longest string or bytes attribute value; longer ones are truncated and counted."),
-    Key("ingest", "max_spans_per_trace", 50_000, _int, "Spans kept per trace; more are rejected through partial_success."),
+    Key(
+        "ingest",
+        "attribute_count_limit",
+        128,
+        _int,
+        "Attributes kept per item; more are dropped and counted.",
+    ),
+    Key(
+        "ingest",
+        "attribute_value_length_limit",
+        4096,
+        _int,
+        "Longest string or bytes attribute value; longer ones are truncated and counted.",
+    ),
+    Key(
+        "ingest",
+        "max_spans_per_trace",
+        50_000,
+        _int,
+        "Spans kept per trace; more are rejected through partial_success.",
+    ),
     Key("storage", "memory_limit", "512MB", _str, "DuckDB memory limit."),
     Key("storage", "threads", 2, _int, "DuckDB worker threads."),
-    Key("storage", "seal_interval", 3600.0, parse_seconds, "Age of the hot segment at which it is sealed into Parquet."),
-    Key("storage", "seal_rows", 2_000_000, _int, "Rows in the hot segment at which it is sealed early."),
-    Key("storage", "cursor_encryption_key", "", _str, "Key for paging cursors; generated into the data dir when empty."),
+    Key(
+        "storage",
+        "seal_interval",
+        3600.0,
+        parse_seconds,
+        "Age of the hot segment at which it is sealed into Parquet.",
+    ),
+    Key(
+        "storage",
+        "seal_rows",
+        2_000_000,
+        _int,
+        "Rows in the hot segment at which it is sealed early.",
+    ),
+    Key(
+        "storage",
+        "cursor_encryption_key",
+        "",
+        _str,
+        "Key for paging cursors; generated into the data dir when empty.",
+    ),
     Key("retention", "traces", 7 * 86400.0, parse_seconds, "How long spans are kept."),
     Key("retention", "logs", 7 * 86400.0, parse_seconds, "How long log records are kept."),
     Key("retention", "metrics", 7 * 86400.0, parse_seconds, "How long metric points are kept."),
-    Key("retention", "max_bytes", 0, parse_bytes, "Total size of sealed files; oldest deleted beyond it (0 = off)."),
+    Key(
+        "retention",
+        "max_bytes",
+        0,
+        parse_bytes,
+        "Total size of sealed files; oldest deleted beyond it (0 = off).",
+    ),
     Key("retention", "interval", 60.0, parse_seconds, "How often retention runs."),
 )
 
@@ -187,7 +315,11 @@ def _parse_tokens(raw: Any) -> tuple[TokenConfig, ...]:
         raise ConfigError("auth.tokens must be a list of {token, tenant, scopes}")
     out = []
     for i, item in enumerate(raw):
-        if not isinstance(item, dict) or not isinstance(item.get("token"), str) or not item["token"]:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("token"), str)
+            or not item["token"]
+        ):
             raise ConfigError(f"auth.tokens[{i}] needs a non-empty 'token'")
         scopes = item.get("scopes", sorted(SCOPES))
         if not isinstance(scopes, list) or not set(scopes) <= SCOPES:
@@ -257,7 +389,11 @@ def load(
         tokens = (TokenConfig(values["auth.token"], "default", SCOPES), *tokens)
     if bool(values["server.tls_cert"]) != bool(values["server.tls_key"]):
         raise ConfigError("server.tls_cert and server.tls_key go together: set both or neither")
-    for positive in ("ingest.max_body_bytes", "ingest.memory_budget_bytes", "ingest.max_commit_items"):
+    for positive in (
+        "ingest.max_body_bytes",
+        "ingest.memory_budget_bytes",
+        "ingest.max_commit_items",
+    ):
         if values[positive] <= 0:
             raise ConfigError(f"{positive} must be positive")
     if values["ingest.memory_budget_bytes"] < values["ingest.max_body_bytes"]:

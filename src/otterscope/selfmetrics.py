@@ -106,19 +106,22 @@ class Histogram:
 class SelfMetrics:
     def __init__(self) -> None:
         self.received_items = Counter(
-            "otterscope_received_items_total", "Spans, log records and data points accepted and committed."
+            "otterscope_received_items_total",
+            "Spans, log records and data points accepted and committed.",
         )
         self.received_requests = Counter(
             "otterscope_received_requests_total", "OTLP export requests answered, by outcome."
         )
         self.rejected_items = Counter(
-            "otterscope_rejected_items_total", "Items refused (whole requests or partial_success), by reason."
+            "otterscope_rejected_items_total",
+            "Items refused (whole requests or partial_success), by reason.",
         )
         self.attributes_dropped = Counter(
             "otterscope_attributes_dropped_total", "Attributes dropped by the per-item count limit."
         )
         self.attributes_truncated = Counter(
-            "otterscope_attributes_truncated_total", "Attribute values truncated by the length limit."
+            "otterscope_attributes_truncated_total",
+            "Attribute values truncated by the length limit.",
         )
         self.commit_seconds = Histogram(
             "otterscope_commit_duration_seconds",
@@ -132,7 +135,7 @@ class SelfMetrics:
 
     def render(self) -> str:
         lines: list[str] = []
-        for metric in (
+        metrics: list[Counter | Histogram | Gauge] = [
             self.received_items,
             self.received_requests,
             self.rejected_items,
@@ -140,6 +143,7 @@ class SelfMetrics:
             self.attributes_truncated,
             self.commit_seconds,
             *self.gauges,
-        ):
+        ]
+        for metric in metrics:
             lines.extend(metric.render())
         return "\n".join(lines) + "\n"

@@ -71,7 +71,9 @@ class Server:
                 threads=s["storage.threads"],
                 seal_interval_s=s["storage.seal_interval"],
                 seal_rows=s["storage.seal_rows"],
-                retention_s=tuple((sig, s[f"retention.{sig}"]) for sig in ("traces", "logs", "metrics")),
+                retention_s=tuple(
+                    (sig, s[f"retention.{sig}"]) for sig in ("traces", "logs", "metrics")
+                ),
                 max_bytes=s["retention.max_bytes"],
             ),
         )
@@ -81,7 +83,9 @@ class Server:
             max_spans_per_trace=s["ingest.max_spans_per_trace"],
             retry_after=s["ingest.retry_after"],
         )
-        self.writer.add_listener(lambda _seq, _b, seconds: self.metrics.commit_seconds.observe(seconds))
+        self.writer.add_listener(
+            lambda _seq, _b, seconds: self.metrics.commit_seconds.observe(seconds)
+        )
         self.budget = MemoryBudget(s["ingest.memory_budget_bytes"], s["ingest.retry_after"])
         self.auth = Authenticator(settings.tokens, s["auth.extra_header"])
         self.ingest = IngestService(
@@ -101,14 +105,30 @@ class Server:
         )
         self._register_gauges()
         self._stop = threading.Event()
-        self._maintenance = threading.Thread(target=self._maintain, name="otterscope-maintenance", daemon=True)
+        self._maintenance = threading.Thread(
+            target=self._maintain, name="otterscope-maintenance", daemon=True
+        )
 
     def _register_gauges(self) -> None:
         m = self.metrics
-        m.gauge("otterscope_queue_bytes", "Bytes held by requests being read, decoded and queued.", lambda: self.budget.used)
-        m.gauge("otterscope_queue_budget_bytes", "The ingest memory budget.", lambda: self.budget.total)
-        m.gauge("otterscope_queue_items", "Items decoded and waiting for the writer.", lambda: self.writer.queued_items)
-        m.gauge("otterscope_store_bytes", "Bytes the data dir takes on disk.", lambda: self.store.layout.disk_bytes())
+        m.gauge(
+            "otterscope_queue_bytes",
+            "Bytes held by requests being read, decoded and queued.",
+            lambda: self.budget.used,
+        )
+        m.gauge(
+            "otterscope_queue_budget_bytes", "The ingest memory budget.", lambda: self.budget.total
+        )
+        m.gauge(
+            "otterscope_queue_items",
+            "Items decoded and waiting for the writer.",
+            lambda: self.writer.queued_items,
+        )
+        m.gauge(
+            "otterscope_store_bytes",
+            "Bytes the data dir takes on disk.",
+            lambda: self.store.layout.disk_bytes(),
+        )
 
     def _maintain(self) -> None:
         last_retention = 0.0
@@ -131,7 +151,11 @@ class Server:
         self._maintenance.start()
         grpc_receiver = OtlpGrpcReceiver(self.ingest, self.auth)
         grpc_server = grpc_receiver.build_server(s["ingest.max_body_bytes"])
-        grpc_addr = f"[{host}]:{s['server.grpc_port']}" if ":" in host else f"{host}:{s['server.grpc_port']}"
+        grpc_addr = (
+            f"[{host}]:{s['server.grpc_port']}"
+            if ":" in host
+            else f"{host}:{s['server.grpc_port']}"
+        )
         if tls:
             import grpc
 
@@ -173,7 +197,12 @@ class Server:
         scheme = "https" if tls else "http"
         log.warning(
             "otterscope %s: OTLP/HTTP and API on %s://%s:%s, OTLP/gRPC on %s, data in %s",
-            __version__, scheme, host, s["server.http_port"], grpc_addr, s.data_dir.resolve(),
+            __version__,
+            scheme,
+            host,
+            s["server.http_port"],
+            grpc_addr,
+            s.data_dir.resolve(),
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -57,10 +57,10 @@ class Authenticator:
             if scheme.lower() == "bearer" and value.strip():
                 return value.strip()
         if self._extra:
-            value = headers.get(self._extra)
-            if value:
-                scheme, _, rest = value.partition(" ")
-                return rest.strip() if scheme.lower() == "bearer" and rest else value.strip()
+            extra = headers.get(self._extra)
+            if extra:
+                scheme, _, rest = extra.partition(" ")
+                return rest.strip() if scheme.lower() == "bearer" and rest else extra.strip()
         return None
 
     def authenticate(

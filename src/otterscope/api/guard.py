@@ -84,17 +84,26 @@ class Guard:
         headers = Headers(scope=scope)
         host = headers.get("host")
         if not self.host_allowed(host):
-            await self._refuse(scope, receive, send, f"Host {host!r} is not allowed (configure server.allowed_hosts)")
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                f"Host {host!r} is not allowed (configure server.allowed_hosts)",
+            )
             return
         origin = headers.get("origin")
         if origin is None:
             await self.app(scope, receive, send)
             return
         if not self.origin_allowed(origin, host):
-            await self._refuse(scope, receive, send, f"Origin {origin!r} is not allowed (configure cors.origins)")
+            await self._refuse(
+                scope, receive, send, f"Origin {origin!r} is not allowed (configure cors.origins)"
+            )
             return
-        if scope["type"] == "http" and scope["method"] == "OPTIONS" and headers.get(
-            "access-control-request-method"
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "OPTIONS"
+            and headers.get("access-control-request-method")
         ):
             await send(
                 {
@@ -105,7 +114,10 @@ class Guard:
                         (b"access-control-allow-methods", _ALLOW_METHODS.encode()),
                         (
                             b"access-control-allow-headers",
-                            (headers.get("access-control-request-headers") or _DEFAULT_ALLOW_HEADERS).encode(),
+                            (
+                                headers.get("access-control-request-headers")
+                                or _DEFAULT_ALLOW_HEADERS
+                            ).encode(),
                         ),
                         (b"access-control-max-age", b"600"),
                         (b"vary", b"Origin"),

@@ -33,7 +33,9 @@ async def health(request: Request) -> Response:
             "uptimeSeconds": round(time.time() - state.started_at, 3),
             "ingest": {
                 "receivedItems": {
-                    s: int(sum(m.received_items.value(signal=s, transport=t) for t in ("http", "grpc")))
+                    s: int(
+                        sum(m.received_items.value(signal=s, transport=t) for t in ("http", "grpc"))
+                    )
                     for s in ("traces", "logs", "metrics")
                 },
                 "rejectedItems": int(m.rejected_items.total()),

@@ -14,7 +14,15 @@ from otterscope.query import params as p
 from otterscope.query.model import LogQuery
 from otterscope.query.shapes import log_to_api
 
-SEVERITIES = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "WARNING": 13, "ERROR": 17, "FATAL": 21}
+SEVERITIES = {
+    "TRACE": 1,
+    "DEBUG": 5,
+    "INFO": 9,
+    "WARN": 13,
+    "WARNING": 13,
+    "ERROR": 17,
+    "FATAL": 21,
+}
 _PARAMS = {"service", "severity", "q", "traceId", "spanId", "start", "end", "limit", "cursor"}
 
 

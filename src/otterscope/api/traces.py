@@ -16,8 +16,17 @@ from otterscope.query.shapes import span_to_api, spans_to_otlp_json
 
 _STATUS = {"unset": 0, "ok": 1, "error": 2}
 _SEARCH_PARAMS = {
-    "service", "operation", "status", "minDuration", "maxDuration", "minTraceDuration",
-    "maxTraceDuration", "start", "end", "limit", "cursor",
+    "service",
+    "operation",
+    "status",
+    "minDuration",
+    "maxDuration",
+    "minTraceDuration",
+    "maxTraceDuration",
+    "start",
+    "end",
+    "limit",
+    "cursor",
 }
 
 

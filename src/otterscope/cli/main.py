@@ -49,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
         help="allow binding a non-loopback host without any token",
     )
     serve.add_argument(
-        "--log-level", default="warning", choices=["debug", "info", "warning", "error"],
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
         help="log verbosity (default warning)",
     )
     return parser

@@ -114,9 +114,7 @@ def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"request body exceeds the limit of {limit} bytes after decompression")
 
 
-async def read_body(
-    chunks: AsyncIterator[bytes], encoding: str, limit: int, lease: Lease
-) -> bytes:
+async def read_body(chunks: AsyncIterator[bytes], encoding: str, limit: int, lease: Lease) -> bytes:
     """Read and decompress a body, holding its bytes in ``lease``; raise at ``limit``."""
     decoder = _decoder(encoding)
     parts: list[bytes] = []

@@ -67,11 +67,17 @@ class OtlpGrpcReceiver:
         async def export(body: bytes, context: grpc.aio.ServicerContext) -> Any:
             lease = self.service.lease()
             try:
-                metadata = {k.lower(): v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+                metadata = {
+                    k.lower(): v
+                    for k, v in context.invocation_metadata() or ()
+                    if isinstance(v, str)
+                }
                 principal = self.auth.authenticate(metadata)
                 principal.require("ingest")
                 lease.take(len(body))
-                return await self.service.export(signal, principal.tenant, body, "protobuf", lease, "grpc")
+                return await self.service.export(
+                    signal, principal.tenant, body, "protobuf", lease, "grpc"
+                )
             except OtterscopeError as exc:
                 if exc.status >= 500:
                     log.warning("OTLP/gRPC %s failed with %s: %s", signal, exc.status, exc.message)

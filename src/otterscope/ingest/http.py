@@ -48,7 +48,9 @@ class OtlpHttpReceiver:
             fmt = _format_of(request)
             if request.method != "POST":
                 return status_response(
-                    MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}", allow=allow),
+                    MethodNotAllowed(
+                        f"{request.method} is not allowed on {request.url.path}", allow=allow
+                    ),
                     fmt,
                 )
             lease = self.service.lease()

@@ -128,7 +128,9 @@ def parse_request(signal: str, body: bytes, fmt: Format) -> Message:
         try:
             message.ParseFromString(body)
         except DecodeError as exc:
-            raise BadRequest(f"body is not a valid OTLP protobuf {message.DESCRIPTOR.name}: {exc}") from None
+            raise BadRequest(
+                f"body is not a valid OTLP protobuf {message.DESCRIPTOR.name}: {exc}"
+            ) from None
         return message
     try:
         doc = orjson.loads(body) if body else {}
@@ -140,7 +142,9 @@ def parse_request(signal: str, body: bytes, fmt: Format) -> Message:
     try:
         json_format.ParseDict(doc, message, ignore_unknown_fields=True)
     except json_format.ParseError as exc:
-        raise BadRequest(f"body is not a valid OTLP/JSON {message.DESCRIPTOR.name}: {exc}") from None
+        raise BadRequest(
+            f"body is not a valid OTLP/JSON {message.DESCRIPTOR.name}: {exc}"
+        ) from None
     return message
 
 
@@ -152,12 +156,13 @@ def parse_request_message(signal: str, message: Message) -> Message:
 
 
 def response_message(signal: str, rejected: int, message: str) -> Message:
-    response = RESPONSES[signal]()
+    response: Any = RESPONSES[signal]()
     if rejected or message:
         ps = response.partial_success
         setattr(ps, _REJECTED_FIELD[signal], rejected)
         ps.error_message = message
-    return response
+    out: Message = response
+    return out
 
 
 def encode_message(message: Message, fmt: Format) -> bytes:

@@ -15,7 +15,15 @@ from otterscope.errors import BadRequest
 DEFAULT_WINDOW_NS = 24 * 3600 * 1_000_000_000
 MAX_LIMIT = 1000
 _GO_DURATION = re.compile(r"((?:\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))")
-_GO_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_GO_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "ms": 1_000_000,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+}
 
 
 def parse_time(name: str, value: str) -> int:
@@ -56,7 +64,9 @@ def parse_duration(name: str, value: str) -> int:
             raise BadRequest(f"{name}: duration must be a non-negative number")
         return int(ms * 1_000_000)
     if not text or _GO_DURATION.sub("", text):
-        raise BadRequest(f"{name}: {value!r} is not a duration (e.g. 250ms, 1.5s, 2m, or milliseconds)")
+        raise BadRequest(
+            f"{name}: {value!r} is not a duration (e.g. 250ms, 1.5s, 2m, or milliseconds)"
+        )
     return int(sum(float(num) * _GO_UNITS[unit] for _, num, unit in _GO_DURATION.findall(text)))
 
 

@@ -88,7 +88,9 @@ class Layout:
             try:
                 found = int(json.loads(marker.read_text())["layout_version"])
             except (ValueError, KeyError, TypeError) as exc:
-                raise StoreError(f"{marker} is damaged ({exc}); it must hold layout_version") from None
+                raise StoreError(
+                    f"{marker} is damaged ({exc}); it must hold layout_version"
+                ) from None
             if found > LAYOUT_VERSION:
                 raise LayoutTooNew(
                     f"data dir {self.root} has layout version {found}, written by a newer "
@@ -109,7 +111,13 @@ class Layout:
         return sorted(int(m.group(1)) for p in self.hot.iterdir() if (m := _SEG_RE.search(p.name)))
 
     def parquet_path(self, signal: str, tenant: str, hour: str, segment: int) -> Path:
-        return self.parquet / signal / f"tenant={tenant}" / f"hour={hour}" / f"seg-{segment:06d}.parquet"
+        return (
+            self.parquet
+            / signal
+            / f"tenant={tenant}"
+            / f"hour={hour}"
+            / f"seg-{segment:06d}.parquet"
+        )
 
     def sealed_files(self) -> list[SealedFile]:
         out = []

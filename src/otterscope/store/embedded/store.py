@@ -10,6 +10,7 @@ Who does what (see ARCHITECTURE.md):
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -144,10 +145,9 @@ class EmbeddedStore:
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 self._seq -= 1
-                try:
+                # The transaction may already be gone; the original error is what matters.
+                with contextlib.suppress(duckdb.Error):
                     con.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass  # the transaction is already gone; the original error is what matters
                 raise StoreError(f"commit failed: {exc}") from exc
             self._active_rows += rows
             if (
@@ -207,7 +207,9 @@ class EmbeddedStore:
                 tmp.replace(path)
                 fsync_path(path.parent)
                 written.append(
-                    SealedFile(path, signal, tenant, int(hour) * HOUR_NS, number, path.stat().st_size)
+                    SealedFile(
+                        path, signal, tenant, int(hour) * HOUR_NS, number, path.stat().st_size
+                    )
                 )
         _write_durably(self.layout.sealed_marker(number), b"sealed\n")
         with self._sources_lock.write():
@@ -225,7 +227,9 @@ class EmbeddedStore:
             if f.hour_start_ns + HOUR_NS <= now_ns - int(limits[f.signal] * 1e9)
         ]
         if self.options.max_bytes:
-            keep = sorted((f for f in self._files if f not in doomed), key=lambda f: f.hour_start_ns)
+            keep = sorted(
+                (f for f in self._files if f not in doomed), key=lambda f: f.hour_start_ns
+            )
             total = sum(f.size for f in keep)
             while keep and total > self.options.max_bytes:
                 oldest = keep.pop(0)
@@ -247,7 +251,11 @@ class EmbeddedStore:
     # -- reading (any thread) -----------------------------------------------------------
 
     def _source(
-        self, signal: str, tenant: str | None, start_ns: int | None = None, end_ns: int | None = None
+        self,
+        signal: str,
+        tenant: str | None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
     ) -> str:
         files = [
             str(f.path)
@@ -259,7 +267,9 @@ class EmbeddedStore:
         ]
         return sql.source(signal, [_alias(n) for n in self._segments], files)
 
-    def _fetch(self, statement: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def _fetch(
+        self, statement: str, params: Sequence[Any]
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
         cur = self._con.cursor()
         try:
             cur.execute(statement, list(params))
@@ -272,14 +282,14 @@ class EmbeddedStore:
 
     def get_trace(self, tenant: str, trace_id: bytes) -> list[Row]:
         with self._sources_lock.read():
-            names, rows = self._fetch(sql.trace_spans(self._source("traces", tenant)), [tenant, trace_id])
+            names, rows = self._fetch(
+                sql.trace_spans(self._source("traces", tenant)), [tenant, trace_id]
+            )
         return [dict(zip(names, r, strict=True)) for r in rows]
 
     def search_traces(self, tenant: str, query: TraceQuery) -> list[TraceSummary]:
         with self._sources_lock.read():
-            statement, params = sql.search_traces(
-                self._source("traces", tenant), tenant, query
-            )
+            statement, params = sql.search_traces(self._source("traces", tenant), tenant, query)
             _, rows = self._fetch(statement, params)
         return [
             TraceSummary(
@@ -314,7 +324,10 @@ class EmbeddedStore:
                 hot[signal] = total
             files = len(self._files)
         return StoreStats(
-            disk_bytes=self.layout.disk_bytes(), hot_rows=hot, sealed_files=files, last_seq=self._seq
+            disk_bytes=self.layout.disk_bytes(),
+            hot_rows=hot,
+            sealed_files=files,
+            last_seq=self._seq,
         )
 
     def close(self) -> None:
