@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -33,6 +34,8 @@ class RunningServer:
     proc: subprocess.Popen[bytes] | None = None
     token: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    ready_url: str | None = None
+    verify: ssl.SSLContext | bool = True
 
     @property
     def url(self) -> str:
@@ -49,10 +52,16 @@ class RunningServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "otterscope", "serve",
-                "--data-dir", str(self.data_dir),
-                "--http-port", str(self.http_port),
-                "--grpc-port", str(self.grpc_port),
+                sys.executable,
+                "-m",
+                "otterscope",
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--http-port",
+                str(self.http_port),
+                "--grpc-port",
+                str(self.grpc_port),
                 *self.args,
             ],
             env=self.env,
@@ -64,7 +73,8 @@ class RunningServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                ready = self.ready_url or f"{self.url}/ready"
+                if httpx.get(ready, timeout=1, verify=self.verify).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
