@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime
-import ssl
 import ipaddress
+import ssl
 from pathlib import Path
 
 import grpc
