@@ -128,7 +128,7 @@ KEYS: tuple[Key, ...] = (
         "data_dir",
         "./otterscope-data",
         _str,
-        "Where the embedded store keeps its files.",
+        "Where the embedded store keeps its files (also OTTERSCOPE_DATA_DIR).",
         flag="--data-dir",
     ),
     Key(
@@ -321,6 +321,12 @@ def _parse_tokens(raw: Any) -> tuple[TokenConfig, ...]:
             or not item["token"]
         ):
             raise ConfigError(f"auth.tokens[{i}] needs a non-empty 'token'")
+        # A misspelt key (e.g. 'scope') must not silently grant every scope.
+        unknown = sorted(str(k) for k in item if k not in ("token", "tenant", "scopes"))
+        if unknown:
+            raise ConfigError(
+                f"auth.tokens[{i}]: unknown key(s) {unknown}; expected token, tenant, scopes"
+            )
         scopes = item.get("scopes", sorted(SCOPES))
         if not isinstance(scopes, list) or not set(scopes) <= SCOPES:
             raise ConfigError(f"auth.tokens[{i}].scopes must be a list drawn from {sorted(SCOPES)}")
@@ -387,6 +393,12 @@ def load(
     tokens = _parse_tokens(values["auth.tokens"])
     if values["auth.token"]:
         tokens = (TokenConfig(values["auth.token"], "default", SCOPES), *tokens)
+    # One token, one tenant: a token listed twice would make its tenant ambiguous.
+    offset = 1 if values["auth.token"] else 0
+    for i, t in enumerate(tokens):
+        if any(t.token == u.token for u in tokens[:i]):
+            where = f"auth.tokens[{i - offset}]"
+            raise ConfigError(f"{where} repeats a token already configured (auth.token or earlier)")
     if bool(values["server.tls_cert"]) != bool(values["server.tls_key"]):
         raise ConfigError("server.tls_cert and server.tls_key go together: set both or neither")
     for positive in (

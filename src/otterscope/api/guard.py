@@ -12,15 +12,20 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from otterscope.api.errors import error_response
 from otterscope.errors import Forbidden
+from otterscope.ingest.http import _format_of, status_response
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 _WILDCARDS = {"0.0.0.0", "::", ""}
 _ALLOW_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 _DEFAULT_ALLOW_HEADERS = "authorization, content-type, content-encoding"
+# OTLP export paths: their error bodies are a google.rpc.Status (SPEC §2), except GET on
+# /v1/traces, which is the otel-worker JSON API.
+_OTLP_PATHS = {"/v1/traces", "/v1/metrics", "/v1/logs"}
 
 
 def _hostname(host_header: str) -> str:
@@ -142,5 +147,9 @@ class Guard:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
             return
-        response = error_response(Forbidden(message))
+        if scope["path"] in _OTLP_PATHS and scope["method"] != "GET":
+            request = Request(scope)
+            response = status_response(Forbidden(message), _format_of(request))
+        else:
+            response = error_response(Forbidden(message))
         await response(scope, receive, send)

@@ -12,7 +12,7 @@ from starlette.routing import Route
 from otterscope import __version__
 from otterscope.api.responses import json_response
 from otterscope.api.state import api_endpoint, app_state, principal
-from otterscope.errors import Unauthorized
+from otterscope.errors import Forbidden, Unauthorized
 
 
 @api_endpoint
@@ -21,8 +21,9 @@ async def health(request: Request) -> Response:
     status = "draining" if state.writer.draining else ("ok" if state.ready else "starting")
     try:
         principal(request, "read")
-    except Unauthorized:
-        # Without a token only the minimal answer: whether the server is up.
+    except (Unauthorized, Forbidden):
+        # Without a token only the minimal answer: whether the server is up. A token
+        # without 'read' gets the same, never less than no token at all.
         return json_response({"status": status})
     stats = await run_in_threadpool(state.store.stats)
     m = state.metrics

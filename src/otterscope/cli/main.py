@@ -86,10 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args)
     except ConfigError as exc:
-        print(f"otterscope: configuration error: {exc.message}", file=sys.stderr)
+        # One line, whatever the message holds (YAML parse errors span several).
+        print(f"otterscope: configuration error: {' '.join(exc.message.split())}", file=sys.stderr)
         return 2
     except OtterscopeError as exc:
-        print(f"otterscope: {exc.message}", file=sys.stderr)
+        print(f"otterscope: {' '.join(exc.message.split())}", file=sys.stderr)
         return 1
     parser.error(f"unknown command {args.command}")
     return 2

@@ -215,11 +215,14 @@ class EmbeddedStore:
                     )
                 )
         _write_durably(self.layout.sealed_marker(number), b"sealed\n")
-        with self._sources_lock.write():
+        # The writer uses ``self._con`` itself (not a cursor) and DuckDB refuses a second
+        # call on a busy connection: DETACH waits for the write lock. It goes first, so a
+        # failure leaves the segment retired, to be sealed again.
+        with self._write_lock, self._sources_lock.write():
+            self._con.execute(sql.detach(alias))
             self._files.extend(written)
             self._retired.remove(number)
             self._segments.remove(number)
-            self._con.execute(sql.detach(alias))
         self.layout.remove_segment_files(number)
 
     def _enforce_retention(self, now_ns: int) -> None:
