@@ -597,11 +597,48 @@ def test_grpc_ok_and_invalid_argument(anon: RunningServer) -> None:
     assert status_details(error).code == INVALID_ARGUMENT
 
 
-def test_grpc_resource_exhausted_with_retry_info(tight: RunningServer) -> None:
-    # Within the message size limit, but decoded it needs more than the whole budget.
+def test_grpc_request_larger_than_the_whole_budget(tight: RunningServer) -> None:
+    # Within the message size limit, but decoded it needs more than the whole budget:
+    # retrying cannot help, so no RetryInfo.
     body = many_spans_proto(2000)
     assert len(body) < TIGHT
     error = grpc_error(tight, body)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = status_details(error)
+    assert status.code == RESOURCE_EXHAUSTED
+    assert "whole ingest memory budget" in status.message
+    assert len(status.details) == 0
+    assert _queue_bytes(tight) == 0
+
+
+def test_grpc_resource_exhausted_with_retry_info(tight: RunningServer) -> None:
+    # A slow HTTP sender holds most of the budget ...
+    slow_trace = secrets.token_hex(16)
+    slow_body = _budget_request(slow_trace)
+    held = len(slow_body) - 100
+    release = threading.Event()
+
+    def slow_chunks() -> Iterator[bytes]:
+        yield slow_body[:held]
+        release.wait(30)
+        yield slow_body[held:]
+
+    # Decoded, 1000 of these spans take ~190 kB: they fit an empty budget, not what is left.
+    body = many_spans_proto(1000)
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(
+            httpx.post, f"{tight.url}/v1/traces", content=slow_chunks(), headers=JSON, timeout=60
+        )
+        try:
+            deadline = time.monotonic() + 15
+            while _queue_bytes(tight) < held:
+                assert time.monotonic() < deadline, "the slow request never held its bytes"
+                time.sleep(0.02)
+            # ... so a gRPC export that would fit an empty budget must wait: RetryInfo.
+            error = grpc_error(tight, body)
+        finally:
+            release.set()
+        assert slow.result().status_code == 200
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     status = status_details(error)
     assert status.code == RESOURCE_EXHAUSTED
@@ -611,8 +648,9 @@ def test_grpc_resource_exhausted_with_retry_info(tight: RunningServer) -> None:
     info = RetryInfo()
     status.details[0].Unpack(info)
     assert info.retry_delay.seconds == 2
-    # The budget was given back: a small request goes through.
-    assert not grpc_export(tight, one_span_proto()).HasField("partial_success")
+    # The budget was given back: the same request now goes through.
+    assert _queue_bytes(tight) == 0
+    assert not grpc_export(tight, body).HasField("partial_success")
 
 
 def test_grpc_unauthenticated_and_permission_denied(secured: RunningServer) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from otterscope.errors import Overloaded
+from otterscope.errors import Overloaded, PayloadTooLarge
 
 
 class MemoryBudget:
@@ -48,6 +48,12 @@ class Lease:
         self.held = 0
 
     def take(self, n: int) -> None:
+        if self.held + n > self.budget.total:
+            # Waiting would not help: this request alone needs more than the whole budget.
+            raise PayloadTooLarge(
+                f"request needs more than the whole ingest memory budget of "
+                f"{self.budget.total} bytes once decoded; send smaller batches"
+            )
         self.budget.take(n)
         self.held += n
 
