@@ -110,11 +110,11 @@ class EmbeddedStore:
 
     def _max_seq(self) -> int:
         best = 0
-        cur = self._con.cursor()
-        for signal in SIGNALS:
-            value = cur.execute(sql.max_seq(signal, self._source(signal, None))).fetchone()
-            if value and value[0] is not None:
-                best = max(best, int(value[0]))
+        with self._con.cursor() as cur:
+            for signal in SIGNALS:
+                value = cur.execute(sql.max_seq(signal, self._source(signal, None))).fetchone()
+                if value and value[0] is not None:
+                    best = max(best, int(value[0]))
         return best
 
     # -- writing (the ingest writer thread only) -------------------------------------------
@@ -196,8 +196,24 @@ class EmbeddedStore:
 
     def _seal(self, number: int) -> None:
         alias = _alias(number)
-        cur = self._con.cursor()
         written: list[SealedFile] = []
+        with self._con.cursor() as cur:
+            self._write_files(cur, alias, number, written)
+        _write_durably(self.layout.sealed_marker(number), b"sealed\n")
+        # The writer uses ``self._con`` itself (not a cursor) and DuckDB refuses a second
+        # call on a busy connection: DETACH waits for the write lock. It goes first, so a
+        # failure leaves the segment retired, to be sealed again.
+        with self._write_lock, self._sources_lock.write():
+            self._con.execute(sql.detach(alias))
+            self._files.extend(written)
+            self._retired.remove(number)
+            self._segments.remove(number)
+        self.layout.remove_segment_files(number)
+
+    def _write_files(
+        self, cur: duckdb.DuckDBPyConnection, alias: str, number: int, written: list[SealedFile]
+    ) -> None:
+        """One sorted Parquet file per (signal, tenant, hour) of a segment, each durable."""
         for signal in SIGNALS:
             groups = cur.execute(sql.seal_groups(alias, signal)).fetchall()
             for tenant, hour in groups:
@@ -214,16 +230,6 @@ class EmbeddedStore:
                         path, signal, tenant, int(hour) * HOUR_NS, number, path.stat().st_size
                     )
                 )
-        _write_durably(self.layout.sealed_marker(number), b"sealed\n")
-        # The writer uses ``self._con`` itself (not a cursor) and DuckDB refuses a second
-        # call on a busy connection: DETACH waits for the write lock. It goes first, so a
-        # failure leaves the segment retired, to be sealed again.
-        with self._write_lock, self._sources_lock.write():
-            self._con.execute(sql.detach(alias))
-            self._files.extend(written)
-            self._retired.remove(number)
-            self._segments.remove(number)
-        self.layout.remove_segment_files(number)
 
     def _enforce_retention(self, now_ns: int) -> None:
         limits = dict(self.options.retention_s)
