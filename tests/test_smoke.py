@@ -14,7 +14,9 @@ def test_span_round_trip_over_http_json(server: RunningServer) -> None:
     body = {
         "resourceSpans": [
             {
-                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]
+                },
                 "scopeSpans": [
                     {
                         "spans": [
