@@ -242,9 +242,9 @@ KEYS: tuple[Key, ...] = (
     Key(
         "storage",
         "seal_rows",
-        2_000_000,
+        500_000,
         _int,
-        "Rows in the hot segment at which it is sealed early.",
+        "Rows in the hot segment at which it is sealed early (bounds the memory hot rows take).",
     ),
     Key(
         "storage",

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from otterscope.otlp.schema import SCHEMAS, TABLES
 from otterscope.query.model import LogQuery, TraceQuery
+from otterscope.store.embedded.normalize import RESOURCE_COLUMNS, SCOPE_COLUMNS
 
 _TYPES = {
     pa.string(): "VARCHAR",
@@ -53,9 +54,45 @@ def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def create_table(schema_name: str, signal: str) -> str:
-    cols = ", ".join(f"{f.name} {_TYPES[f.type]}" for f in SCHEMAS[signal])
-    return f"CREATE TABLE IF NOT EXISTS {schema_name}.{TABLES[signal]} ({cols})"
+def _ddl(fields: Sequence[tuple[str, str]]) -> str:
+    return ", ".join(f"{name} {kind}" for name, kind in fields)
+
+
+def _schema_fields(signal: str) -> list[tuple[str, str]]:
+    return [(f.name, _TYPES[f.type]) for f in SCHEMAS[signal]]
+
+
+def _hot_fields(signal: str) -> list[tuple[str, str]]:
+    moved = {*RESOURCE_COLUMNS, *SCOPE_COLUMNS}
+    return [
+        *((n, t) for n, t in _schema_fields(signal) if n not in moved),
+        ("resource_id", "UBIGINT"),
+        ("scope_id", "UBIGINT"),
+    ]
+
+
+def _only(signal: str, names: Sequence[str]) -> list[tuple[str, str]]:
+    types = dict(_schema_fields(signal))
+    return [("id", "UBIGINT"), *((n, types[n]) for n in names)]
+
+
+def create_empty_table(signal: str) -> str:
+    """A table of the full schema with no rows: the source when nothing is stored yet."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS main.empty_{TABLES[signal]} ({_ddl(_schema_fields(signal))})"
+    )
+
+
+def create_hot_tables(alias: str) -> list[str]:
+    """A hot segment: each signal's rows, and the resources and scopes they point to."""
+    return [
+        *(
+            f"CREATE TABLE IF NOT EXISTS {alias}.{TABLES[signal]} ({_ddl(_hot_fields(signal))})"
+            for signal in SCHEMAS
+        ),
+        f"CREATE TABLE IF NOT EXISTS {alias}.resources ({_ddl(_only('traces', RESOURCE_COLUMNS))})",
+        f"CREATE TABLE IF NOT EXISTS {alias}.scopes ({_ddl(_only('traces', SCOPE_COLUMNS))})",
+    ]
 
 
 def column_list(signal: str) -> str:
@@ -70,14 +107,34 @@ def detach(alias: str) -> str:
     return f"DETACH {alias}"
 
 
-def insert_from(alias: str, signal: str, view: str) -> str:
-    return f"INSERT INTO {alias}.{TABLES[signal]} SELECT {column_list(signal)} FROM {view}"
+def insert_rows(alias: str, signal: str, view: str) -> str:
+    cols = ", ".join(n for n, _ in _hot_fields(signal))
+    return f"INSERT INTO {alias}.{TABLES[signal]} SELECT {cols} FROM {view}"
+
+
+def insert_resources(alias: str, view: str) -> str:
+    cols = ", ".join(n for n, _ in _only("traces", RESOURCE_COLUMNS))
+    return f"INSERT INTO {alias}.resources SELECT {cols} FROM {view}"
+
+
+def insert_scopes(alias: str, view: str) -> str:
+    cols = ", ".join(n for n, _ in _only("traces", SCOPE_COLUMNS))
+    return f"INSERT INTO {alias}.scopes SELECT {cols} FROM {view}"
+
+
+def hot_rows(alias: str, signal: str) -> str:
+    """One hot segment's rows of a signal with their resource and scope joined back."""
+    return (
+        f"SELECT {column_list(signal)} FROM {alias}.{TABLES[signal]} AS t "
+        f"JOIN {alias}.resources AS r ON t.resource_id = r.id "
+        f"JOIN {alias}.scopes AS c ON t.scope_id = c.id"
+    )
 
 
 def source(signal: str, segments: Sequence[str], files: Sequence[str]) -> str:
     """A FROM-able union of the hot segments and the sealed files of one signal."""
     cols = column_list(signal)
-    parts = [f"SELECT {cols} FROM {alias}.{TABLES[signal]}" for alias in segments]
+    parts = [hot_rows(alias, signal) for alias in segments]
     if files:
         listed = ", ".join(quote_literal(f) for f in files)
         parts.append(f"SELECT {cols} FROM read_parquet([{listed}])")
@@ -103,10 +160,10 @@ def seal_groups(alias: str, signal: str) -> str:
 
 def seal_copy(alias: str, signal: str, path: str) -> str:
     return (
-        f"COPY (SELECT {column_list(signal)} FROM {alias}.{TABLES[signal]} "
+        f"COPY (SELECT * FROM ({hot_rows(alias, signal)}) "
         f"WHERE tenant = ? AND {TIME_COLUMN[signal]} // {HOUR_NS} = ? "
         f"ORDER BY {SEAL_ORDER[signal]}) TO {quote_literal(path)} "
-        "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 9, ROW_GROUP_SIZE 100000)"
+        "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 3, ROW_GROUP_SIZE 100000)"
     )
 
 

@@ -26,7 +26,7 @@ from otterscope.otlp.rows import Batch
 from otterscope.otlp.schema import SCHEMAS
 from otterscope.query.model import LogQuery, TraceQuery, TraceSummary
 from otterscope.store.base import Row, StoreStats
-from otterscope.store.embedded import sql
+from otterscope.store.embedded import normalize, sql
 from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, fsync_path, hour_key
 from otterscope.store.embedded.layout import write_durably as _write_durably
 from otterscope.store.embedded.rwlock import RWLock
@@ -39,7 +39,7 @@ class EmbeddedOptions:
     memory_limit: str = "512MB"
     threads: int = 2
     seal_interval_s: float = 3600.0
-    seal_rows: int = 2_000_000
+    seal_rows: int = 500_000
     retention_s: tuple[tuple[str, float], ...] = (
         ("traces", 7 * 86400.0),
         ("logs", 7 * 86400.0),
@@ -63,6 +63,9 @@ class EmbeddedStore:
         self._files: list[SealedFile] = []
         self._active_rows = 0
         self._active_since = time.monotonic()
+        # Content ids of the resources and scopes already in the active segment.
+        self._known_resources: set[int] = set()
+        self._known_scopes: set[int] = set()
         self._seq = 0
         self._closed = False
         self.layout.open()
@@ -72,11 +75,17 @@ class EmbeddedStore:
                 "memory_limit": self.options.memory_limit,
                 "threads": self.options.threads,
                 "enable_external_access": True,
+                # Hot segments are sealed into Parquet and deleted, usually before DuckDB's
+                # own checkpoint would pay off: writing every row a second time (compressed,
+                # into the segment file) only costs ingest throughput. The WAL alone is
+                # what makes a commit durable; storage.seal_rows bounds how much of it there is.
+                "checkpoint_threshold": "16GB",
+                "checkpoint_on_detach": "DISABLED",
             },
         )
         self._con.execute("SET parquet_metadata_cache = true")
         for signal in SIGNALS:
-            self._con.execute(sql.create_table("main", signal).replace(".", ".empty_", 1))
+            self._con.execute(sql.create_empty_table(signal))
         self._recover()
 
     # -- start-up -----------------------------------------------------------------------
@@ -102,8 +111,8 @@ class EmbeddedStore:
         path = self.layout.segment_path(number)
         try:
             self._con.execute(sql.attach(str(path), alias))
-            for signal in SIGNALS:
-                self._con.execute(sql.create_table(alias, signal))
+            for statement in sql.create_hot_tables(alias):
+                self._con.execute(statement)
         except duckdb.Error as exc:
             raise StoreError(f"cannot open hot segment {path}: {exc}") from exc
         self._segments.append(number)
@@ -128,6 +137,7 @@ class EmbeddedStore:
             alias = _alias(self._segments[-1])
             con = self._con
             rows = 0
+            known = (set(self._known_resources), set(self._known_scopes))
             try:
                 con.execute("BEGIN TRANSACTION")
                 # One INSERT per signal: concatenating first keeps the per-request cost
@@ -138,16 +148,29 @@ class EmbeddedStore:
                         continue
                     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
                     table = table.set_column(1, "ingest_seq", _const_seq(seq, table.num_rows))
-                    view = f"batch_{signal}"
-                    con.register(view, table)
-                    try:
-                        con.execute(sql.insert_from(alias, signal, view))
-                    finally:
-                        con.unregister(view)
+                    parts = normalize.split(table, self._known_resources, self._known_scopes)
+                    if parts.resources.num_rows:
+                        _insert(
+                            con,
+                            sql.insert_resources(alias, "batch_resources"),
+                            "batch_resources",
+                            parts.resources,
+                        )
+                    if parts.scopes.num_rows:
+                        _insert(
+                            con,
+                            sql.insert_scopes(alias, "batch_scopes"),
+                            "batch_scopes",
+                            parts.scopes,
+                        )
+                    _insert(
+                        con, sql.insert_rows(alias, signal, "batch_rows"), "batch_rows", parts.rows
+                    )
                     rows += table.num_rows
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 self._seq -= 1
+                self._known_resources, self._known_scopes = known
                 # The transaction may already be gone; the original error is what matters.
                 with contextlib.suppress(duckdb.Error):
                     con.execute("ROLLBACK")
@@ -165,6 +188,8 @@ class EmbeddedStore:
         with self._sources_lock.write():
             self._retired.append(self._segments[-1])
             self._attach(number)
+        self._known_resources = set()
+        self._known_scopes = set()
         self._active_rows = 0
         self._active_since = time.monotonic()
 
@@ -351,6 +376,14 @@ class EmbeddedStore:
                 self._con.execute("CHECKPOINT")
             finally:
                 self._con.close()
+
+
+def _insert(con: duckdb.DuckDBPyConnection, statement: str, view: str, table: pa.Table) -> None:
+    con.register(view, table)
+    try:
+        con.execute(statement)
+    finally:
+        con.unregister(view)
 
 
 def _const_seq(seq: int, n: int) -> pa.Array:
