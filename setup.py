@@ -2,11 +2,15 @@
 
 from setuptools import Extension, setup
 
+_DIR = "src/otterscope/otlp/"
+_SOURCES = ["wire", "json", "attrs", "spans", "logs", "metrics"]
+
 setup(
     ext_modules=[
         Extension(
-            "otterscope.otlp._fastspans",
-            ["src/otterscope/otlp/_fastspans.c"],
+            "otterscope.otlp._fastotlp",
+            [_DIR + "_fastotlp.c"] + [f"{_DIR}_fastotlp_{name}.c" for name in _SOURCES],
+            depends=[_DIR + "_fastotlp.h"],
             extra_compile_args=["-O2", "-std=c99", "-Wall", "-Wextra"],
             optional=False,
         )

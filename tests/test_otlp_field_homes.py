@@ -38,22 +38,31 @@ REQUESTS: dict[str, type[Message]] = {
 }
 Decoder = Callable[[Message, str, Limits], rows.Batch]
 # Every way a request becomes a batch: rows.py for all, plus the C fast path for protobuf
-# traces when it is there (it must keep exactly what rows.py keeps).
+# bodies of every signal when it is there (it must keep exactly what rows.py keeps).
 DECODERS: dict[str, dict[str, Decoder]] = {
     "traces": {"rows": rows.spans_batch},  # type: ignore[dict-item]
     "logs": {"rows": rows.logs_batch},  # type: ignore[dict-item]
     "metrics": {"rows": rows.metrics_batch},  # type: ignore[dict-item]
 }
 try:
-    from otterscope.otlp.fast import spans_batch_from_bytes
+    from otterscope.otlp.fast import (
+        logs_batch_from_bytes,
+        metrics_batch_from_bytes,
+        spans_batch_from_bytes,
+    )
 except ImportError:  # pragma: no cover - the fast path is optional
     pass
 else:
 
-    def _fast_spans(req: Message, tenant: str, limits: Limits) -> rows.Batch:
-        return spans_batch_from_bytes(req.SerializeToString(), tenant, limits)
+    def _from_bytes(decode: Callable[[bytes, str, Limits], rows.Batch]) -> Decoder:
+        def fast(req: Message, tenant: str, limits: Limits) -> rows.Batch:
+            return decode(req.SerializeToString(), tenant, limits)
 
-    DECODERS["traces"]["fast"] = _fast_spans
+        return fast
+
+    DECODERS["traces"]["fast"] = _from_bytes(spans_batch_from_bytes)
+    DECODERS["logs"]["fast"] = _from_bytes(logs_batch_from_bytes)
+    DECODERS["metrics"]["fast"] = _from_bytes(metrics_batch_from_bytes)
 
 
 # Enough variants for every oneof branch, and every pair of nested branches that matters
@@ -309,13 +318,15 @@ def test_distinctive_scalars_are_stored_verbatim() -> None:
     assert row["metric_name"] == metric.name
 
 
-@pytest.mark.skipif(len(DECODERS["traces"]) < 2, reason="no fast trace decoder")
-def test_fast_trace_decoder_matches_rows() -> None:
-    """The C decoder keeps exactly what rows.spans_batch keeps, for every generated request."""
+@pytest.mark.parametrize("signal", sorted(REQUESTS))
+def test_fast_decoder_matches_rows(signal: str) -> None:
+    """The C decoder keeps exactly what rows.py keeps, for every generated request."""
+    if "fast" not in DECODERS[signal]:
+        pytest.skip(f"no fast {signal} decoder")
     for variant in VARIANTS:
-        for mutate in (None, *sorted(FIELD_HOMES["traces"])):
-            slow = _decoded("traces", variant, mutate)
-            fast = _decoded("traces", variant, mutate, "fast")
+        for mutate in (None, *sorted(FIELD_HOMES[signal])):
+            slow = _decoded(signal, variant, mutate)
+            fast = _decoded(signal, variant, mutate, "fast")
             where = f"variant {variant}, {mutate or 'full'}"
             assert fast.table.equals(slow.table), where
             assert (fast.accepted, fast.rejected) == (slow.accepted, slow.rejected), where

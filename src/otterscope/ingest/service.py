@@ -16,7 +16,11 @@ from otterscope.ingest.budget import Lease, MemoryBudget
 from otterscope.ingest.writer import Writer
 from otterscope.otlp import rows, wire
 from otterscope.otlp.anyvalue import Limits
-from otterscope.otlp.fast import spans_batch_from_bytes
+from otterscope.otlp.fast import (
+    logs_batch_from_bytes,
+    metrics_batch_from_bytes,
+    spans_batch_from_bytes,
+)
 from otterscope.otlp.wire import Format
 from otterscope.selfmetrics import SelfMetrics
 
@@ -53,6 +57,10 @@ class IngestService:
             if signal == "traces" and fmt == "protobuf":
                 # The C decoder: bytes straight to column buffers, same result as below.
                 batch = spans_batch_from_bytes(body, tenant, self.limits)
+            elif signal == "logs" and fmt == "protobuf":
+                batch = logs_batch_from_bytes(body, tenant, self.limits)
+            elif signal == "metrics" and fmt == "protobuf":
+                batch = metrics_batch_from_bytes(body, tenant, self.limits)
             else:
                 message = wire.parse_request(signal, body, fmt)
                 batch = _BUILDERS[signal](message, tenant, self.limits)  # type: ignore[operator]

@@ -1,0 +1,13 @@
+# Type stub for the C extension built from _fastotlp*.c.
+from typing import Any
+
+def decode_spans(
+    body: bytes, attribute_count: int, attribute_value_length: int, /
+) -> dict[str, Any]: ...
+def decode_logs(
+    body: bytes, attribute_count: int, attribute_value_length: int, /
+) -> dict[str, Any]: ...
+def decode_metrics(
+    body: bytes, attribute_count: int, attribute_value_length: int, /
+) -> dict[str, Any]: ...
+def _format_double(value: float, /) -> str: ...
