@@ -55,13 +55,20 @@ def code_version(server_env: dict[str, str] | None = None) -> dict[str, object]:
     def git(*args: str) -> str:
         try:
             return subprocess.run(
-                ["git", "--no-optional-locks", *args], cwd=repo, capture_output=True, text=True, timeout=20
+                ["git", "--no-optional-locks", *args],
+                cwd=repo,
+                capture_output=True,
+                text=True,
+                timeout=20,
             ).stdout.rstrip()
         except (OSError, subprocess.TimeoutExpired):
             return ""
 
-    dirty = [line[3:] for line in git("status", "--porcelain", "--untracked-files=all").splitlines()
-             if not line[3:].startswith("bench/")]
+    dirty = [
+        line[3:]
+        for line in git("status", "--porcelain", "--untracked-files=all").splitlines()
+        if not line[3:].startswith("bench/")
+    ]
     info: dict[str, object] = {"head": git("rev-parse", "--short", "HEAD"), "dirty": dirty}
     # Ask the interpreter the server will run (same environment) whether ingest uses the
     # C spans decoder: PYTHONPATH may point the server at another copy of the code.
@@ -72,7 +79,9 @@ def code_version(server_env: dict[str, str] | None = None) -> dict[str, object]:
         "print(s.__file__); print('otlp.fast' in inspect.getsource(s))"
     )
     try:
-        out = subprocess.run([PYTHON, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [PYTHON, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+        )
         lines = out.stdout.split()
         info["server_code"] = str(Path(lines[0]).parents[2]) if lines else "?"
         info["fast_spans_decoder"] = bool(lines) and lines[-1] == "True"
@@ -175,7 +184,9 @@ def wait_until_quiet(own_pids: list[int], max_foreign_pct: float, timeout: float
     deadline = time.monotonic() + timeout
     reading = foreign_cpu_pct(own_pids)
     while reading > max_foreign_pct and time.monotonic() < deadline:
-        print(f"  machine busy: other processes use {reading:.0f}% of a core; waiting ...", flush=True)
+        print(
+            f"  machine busy: other processes use {reading:.0f}% of a core; waiting ...", flush=True
+        )
         reading = foreign_cpu_pct(own_pids, 5.0)
     return reading
 
@@ -239,10 +250,16 @@ class Server:
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(
             [
-                PYTHON, "-m", "otterscope", "serve",
-                "--data-dir", str(self.data_dir),
-                "--http-port", str(self.http_port),
-                "--grpc-port", str(self.grpc_port),
+                PYTHON,
+                "-m",
+                "otterscope",
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--http-port",
+                str(self.http_port),
+                "--grpc-port",
+                str(self.grpc_port),
                 *self.extra_args,
             ],
             env=env,
@@ -292,7 +309,9 @@ class Server:
         self.proc = None
 
 
-def seal_data_dir(data_dir: Path, server_env: dict[str, str] | None = None) -> dict[str, object] | None:
+def seal_data_dir(
+    data_dir: Path, server_env: dict[str, str] | None = None
+) -> dict[str, object] | None:
     """Seal every hot segment of a stopped server's data dir into Parquet (bench/seal.py).
 
     Runs with the server's environment, so a server pointed at another copy of the code
@@ -361,7 +380,9 @@ class Template:
         return bytes(buf)
 
 
-def _scan(body: bytes, prefixes: bytes, width: int, wanted: dict[bytes, int]) -> list[tuple[int, int]]:
+def _scan(
+    body: bytes, prefixes: bytes, width: int, wanted: dict[bytes, int]
+) -> list[tuple[int, int]]:
     """Offsets of the ``width``-byte values in ``wanted`` that follow one of ``prefixes``.
 
     Protobuf puts a tag byte (fixed64 fields) or a length byte (ids: 0x10 or 0x08) right
@@ -423,7 +444,10 @@ LANG = {
     "shipping": ("rust", "0.24.0"),
     "user": ("java", "1.42.1"),
 }
-VERSIONS = {s: f"{random.Random(s).randint(1, 4)}.{random.Random(s + 'm').randint(0, 30)}.{random.Random(s + 'p').randint(0, 9)}" for s in LANG}
+VERSIONS = {
+    s: f"{random.Random(s).randint(1, 4)}.{random.Random(s + 'm').randint(0, 30)}.{random.Random(s + 'p').randint(0, 9)}"
+    for s in LANG
+}
 SCOPES = {
     "nodejs": ("@opentelemetry/instrumentation-http", "0.53.0"),
     "go": ("go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp", "0.56.0"),
@@ -436,18 +460,33 @@ HOSTS_PER_SERVICE = 3
 
 # frontend route -> (backend service, backend route, db table, second backend)
 ENDPOINTS = [
-    ("GET", "/api/products/{id}", "product-catalog", "/products/{id}", "products", "recommendation"),
+    (
+        "GET",
+        "/api/products/{id}",
+        "product-catalog",
+        "/products/{id}",
+        "products",
+        "recommendation",
+    ),
     ("GET", "/api/products", "product-catalog", "/products", "products", "recommendation"),
     ("GET", "/api/cart", "cart", "/cart/{userId}", "cart_items", "product-catalog"),
     ("POST", "/api/cart/items", "cart", "/cart/{userId}/items", "cart_items", "product-catalog"),
     ("POST", "/api/checkout", "checkout", "/checkout", "orders", "payment"),
     ("GET", "/api/shipping/quote", "shipping", "/quote", "shipping_rates", "cart"),
     ("GET", "/api/users/me", "user", "/users/{id}", "users", "cart"),
-    ("GET", "/api/recommendations", "recommendation", "/recommendations", "product_views", "product-catalog"),
+    (
+        "GET",
+        "/api/recommendations",
+        "recommendation",
+        "/recommendations",
+        "product_views",
+        "product-catalog",
+    ),
 ]
 ENDPOINT_WEIGHTS = [30, 14, 16, 9, 5, 6, 12, 8]
 PRODUCT_IDS = [
-    "".join(random.Random(i).choices("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", k=10)) for i in range(400)
+    "".join(random.Random(i).choices("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", k=10))
+    for i in range(400)
 ]
 USER_AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/129.0.0.0 Safari/537.36",
@@ -605,7 +644,14 @@ class _TraceBuilder:
         peer_ip = f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
         # 0: frontend SERVER
         root = self._span(
-            "frontend", fe_host, tid, b"", f"{method} {route}", Span.SPAN_KIND_SERVER, t0, total,
+            "frontend",
+            fe_host,
+            tid,
+            b"",
+            f"{method} {route}",
+            Span.SPAN_KIND_SERVER,
+            t0,
+            total,
             [
                 _kv("http.request.method", method),
                 _kv("http.route", route),
@@ -625,7 +671,14 @@ class _TraceBuilder:
         c1_start = t0 + total // 20
         c1_dur = total * 6 // 10
         c1 = self._span(
-            "frontend", fe_host, tid, root.span_id, method, Span.SPAN_KIND_CLIENT, c1_start, c1_dur,
+            "frontend",
+            fe_host,
+            tid,
+            root.span_id,
+            method,
+            Span.SPAN_KIND_CLIENT,
+            c1_start,
+            c1_dur,
             [
                 _kv("http.request.method", method),
                 _kv("url.full", f"http://{backend}:8080{bpath}"),
@@ -644,7 +697,14 @@ class _TraceBuilder:
         b_start = c1_start + 300_000
         b_dur = c1_dur - 600_000 if c1_dur > 1_000_000 else c1_dur // 2
         bs = self._span(
-            backend, be_host, tid, c1.span_id, f"{method} {broute}", Span.SPAN_KIND_SERVER, b_start, b_dur,
+            backend,
+            be_host,
+            tid,
+            c1.span_id,
+            f"{method} {broute}",
+            Span.SPAN_KIND_SERVER,
+            b_start,
+            b_dur,
             [
                 _kv("http.request.method", method),
                 _kv("http.route", broute),
@@ -665,7 +725,14 @@ class _TraceBuilder:
         cls = backend.title().replace("-", "") + "Service"
         fn = rng.choice(["load", "list", "update", "validate", "compute"])
         internal = self._span(
-            backend, be_host, tid, bs.span_id, f"{cls}.{fn}", Span.SPAN_KIND_INTERNAL, i_start, i_dur,
+            backend,
+            be_host,
+            tid,
+            bs.span_id,
+            f"{cls}.{fn}",
+            Span.SPAN_KIND_INTERNAL,
+            i_start,
+            i_dur,
             [
                 _kv("code.function", fn),
                 _kv("code.namespace", f"shop.{backend.replace('-', '_')}.{cls}"),
@@ -689,7 +756,14 @@ class _TraceBuilder:
             "UPDATE": f"UPDATE {table} SET payload = $1, updated_at = now() WHERE id = $2",
         }[op]
         self._span(
-            backend, be_host, tid, internal.span_id, f"{op} shop.{table}", Span.SPAN_KIND_CLIENT, d_start, d_dur,
+            backend,
+            be_host,
+            tid,
+            internal.span_id,
+            f"{op} shop.{table}",
+            Span.SPAN_KIND_CLIENT,
+            d_start,
+            d_dur,
             [
                 _kv("db.system", "postgresql"),
                 _kv("db.namespace", "shop"),
@@ -707,7 +781,14 @@ class _TraceBuilder:
         r_start = i_start + 100_000
         hit = rng.random() < 0.8
         self._span(
-            backend, be_host, tid, internal.span_id, "GET", Span.SPAN_KIND_CLIENT, r_start, _lognormal_ns(rng, 0.4),
+            backend,
+            be_host,
+            tid,
+            internal.span_id,
+            "GET",
+            Span.SPAN_KIND_CLIENT,
+            r_start,
+            _lognormal_ns(rng, 0.4),
             [
                 _kv("db.system", "redis"),
                 _kv("db.operation.name", "GET"),
@@ -726,7 +807,14 @@ class _TraceBuilder:
         c2_dur = max(500_000, total - (c2_start - t0) - 500_000)
         s2_path = "/" + second.replace("-", "") + "/batch"
         c2 = self._span(
-            "frontend", fe_host, tid, root.span_id, "POST", Span.SPAN_KIND_CLIENT, c2_start, c2_dur,
+            "frontend",
+            fe_host,
+            tid,
+            root.span_id,
+            "POST",
+            Span.SPAN_KIND_CLIENT,
+            c2_start,
+            c2_dur,
             [
                 _kv("http.request.method", "POST"),
                 _kv("url.full", f"http://{second}:8080{s2_path}"),
@@ -744,7 +832,14 @@ class _TraceBuilder:
         s_start = c2_start + 200_000
         s_dur = max(200_000, c2_dur - 400_000)
         s2 = self._span(
-            second, s2_host, tid, c2.span_id, f"POST {s2_path}", Span.SPAN_KIND_SERVER, s_start, s_dur,
+            second,
+            s2_host,
+            tid,
+            c2.span_id,
+            f"POST {s2_path}",
+            Span.SPAN_KIND_SERVER,
+            s_start,
+            s_dur,
             [
                 _kv("http.request.method", "POST"),
                 _kv("http.route", s2_path),
@@ -762,7 +857,14 @@ class _TraceBuilder:
         m_start = s_start + s_dur // 10
         m_dur = s_dur * 7 // 10
         mi = self._span(
-            second, s2_host, tid, s2.span_id, "batch.process", Span.SPAN_KIND_INTERNAL, m_start, m_dur,
+            second,
+            s2_host,
+            tid,
+            s2.span_id,
+            "batch.process",
+            Span.SPAN_KIND_INTERNAL,
+            m_start,
+            m_dur,
             [
                 _kv("code.function", "process"),
                 _kv("code.namespace", f"shop.{second.replace('-', '_')}.batch"),
@@ -778,14 +880,23 @@ class _TraceBuilder:
         )
         # 9: second DB CLIENT
         self._span(
-            second, s2_host, tid, mi.span_id, "SELECT shop.product_views", Span.SPAN_KIND_CLIENT,
-            m_start + 50_000, _lognormal_ns(rng, 2),
+            second,
+            s2_host,
+            tid,
+            mi.span_id,
+            "SELECT shop.product_views",
+            Span.SPAN_KIND_CLIENT,
+            m_start + 50_000,
+            _lognormal_ns(rng, 2),
             [
                 _kv("db.system", "postgresql"),
                 _kv("db.namespace", "shop"),
                 _kv("db.operation.name", "SELECT"),
                 _kv("db.collection.name", "product_views"),
-                _kv("db.query.text", "SELECT product_id, count(*) FROM product_views WHERE user_id = $1 GROUP BY 1 ORDER BY 2 DESC LIMIT 20"),
+                _kv(
+                    "db.query.text",
+                    "SELECT product_id, count(*) FROM product_views WHERE user_id = $1 GROUP BY 1 ORDER BY 2 DESC LIMIT 20",
+                ),
                 _kv("server.address", "postgres-replica.shop.svc"),
                 _kv("server.port", 5432),
                 _kv("db.user", "shop_ro"),
@@ -855,7 +966,10 @@ def _log_body(rng: random.Random, svc: str, sev: str, user: int) -> tuple[str, l
             body = "unhandled exception while processing request"
             extra = [
                 _kv("exception.type", "asyncpg.exceptions.QueryCanceledError"),
-                _kv("exception.stacktrace", _STACK.format(svc=svc, l1=rng.randint(20, 400), l2=rng.randint(20, 400))),
+                _kv(
+                    "exception.stacktrace",
+                    _STACK.format(svc=svc, l1=rng.randint(20, 400), l2=rng.randint(20, 400)),
+                ),
             ]
     elif sev == "WARN":
         body = rng.choice(
@@ -928,8 +1042,14 @@ def log_template(rng: random.Random, records: int, base_ns: int) -> Template:
                 rec.flags = 1
             rec.attributes.extend(
                 [
-                    _kv("log.logger", f"shop.{svc.replace('-', '_')}.{rng.choice(['handlers', 'repo', 'service', 'http'])}"),
-                    _kv("code.function", rng.choice(["handle", "fetch", "process", "authorize", "quote"])),
+                    _kv(
+                        "log.logger",
+                        f"shop.{svc.replace('-', '_')}.{rng.choice(['handlers', 'repo', 'service', 'http'])}",
+                    ),
+                    _kv(
+                        "code.function",
+                        rng.choice(["handle", "fetch", "process", "authorize", "quote"]),
+                    ),
                     _kv("code.lineno", rng.randint(20, 900)),
                     _kv("thread.name", f"worker-{rng.randint(1, 16)}"),
                     _kv("thread.id", rng.randint(1, 64)),
@@ -957,7 +1077,9 @@ def _series_http(service: str) -> list[list[KeyValue]]:
             out.append(
                 [
                     _kv("http.request.method", method),
-                    _kv("http.route", route if service == "frontend" else route.replace("/api", "")),
+                    _kv(
+                        "http.route", route if service == "frontend" else route.replace("/api", "")
+                    ),
                     _kv("http.response.status_code", st),
                     _kv("url.scheme", "https" if service == "frontend" else "http"),
                     _kv("network.protocol.version", "1.1"),
@@ -993,13 +1115,26 @@ def metric_template(rng: random.Random, points: int, base_ns: int) -> Template:
         rng.shuffle(series)
         k = room(min(len(series), max(8, budget // 3)))
         if k:
-            m = sm.metrics.add(name="http.server.request.duration", unit="s", description="Duration of HTTP server requests.")
-            m.histogram.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+            m = sm.metrics.add(
+                name="http.server.request.duration",
+                unit="s",
+                description="Duration of HTTP server requests.",
+            )
+            m.histogram.aggregation_temporality = (
+                AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+            )
             for attrs in series[:k]:
-                counts = [rng.randint(0, 4000) if i < 8 else rng.randint(0, 40) for i in range(len(_DURATION_BOUNDS) + 1)]
+                counts = [
+                    rng.randint(0, 4000) if i < 8 else rng.randint(0, 40)
+                    for i in range(len(_DURATION_BOUNDS) + 1)
+                ]
                 dp = m.histogram.data_points.add(
-                    start_time_unix_nano=start, time_unix_nano=t, count=sum(counts),
-                    sum=sum(counts) * rng.uniform(0.02, 0.2), min=rng.uniform(0.0005, 0.004), max=rng.uniform(0.5, 12.0),
+                    start_time_unix_nano=start,
+                    time_unix_nano=t,
+                    count=sum(counts),
+                    sum=sum(counts) * rng.uniform(0.02, 0.2),
+                    min=rng.uniform(0.0005, 0.004),
+                    max=rng.uniform(0.5, 12.0),
                 )
                 dp.bucket_counts.extend(counts)
                 dp.explicit_bounds.extend(_DURATION_BOUNDS)
@@ -1008,17 +1143,25 @@ def metric_template(rng: random.Random, points: int, base_ns: int) -> Template:
         # http.server.requests-ish counter: cumulative monotonic sum, same series
         k = room(min(len(series), max(8, budget // 3)))
         if k:
-            m = sm.metrics.add(name="app.http.requests", unit="{request}", description="HTTP requests served.")
-            m.sum.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+            m = sm.metrics.add(
+                name="app.http.requests", unit="{request}", description="HTTP requests served."
+            )
+            m.sum.aggregation_temporality = (
+                AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+            )
             m.sum.is_monotonic = True
             for attrs in series[:k]:
-                dp = m.sum.data_points.add(start_time_unix_nano=start, time_unix_nano=t, as_int=rng.randint(0, 10**7))
+                dp = m.sum.data_points.add(
+                    start_time_unix_nano=start, time_unix_nano=t, as_int=rng.randint(0, 10**7)
+                )
                 dp.attributes.extend(attrs)
             n += k
         # system.cpu.utilization: gauge per cpu x state
         k = room(16)
         if k:
-            m = sm.metrics.add(name="system.cpu.utilization", unit="1", description="CPU utilization by state.")
+            m = sm.metrics.add(
+                name="system.cpu.utilization", unit="1", description="CPU utilization by state."
+            )
             i = 0
             for cpu in range(4):
                 for state in ("user", "system", "idle", "iowait"):
@@ -1031,25 +1174,53 @@ def metric_template(rng: random.Random, points: int, base_ns: int) -> Template:
         # process.memory.usage gauge, runtime gc count, db pool usage (up-down sum)
         k = room(1)
         if k:
-            m = sm.metrics.add(name="process.memory.usage", unit="By", description="Process resident memory.")
+            m = sm.metrics.add(
+                name="process.memory.usage", unit="By", description="Process resident memory."
+            )
             m.gauge.data_points.add(time_unix_nano=t, as_int=rng.randint(80, 900) * 1024 * 1024)
             n += 1
         k = room(4)
         if k:
-            m = sm.metrics.add(name="db.client.connection.count", unit="{connection}", description="Connections by state.")
-            m.sum.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+            m = sm.metrics.add(
+                name="db.client.connection.count",
+                unit="{connection}",
+                description="Connections by state.",
+            )
+            m.sum.aggregation_temporality = (
+                AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+            )
             m.sum.is_monotonic = False
-            for _i, (pool, state) in enumerate([("primary", "idle"), ("primary", "used"), ("replica", "idle"), ("replica", "used")][:k]):
-                dp = m.sum.data_points.add(start_time_unix_nano=start, time_unix_nano=t, as_int=rng.randint(0, 20))
-                dp.attributes.extend([_kv("db.client.connection.pool.name", pool), _kv("db.client.connection.state", state)])
+            for _i, (pool, state) in enumerate(
+                [
+                    ("primary", "idle"),
+                    ("primary", "used"),
+                    ("replica", "idle"),
+                    ("replica", "used"),
+                ][:k]
+            ):
+                dp = m.sum.data_points.add(
+                    start_time_unix_nano=start, time_unix_nano=t, as_int=rng.randint(0, 20)
+                )
+                dp.attributes.extend(
+                    [
+                        _kv("db.client.connection.pool.name", pool),
+                        _kv("db.client.connection.state", state),
+                    ]
+                )
             n += k
         k = room(2)
         if k:
-            m = sm.metrics.add(name="process.cpu.time", unit="s", description="CPU seconds by mode.")
-            m.sum.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+            m = sm.metrics.add(
+                name="process.cpu.time", unit="s", description="CPU seconds by mode."
+            )
+            m.sum.aggregation_temporality = (
+                AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+            )
             m.sum.is_monotonic = True
             for mode in ("user", "system")[:k]:
-                dp = m.sum.data_points.add(start_time_unix_nano=start, time_unix_nano=t, as_double=rng.uniform(10, 90000))
+                dp = m.sum.data_points.add(
+                    start_time_unix_nano=start, time_unix_nano=t, as_double=rng.uniform(10, 90000)
+                )
                 dp.attributes.append(_kv("cpu.mode", mode))
             n += k
     body = req.SerializeToString()
@@ -1084,10 +1255,14 @@ if __name__ == "__main__":
     built = time.perf_counter() - t0
     body = ts[0].render()
     msg = wire.parse_request(a.signal, body, "protobuf")
-    batch = {"traces": rows.spans_batch, "logs": rows.logs_batch, "metrics": rows.metrics_batch}[a.signal](msg, "default", Limits())
-    print(f"{a.signal}: {ts[0].items} items, {len(body)} bytes ({len(body) / ts[0].items:.0f} B/item), "
-          f"{len(ts[0].id16)} trace-id and {len(ts[0].id8)} span-id slots, {len(ts[0].times)} times; "
-          f"built 3 in {built:.2f}s; decoded rows={batch.table.num_rows} rejected={batch.rejected}")
+    batch = {"traces": rows.spans_batch, "logs": rows.logs_batch, "metrics": rows.metrics_batch}[
+        a.signal
+    ](msg, "default", Limits())
+    print(
+        f"{a.signal}: {ts[0].items} items, {len(body)} bytes ({len(body) / ts[0].items:.0f} B/item), "
+        f"{len(ts[0].id16)} trace-id and {len(ts[0].id8)} span-id slots, {len(ts[0].times)} times; "
+        f"built 3 in {built:.2f}s; decoded rows={batch.table.num_rows} rejected={batch.rejected}"
+    )
     print({k: v[0] for k, v in batch.table.slice(0, 1).to_pydict().items()})
     d = json_format.MessageToDict(msg)
     print(str(d)[:1500])

@@ -58,7 +58,11 @@ RESPONSES = {
     "logs": "opentelemetry.proto.collector.logs.v1.logs_service_pb2:ExportLogsServiceResponse",
     "metrics": "opentelemetry.proto.collector.metrics.v1.metrics_service_pb2:ExportMetricsServiceResponse",
 }
-REJECTED_FIELD = {"traces": "rejected_spans", "logs": "rejected_log_records", "metrics": "rejected_data_points"}
+REJECTED_FIELD = {
+    "traces": "rejected_spans",
+    "logs": "rejected_log_records",
+    "metrics": "rejected_data_points",
+}
 
 
 def _response_class(signal: str) -> type:
@@ -186,7 +190,13 @@ async def _run_load(
                         close = True
                 payload = await reader.readexactly(length) if length else b""
                 t1 = time.perf_counter()
-            except (OSError, asyncio.IncompleteReadError, ConnectionError, ValueError, IndexError) as exc:
+            except (
+                OSError,
+                asyncio.IncompleteReadError,
+                ConnectionError,
+                ValueError,
+                IndexError,
+            ) as exc:
                 result.errors.append(f"{type(exc).__name__}: {exc}")
                 if writer is not None:
                     writer.close()
@@ -204,7 +214,9 @@ async def _run_load(
             elif status != 429:
                 result.errors.append(f"HTTP {status}: {payload[:200]!r}")
             result.samples.append(
-                Sample(t1, t1 - t0, t1 - (slot if slot is not None else t0), status, items, rejected)
+                Sample(
+                    t1, t1 - t0, t1 - (slot if slot is not None else t0), status, items, rejected
+                )
             )
             if close:
                 assert writer is not None
@@ -275,7 +287,10 @@ def _thread_names(pid: int) -> dict[int, str]:
         return {}
     try:
         out = subprocess.run(
-            [spy, "dump", "--pid", str(pid), "--nonblocking"], capture_output=True, text=True, timeout=20
+            [spy, "dump", "--pid", str(pid), "--nonblocking"],
+            capture_output=True,
+            text=True,
+            timeout=20,
         ).stdout
     except (subprocess.TimeoutExpired, OSError):
         return {}
@@ -296,9 +311,20 @@ def _thread_names(pid: int) -> dict[int, str]:
 def _py_spy_cmd(args: argparse.Namespace, pid: int, seconds: float, out: Path) -> list[str]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     cmd = [
-        spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
-        "--rate", str(args.py_spy_rate), "--format", args.py_spy_format, "-o", str(out),
-        "--threads", "--nonblocking",
+        spy,
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(max(1, int(seconds))),
+        "--rate",
+        str(args.py_spy_rate),
+        "--format",
+        args.py_spy_format,
+        "-o",
+        str(out),
+        "--threads",
+        "--nonblocking",
     ]
     if args.py_spy_native:
         cmd.append("--native")
@@ -318,20 +344,28 @@ def _fmt_bytes(n: float) -> str:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--signal", choices=["traces", "logs", "metrics"], default="traces")
     p.add_argument("--seconds", type=float, default=20.0, help="measured window (after warm-up)")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
     p.add_argument("--senders", type=int, default=8, help="concurrent keep-alive connections")
     p.add_argument("--batch", type=int, default=500, help="items per request")
     p.add_argument("--bodies", type=int, default=200, help="distinct pre-built request bodies")
-    p.add_argument("--rate", type=float, default=None, help="fixed offered load in items/s (open loop)")
     p.add_argument(
-        "--pool-mib", type=int, default=1536,
+        "--rate", type=float, default=None, help="fixed offered load in items/s (open loop)"
+    )
+    p.add_argument(
+        "--pool-mib",
+        type=int,
+        default=1536,
         help="memory for bodies rendered before the run (fresh ids each); past it, bodies are "
         "rendered during the run (~0.6 ms of client CPU each)",
     )
-    p.add_argument("--data-dir", type=Path, default=None, help="default /tmp/otterscope-bench/<label>")
+    p.add_argument(
+        "--data-dir", type=Path, default=None, help="default /tmp/otterscope-bench/<label>"
+    )
     p.add_argument("--label", default=None, help="name of this run (output file, data dir)")
     p.add_argument("--keep", action="store_true", help="keep the data dir afterwards")
     p.add_argument("--no-seal", action="store_true", help="skip sealing and the sealed size")
@@ -339,12 +373,16 @@ def main() -> int:
     p.add_argument("--server-arg", action="append", default=[], help="extra argument for serve")
     p.add_argument("--server-env", action="append", default=[], help="NAME=VALUE for the server")
     p.add_argument(
-        "--quiet-wait", type=float, default=900.0,
+        "--quiet-wait",
+        type=float,
+        default=900.0,
         help="before loading, wait up to this many seconds for other processes to use less "
         "than --quiet-pct of a core (the machine may be shared); 0 = do not wait",
     )
     p.add_argument("--quiet-pct", type=float, default=15.0)
-    p.add_argument("--py-spy", action="store_true", help="py-spy record the server during the window")
+    p.add_argument(
+        "--py-spy", action="store_true", help="py-spy record the server during the window"
+    )
     p.add_argument("--py-spy-format", default="raw", choices=["raw", "speedscope", "flamegraph"])
     p.add_argument("--py-spy-rate", type=int, default=100)
     p.add_argument("--py-spy-native", action="store_true")
@@ -386,7 +424,10 @@ def main() -> int:
     r0 = time.perf_counter()
     now_ns = time.time_ns() + int(args.warmup * 1e9)
     pool = [templates[k % len(templates)].render(now_ns) for k in range(n_pool)]
-    print(f"  rendered {n_pool} request bodies ({n_pool * body_bytes / 2**20:.0f} MiB) in {time.perf_counter() - r0:.1f}s", flush=True)
+    print(
+        f"  rendered {n_pool} request bodies ({n_pool * body_bytes / 2**20:.0f} MiB) in {time.perf_counter() - r0:.1f}s",
+        flush=True,
+    )
 
     env = dict(kv.split("=", 1) for kv in args.server_env)
     server = Server(data_dir / "data", data_dir / "server.log", extra_args=args.server_arg, env=env)
@@ -448,8 +489,16 @@ def main() -> int:
     )
     asyncio.run(
         _run_load(
-            templates, pool, args.signal, server.http_port, args.senders, start, t_end, args.rate,
-            not args.no_retry_after, result,
+            templates,
+            pool,
+            args.signal,
+            server.http_port,
+            args.senders,
+            start,
+            t_end,
+            args.rate,
+            not args.no_retry_after,
+            result,
         )
     )
     finished = time.perf_counter()
@@ -588,7 +637,9 @@ def main() -> int:
         summary["total_disk_bytes_per_item"] = (
             round(sealed["total_disk_bytes_after"] / rows, 1) if rows else None  # type: ignore[index]
         )
-        summary["hot_bytes_per_item_before_seal"] = round(disk_after_stop / rows, 1) if rows else None
+        summary["hot_bytes_per_item_before_seal"] = (
+            round(disk_after_stop / rows, 1) if rows else None
+        )
 
     out = OUT_DIR / f"ingest-{label}.json"
     out.write_text(json.dumps(summary, indent=2))
@@ -614,32 +665,48 @@ def _print_summary(s: dict[str, object]) -> None:
         "",
         f"=== otterscope ingest bench: {s['label']} ===",
         f"code            {s['code']['server_code']} at HEAD {s['code']['head']}"  # type: ignore[index]
-        + (f" + {len(s['code']['dirty'])} changed file(s) in the work tree" if s["code"]["dirty"] else "")  # type: ignore[index]
+        + (
+            f" + {len(s['code']['dirty'])} changed file(s) in the work tree"
+            if s["code"]["dirty"]
+            else ""
+        )  # type: ignore[index]
         + f"; C spans decoder: {'yes' if s['code']['fast_spans_decoder'] else 'no'}",  # type: ignore[index]
         f"accepted        {s['accepted_items_per_s']:>12,.0f} {unit}/s   "
         f"({s['requests_per_s']} req/s x {s['items_per_request']} {unit}, {s['request_bytes'] / 1024:.0f} KiB/req, "
         f"{s['window_seconds']}s window)",
     ]
     if s["offered_items_per_s"]:
-        lines.append(f"offered         {s['offered_items_per_s']:>12,.0f} {unit}/s   (late sends: {s['late_sends']})")
+        lines.append(
+            f"offered         {s['offered_items_per_s']:>12,.0f} {unit}/s   (late sends: {s['late_sends']})"
+        )
     lines += [
         f"ack latency     p50 {lat['p50']} ms   p90 {lat['p90']} ms   p99 {lat['p99']} ms   max {lat['max']} ms",
     ]
     if s["latency_from_schedule_ms"]:
         ls = s["latency_from_schedule_ms"]
         assert isinstance(ls, dict)
-        lines.append(f"  from schedule p50 {ls['p50']} ms   p99 {ls['p99']} ms   max {ls['max']} ms")
+        lines.append(
+            f"  from schedule p50 {ls['p50']} ms   p99 {ls['p99']} ms   max {ls['max']} ms"
+        )
     lines += [
         f"answers         429: {s['http_429']}   503: {s['http_503']}   other: {s['other_status']}   "
         f"errors: {s['errors']}   rejected items: {s['rejected_items']}",
         f"server CPU      {s['server_cpu_pct']}% of one core   (client process {s['client_cpu_pct']}%; "
         f"machine {s['machine_busy_pct']}% of {s['machine']['cpus']}00%, other processes {s['other_processes_cpu_pct']}%"  # type: ignore[index]
-        + (" -- WARNING: the machine was shared, figures are low)" if float(s["other_processes_cpu_pct"]) > 20 else ")"),
+        + (
+            " -- WARNING: the machine was shared, figures are low)"
+            if float(s["other_processes_cpu_pct"]) > 20
+            else ")"
+        ),
         "  threads       "
-        + ", ".join(f"{t['name']}[{t['tid']}] {t['cpu_pct']}%" for t in s["server_threads_cpu"][:6]),  # type: ignore[index, union-attr]
+        + ", ".join(
+            f"{t['name']}[{t['tid']}] {t['cpu_pct']}%" for t in s["server_threads_cpu"][:6]
+        ),  # type: ignore[index, union-attr]
         (
             "commits         {commits_per_s}/s, {items_per_commit} items each, mean {mean_ms} ms, "
-            "{over_250ms} over 250 ms, {over_1s} over 1 s; writer busy {busy_pct}% of the time".format(**s["commits"])  # type: ignore[arg-type]
+            "{over_250ms} over 250 ms, {over_1s} over 1 s; writer busy {busy_pct}% of the time".format(
+                **s["commits"]
+            )  # type: ignore[arg-type]
             if s.get("commits")
             else "commits         (no /metrics reading)"
         ),

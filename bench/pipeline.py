@@ -64,14 +64,18 @@ def _items_attrs(signal: str, msg: object) -> list[object]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--signal", choices=list(BUILD), default="traces")
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--requests", type=int, default=200)
     p.add_argument("--group", type=int, default=8, help="batches per store.write (group commit)")
     p.add_argument("--data-dir", type=Path, default=Path("/tmp/otterscope-bench/pipeline"))
     p.add_argument(
-        "--switch-interval", type=float, default=None,
+        "--switch-interval",
+        type=float,
+        default=None,
         help="sys.setswitchinterval (seconds) for the write+gil stage; Python's default is 0.005",
     )
     args = p.parse_args()
@@ -128,10 +132,24 @@ def main() -> int:
             for rs in m.resource_spans:  # type: ignore[attr-defined]
                 for ss in rs.scope_spans:
                     for sp in ss.spans:
-                        (sp.trace_id, sp.span_id, sp.parent_span_id, sp.trace_state, sp.flags, sp.name,
-                         sp.kind, sp.start_time_unix_nano, sp.end_time_unix_nano, sp.status.code,
-                         sp.status.message, sp.dropped_attributes_count, len(sp.events),
-                         sp.dropped_events_count, len(sp.links), sp.dropped_links_count)
+                        (
+                            sp.trace_id,
+                            sp.span_id,
+                            sp.parent_span_id,
+                            sp.trace_state,
+                            sp.flags,
+                            sp.name,
+                            sp.kind,
+                            sp.start_time_unix_nano,
+                            sp.end_time_unix_nano,
+                            sp.status.code,
+                            sp.status.message,
+                            sp.dropped_attributes_count,
+                            len(sp.events),
+                            sp.dropped_events_count,
+                            len(sp.links),
+                            sp.dropped_links_count,
+                        )
         res["rows.fields"] = clock() - t
 
     def write_all(store: EmbeddedStore) -> tuple[float, float, list[float]]:
@@ -181,21 +199,48 @@ def main() -> int:
     shutil.rmtree(args.data_dir, ignore_errors=True)
 
     unit = {"traces": "span", "logs": "record", "metrics": "point"}[args.signal]
-    print(f"\n=== ingest pipeline stages: {args.signal}, {args.requests} requests x {args.batch}, "
-          f"group of {args.group} per commit ({items:,} {unit}s) ===")
+    print(
+        f"\n=== ingest pipeline stages: {args.signal}, {args.requests} requests x {args.batch}, "
+        f"group of {args.group} per commit ({items:,} {unit}s) ==="
+    )
     decode = res["parse"] + res["rows"]
-    for key in ("parse", "rows", "rows.fields", "rows.attrs", "rows.arrow", "decode (C, otlp.fast)", "write", "write.process_cpu", "write+gil"):
+    for key in (
+        "parse",
+        "rows",
+        "rows.fields",
+        "rows.attrs",
+        "rows.arrow",
+        "decode (C, otlp.fast)",
+        "write",
+        "write.process_cpu",
+        "write+gil",
+    ):
         if key not in res:
             continue
         us = res[key] / items * 1e6
-        print(f"  {key:<28} {us:7.2f} µs/{unit}   -> {items / res[key]:>10,.0f} {unit}s/s on one core")
-    print(f"  {'decode total (parse+rows)':<28} {decode / items * 1e6:7.2f} µs/{unit}   -> {items / decode:>10,.0f} {unit}s/s on one core")
-    print(f"  commit (store.write of {args.group}) p50 {commit_ms['p50']:.1f} ms, max {commit_ms['max']:.1f} ms; "
-          f"with a busy Python thread p50 {per2[len(per2) // 2] * 1000:.1f} ms")
+        print(
+            f"  {key:<28} {us:7.2f} µs/{unit}   -> {items / res[key]:>10,.0f} {unit}s/s on one core"
+        )
+    print(
+        f"  {'decode total (parse+rows)':<28} {decode / items * 1e6:7.2f} µs/{unit}   -> {items / decode:>10,.0f} {unit}s/s on one core"
+    )
+    print(
+        f"  commit (store.write of {args.group}) p50 {commit_ms['p50']:.1f} ms, max {commit_ms['max']:.1f} ms; "
+        f"with a busy Python thread p50 {per2[len(per2) // 2] * 1000:.1f} ms"
+    )
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     out = OUT_DIR / f"pipeline-{args.signal}-b{args.batch}-g{args.group}.json"
-    out.write_text(json.dumps({"items": items, "seconds": res, "us_per_item": {k: v / items * 1e6 for k, v in res.items()},
-                               "commit_ms": commit_ms}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "items": items,
+                "seconds": res,
+                "us_per_item": {k: v / items * 1e6 for k, v in res.items()},
+                "commit_ms": commit_ms,
+            },
+            indent=2,
+        )
+    )
     print(f"JSON: {out}")
     return 0
 

@@ -19,19 +19,37 @@ import sys
 
 # (category, regex on one frame); the first rule matching any frame, leaf first, wins.
 CATEGORIES: list[tuple[str, str]] = [
-    ("idle: event loop waiting in epoll", r"(^|\.)(select|poll) \((selectors|asyncio/selector_events)"),
-    ("idle: thread waiting (locks, conditions)", r"(^|\.)(wait|_wait_for_tstate_lock|get) \((threading|queue|concurrent)"),
+    (
+        "idle: event loop waiting in epoll",
+        r"(^|\.)(select|poll) \((selectors|asyncio/selector_events)",
+    ),
+    (
+        "idle: thread waiting (locks, conditions)",
+        r"(^|\.)(wait|_wait_for_tstate_lock|get) \((threading|queue|concurrent)",
+    ),
     ("C decoder + its Python wrapper (otlp/fast.py)", r"\(otterscope/otlp/fast"),
     ("protobuf parse (ParseFromString)", r"(^|\.)parse_request \(otterscope/otlp/wire"),
-    ("attributes -> JSON (anyvalue + orjson)", r"(^|\.)(attributes_to_json|to_json|_too_long|_attrs) \(otterscope/otlp/(anyvalue|rows)"),
+    (
+        "attributes -> JSON (anyvalue + orjson)",
+        r"(^|\.)(attributes_to_json|to_json|_too_long|_attrs) \(otterscope/otlp/(anyvalue|rows)",
+    ),
     ("Arrow table build (pa.array)", r"(^|\.)_table \(otterscope/otlp/rows"),
-    ("per-item Python loop (rows.py)", r"(^|\.)(spans_batch|logs_batch|metrics_batch|_point|_exemplars|_repeat|_body_text|_resource_scope_values|_scope_values) \(otterscope/otlp/rows"),
+    (
+        "per-item Python loop (rows.py)",
+        r"(^|\.)(spans_batch|logs_batch|metrics_batch|_point|_exemplars|_repeat|_body_text|_resource_scope_values|_scope_values) \(otterscope/otlp/rows",
+    ),
     ("writer: per-trace cap (_apply_cap)", r"(^|\.)_apply_cap \(otterscope/ingest/writer"),
     ("DuckDB insert+commit (store.write)", r"(^|\.)write \(otterscope/store/embedded/store"),
-    ("sealing / maintenance", r"(^|\.)(maintain|_seal|seal_now|_enforce_retention|_maintain) \(otterscope"),
+    (
+        "sealing / maintenance",
+        r"(^|\.)(maintain|_seal|seal_now|_enforce_retention|_maintain) \(otterscope",
+    ),
     ("request body read (ingest/body.py)", r"(^|\.)read_body \(otterscope/ingest/body"),
     ("encode response / budget / metrics", r"otterscope/(otlp/wire|ingest/budget|selfmetrics)"),
-    ("HTTP: uvicorn/h11/starlette/guard", r"\((uvicorn|h11|starlette|otterscope/api/guard|otterscope/ingest/http)/?"),
+    (
+        "HTTP: uvicorn/h11/starlette/guard",
+        r"\((uvicorn|h11|starlette|otterscope/api/guard|otterscope/ingest/http)/?",
+    ),
     ("gRPC server threads", r"\(grpc/"),
     ("asyncio internals", r"\(asyncio/"),
 ]
@@ -58,7 +76,9 @@ def _category(frames: list[str]) -> str:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("profile")
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--thread", default=None, help="only threads whose name contains this")
@@ -105,7 +125,10 @@ def main() -> int:
     def pct(n: int) -> str:
         return f"{100 * n / total:5.1f}%"
 
-    print(f"{total} samples in {args.profile}" + (f" (threads matching {args.thread!r})" if args.thread else ""))
+    print(
+        f"{total} samples in {args.profile}"
+        + (f" (threads matching {args.thread!r})" if args.thread else "")
+    )
     print("\nsamples per thread:")
     for name, n in threads.most_common():
         print(f"  {pct(n)}  {name}")
@@ -114,8 +137,21 @@ def main() -> int:
         print(f"  {pct(n)}  {fn}")
     print(f"\ntop {args.top} functions by inclusive time:")
     for fn, n in incl.most_common(args.top + 25):
-        if fn.startswith(("_run_module_as_main", "_run_code", "<module>", "main (", "_serve", "run (", "Runner.run",
-                          "BaseEventLoop.run_", "Thread._bootstrap", "Thread.run", "_bootstrap")):
+        if fn.startswith(
+            (
+                "_run_module_as_main",
+                "_run_code",
+                "<module>",
+                "main (",
+                "_serve",
+                "run (",
+                "Runner.run",
+                "BaseEventLoop.run_",
+                "Thread._bootstrap",
+                "Thread.run",
+                "_bootstrap",
+            )
+        ):
             continue
         print(f"  {pct(n)}  {fn}")
     print("\ncategories (leaf-most matching frame):")

@@ -46,7 +46,8 @@ def main(argv: list[str]) -> int:
             rows = int(con.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchone()[0])
             row_groups = int(
                 con.execute(
-                    "SELECT count(DISTINCT (file_name, row_group_id)) FROM parquet_metadata(?)", [files]
+                    "SELECT count(DISTINCT (file_name, row_group_id)) FROM parquet_metadata(?)",
+                    [files],
                 ).fetchone()[0]
             )
         per_signal[sig_dir.name] = {

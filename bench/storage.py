@@ -33,7 +33,9 @@ BUILD = {"traces": rows.spans_batch, "logs": rows.logs_batch, "metrics": rows.me
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--signal", choices=list(BUILD), default="traces")
     p.add_argument("--items", type=int, default=200_000)
     p.add_argument("--batch", type=int, default=500)
@@ -44,7 +46,10 @@ def main() -> int:
     n_req = max(1, args.items // args.batch)
     t0 = time.perf_counter()
     templates = build_templates(args.signal, n_req, args.batch, seed=7)
-    print(f"built {n_req} distinct {args.signal} bodies in {time.perf_counter() - t0:.1f}s", flush=True)
+    print(
+        f"built {n_req} distinct {args.signal} bodies in {time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
     shutil.rmtree(args.data_dir, ignore_errors=True)
     args.data_dir.mkdir(parents=True)
     store = EmbeddedStore(args.data_dir)
@@ -78,9 +83,13 @@ def main() -> int:
     pq = apparent_size(args.data_dir / "parquet")
     total = disk_usage(args.data_dir)
     unit = {"traces": "span", "logs": "record", "metrics": "point"}[args.signal]
-    print(f"\n=== storage: {stored:,} distinct {args.signal} ({args.batch}/request, {args.group} requests/commit) ===")
+    print(
+        f"\n=== storage: {stored:,} distinct {args.signal} ({args.batch}/request, {args.group} requests/commit) ==="
+    )
     print(f"hot DuckDB before sealing   {hot / stored:7.1f} B/{unit}")
-    print(f"sealed Parquet              {pq / stored:7.1f} B/{unit}   ({len(files)} files, seal took {seal_s:.1f}s)")
+    print(
+        f"sealed Parquet              {pq / stored:7.1f} B/{unit}   ({len(files)} files, seal took {seal_s:.1f}s)"
+    )
     print(f"whole data dir after seal   {total / stored:7.1f} B/{unit}")
     print("largest columns (compressed B/item):")
     for name, comp, unc in cols[:10]:
