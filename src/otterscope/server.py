@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -144,6 +145,10 @@ class Server:
                     last_retention = now
 
     async def run(self) -> int:
+        # The writer thread hands DuckDB a batch and waits on the GIL to take the next one;
+        # with Python's default 5 ms switch interval the busy event loop starves it (a
+        # group commit measured 17 ms alone, 244 ms beside the loop, 45 ms at 0.5 ms).
+        sys.setswitchinterval(0.0005)
         s = self.settings
         host = s["server.host"]
         tls = bool(s["server.tls_cert"])

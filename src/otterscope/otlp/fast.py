@@ -18,6 +18,7 @@ table, is a ``BadRequest`` too.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -117,6 +118,45 @@ def _reject_message(sig: _Signal, out: dict[str, Any]) -> str:
     return f"{count} item(s) rejected: {first}{more}"
 
 
+# The same few resources and scopes arrive in request after request (one per service
+# instance and library): their column values are computed once and remembered by their
+# exact bytes. Bounded; cleared whole when full.
+_CACHE_SIZE = 4096
+_Values = tuple[list[Any], int, int]
+_resource_cache: dict[tuple[bytes, str, Limits], _Values] = {}
+_scope_cache: dict[tuple[bytes, str, Limits], _Values] = {}
+
+
+def _resource_values(raw: bytes, url: str, limits: Limits, counter: LimitCounter) -> list[Any]:
+    return rows._resource_scope_values(Resource.FromString(raw), url, limits, counter)
+
+
+def _scope_values(raw: bytes, url: str, limits: Limits, counter: LimitCounter) -> list[Any]:
+    return rows._scope_values(InstrumentationScope.FromString(raw), url, limits, counter)
+
+
+def _cached(
+    cache: dict[tuple[bytes, str, Limits], _Values],
+    raw: bytes,
+    url: str,
+    limits: Limits,
+    counter: LimitCounter,
+    compute: Callable[[bytes, str, Limits, LimitCounter], list[Any]],
+) -> list[Any]:
+    key = (raw, url, limits)
+    hit = cache.get(key)
+    if hit is None:
+        own = LimitCounter()
+        hit = (compute(raw, url, limits, own), own.dropped, own.truncated)
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        cache[key] = hit
+    # Limits are counted for every request that carries the resource, cached or not.
+    counter.dropped += hit[1]
+    counter.truncated += hit[2]
+    return hit[0]
+
+
 def _scope_columns(
     sig: _Signal, out: dict[str, Any], limits: Limits, counter: LimitCounter
 ) -> dict[str, list[Any]]:
@@ -127,11 +167,11 @@ def _scope_columns(
     """
     try:
         rvals = [
-            rows._resource_scope_values(Resource.FromString(raw), url, limits, counter)
+            _cached(_resource_cache, raw, url, limits, counter, _resource_values)
             for raw, url in out["resources"]
         ]
         svals = [
-            rows._scope_values(InstrumentationScope.FromString(raw), url, limits, counter)
+            _cached(_scope_cache, raw, url, limits, counter, _scope_values)
             for raw, url, _, _ in out["scopes"]
         ]
     except DecodeError as exc:  # not expected: _fastotlp validated these messages
@@ -144,12 +184,12 @@ def _scope_columns(
     return cols
 
 
-def _repeated(values: list[Any], counts: list[int], type_: pa.DataType) -> pa.Array:
-    """values[i] repeated counts[i] times, one after the other."""
-    parts = [pa.repeat(pa.scalar(v, type_), k) for v, k in zip(values, counts, strict=True) if k]
-    if not parts:
-        return pa.array([], type_)
-    return parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
+def _scope_index(counts: list[int]) -> pa.Array:
+    """Row -> index of its scope: scope i repeated counts[i] times."""
+    return pa.array(
+        list(itertools.chain.from_iterable(itertools.repeat(i, k) for i, k in enumerate(counts))),
+        pa.int32(),
+    )
 
 
 def _column(type_: pa.DataType, n: int, buffers: tuple[Any, Any, Any]) -> pa.Array:
@@ -173,7 +213,10 @@ def _build_table(
     sig: _Signal, out: dict[str, Any], tenant: str, per_scope: dict[str, list[Any]]
 ) -> pa.Table:
     n: int = out["n"]
-    counts: list[int] = [scope[3] for scope in out["scopes"]]
+    # Scopes without rows are left out: their values are never stored, so never checked.
+    counts = [scope[3] for scope in out["scopes"]]
+    used = [i for i, k in enumerate(counts) if k]
+    index = _scope_index([counts[i] for i in used])
     columns: dict[str, tuple[Any, Any, Any]] = out["columns"]
     arrays: list[pa.Array] = []
     for field in sig.schema:
@@ -185,7 +228,9 @@ def _build_table(
         elif name in columns:
             arrays.append(_column(field.type, n, columns[name]))
         else:
-            arrays.append(_repeated(per_scope[name], counts, field.type))
+            # One small array per scope, spread over its rows by a take: no per-row Python.
+            values = per_scope[name]
+            arrays.append(pa.array([values[i] for i in used], field.type).take(index))
     return pa.Table.from_arrays(arrays, schema=sig.schema)
 
 
