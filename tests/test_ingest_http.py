@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 import httpx
 import orjson
+import pyarrow as pa
 import pytest
 import yaml
 import zstandard
@@ -803,12 +804,16 @@ def metrics_request(service: str, trace_id: str, span_id: str) -> dict[str, Any]
 
 
 def stored_metric_points(data_dir: Path) -> list[dict[str, Any]]:
-    """Read the stored metric points from a stopped server's data dir, with DuckDB alone."""
+    """Read the stored metric points from a stopped server's data dir without otterscope.
+
+    Hot rows are Arrow IPC streams, sealed ones Parquet files: pyarrow and DuckDB read both.
+    """
     con = duckdb.connect()
     parts = []
-    for i, seg in enumerate(sorted((data_dir / "hot").glob("seg-*.duckdb"))):
-        con.execute(f"ATTACH '{seg}' AS s{i} (READ_ONLY)")
-        parts.append(f"SELECT * FROM s{i}.metric_points")
+    for i, seg in enumerate(sorted((data_dir / "hot").glob("seg-*.metrics.arrows"))):
+        with pa.ipc.open_stream(str(seg)) as reader:
+            con.register(f"s{i}", reader.read_all())
+        parts.append(f"SELECT * FROM s{i}")
     parquet = sorted(data_dir.glob("parquet/metrics/**/*.parquet"))
     if parquet:
         listed = ", ".join(f"'{p}'" for p in parquet)

@@ -1,7 +1,8 @@
 """The on-disk layout of a data dir, and its version.
 
     <data_dir>/otterscope.json                      layout version (refused when newer)
-    <data_dir>/hot/seg-000042.duckdb                hot segments: group-committed writes
+    <data_dir>/hot/seg-000042.<signal>.arrows       hot segments: the group-committed rows
+                                                    of each signal, an Arrow IPC stream
     <data_dir>/hot/seg-000042.sealed                written once every Parquet file of
                                                     segment 42 is durable
     <data_dir>/parquet/<signal>/tenant=<t>/hour=<YYYY-MM-DDTHH>/seg-000042.parquet
@@ -23,7 +24,7 @@ from otterscope import __version__
 from otterscope.errors import LayoutTooNew, StoreError
 
 LAYOUT_VERSION = 1
-_SEG_RE = re.compile(r"seg-(\d{6,})\.duckdb$")
+_SEG_RE = re.compile(r"seg-(\d{6,})\.(?:traces|logs|metrics)\.arrows$")
 _FILE_RE = re.compile(
     r"parquet/(?P<signal>[a-z]+)/tenant=(?P<tenant>[^/]+)/hour=(?P<hour>\d{4}-\d\d-\d\dT\d\d)/seg-(?P<seg>\d+)\.parquet$"
 )
@@ -101,14 +102,12 @@ class Layout:
             body = {"layout_version": LAYOUT_VERSION, "created_by": __version__}
             write_durably(marker, json.dumps(body).encode())
 
-    def segment_path(self, number: int) -> Path:
-        return self.hot / f"seg-{number:06d}.duckdb"
-
     def sealed_marker(self, number: int) -> Path:
         return self.hot / f"seg-{number:06d}.sealed"
 
     def segments(self) -> list[int]:
-        return sorted(int(m.group(1)) for p in self.hot.iterdir() if (m := _SEG_RE.search(p.name)))
+        found = {int(m.group(1)) for p in self.hot.iterdir() if (m := _SEG_RE.search(p.name))}
+        return sorted(found)
 
     def parquet_path(self, signal: str, tenant: str, hour: str, segment: int) -> Path:
         return (
@@ -138,9 +137,10 @@ class Layout:
         return out
 
     def remove_segment_files(self, number: int) -> None:
-        seg = self.segment_path(number)
-        for p in (seg, seg.with_name(seg.name + ".wal"), self.sealed_marker(number)):
-            p.unlink(missing_ok=True)
+        """The segment's logs first, its sealed marker last (the marker guards the logs)."""
+        for p in self.hot.glob(f"seg-{number:06d}.*.arrows"):
+            p.unlink()
+        self.sealed_marker(number).unlink(missing_ok=True)
 
     def remove_partial_parquet(self, number: int) -> None:
         for path in self.parquet.rglob(f"seg-{number:06d}.parquet*"):

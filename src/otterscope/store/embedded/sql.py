@@ -13,7 +13,6 @@ import pyarrow as pa
 
 from otterscope.otlp.schema import SCHEMAS, TABLES
 from otterscope.query.model import LogQuery, TraceQuery
-from otterscope.store.embedded.normalize import RESOURCE_COLUMNS, SCOPE_COLUMNS
 
 _TYPES = {
     pa.string(): "VARCHAR",
@@ -58,83 +57,25 @@ def _ddl(fields: Sequence[tuple[str, str]]) -> str:
     return ", ".join(f"{name} {kind}" for name, kind in fields)
 
 
-def _schema_fields(signal: str) -> list[tuple[str, str]]:
-    return [(f.name, _TYPES[f.type]) for f in SCHEMAS[signal]]
-
-
-def _hot_fields(signal: str) -> list[tuple[str, str]]:
-    moved = {*RESOURCE_COLUMNS, *SCOPE_COLUMNS}
-    return [
-        *((n, t) for n, t in _schema_fields(signal) if n not in moved),
-        ("resource_id", "UBIGINT"),
-        ("scope_id", "UBIGINT"),
-    ]
-
-
-def _only(signal: str, names: Sequence[str]) -> list[tuple[str, str]]:
-    types = dict(_schema_fields(signal))
-    return [("id", "UBIGINT"), *((n, types[n]) for n in names)]
-
-
 def create_empty_table(signal: str) -> str:
     """A table of the full schema with no rows: the source when nothing is stored yet."""
-    return (
-        f"CREATE TABLE IF NOT EXISTS main.empty_{TABLES[signal]} ({_ddl(_schema_fields(signal))})"
-    )
-
-
-def create_hot_tables(alias: str) -> list[str]:
-    """A hot segment: each signal's rows, and the resources and scopes they point to."""
-    return [
-        *(
-            f"CREATE TABLE IF NOT EXISTS {alias}.{TABLES[signal]} ({_ddl(_hot_fields(signal))})"
-            for signal in SCHEMAS
-        ),
-        f"CREATE TABLE IF NOT EXISTS {alias}.resources ({_ddl(_only('traces', RESOURCE_COLUMNS))})",
-        f"CREATE TABLE IF NOT EXISTS {alias}.scopes ({_ddl(_only('traces', SCOPE_COLUMNS))})",
-    ]
+    fields = [(f.name, _TYPES[f.type]) for f in SCHEMAS[signal]]
+    return f"CREATE TABLE IF NOT EXISTS main.empty_{TABLES[signal]} ({_ddl(fields)})"
 
 
 def column_list(signal: str) -> str:
     return ", ".join(f.name for f in SCHEMAS[signal])
 
 
-def attach(path: str, alias: str) -> str:
-    return f"ATTACH {quote_literal(path)} AS {alias}"
+def hot_view(signal: str) -> str:
+    """The name under which a query sees the hot rows of a signal (an Arrow table)."""
+    return f"hot_{TABLES[signal]}"
 
 
-def detach(alias: str) -> str:
-    return f"DETACH {alias}"
-
-
-def insert_rows(alias: str, signal: str, view: str) -> str:
-    cols = ", ".join(n for n, _ in _hot_fields(signal))
-    return f"INSERT INTO {alias}.{TABLES[signal]} SELECT {cols} FROM {view}"
-
-
-def insert_resources(alias: str, view: str) -> str:
-    cols = ", ".join(n for n, _ in _only("traces", RESOURCE_COLUMNS))
-    return f"INSERT INTO {alias}.resources SELECT {cols} FROM {view}"
-
-
-def insert_scopes(alias: str, view: str) -> str:
-    cols = ", ".join(n for n, _ in _only("traces", SCOPE_COLUMNS))
-    return f"INSERT INTO {alias}.scopes SELECT {cols} FROM {view}"
-
-
-def hot_rows(alias: str, signal: str) -> str:
-    """One hot segment's rows of a signal with their resource and scope joined back."""
-    return (
-        f"SELECT {column_list(signal)} FROM {alias}.{TABLES[signal]} AS t "
-        f"JOIN {alias}.resources AS r ON t.resource_id = r.id "
-        f"JOIN {alias}.scopes AS c ON t.scope_id = c.id"
-    )
-
-
-def source(signal: str, segments: Sequence[str], files: Sequence[str]) -> str:
-    """A FROM-able union of the hot segments and the sealed files of one signal."""
+def source(signal: str, hot: bool, files: Sequence[str]) -> str:
+    """A FROM-able union of the hot rows and the sealed files of one signal."""
     cols = column_list(signal)
-    parts = [hot_rows(alias, signal) for alias in segments]
+    parts = [f"SELECT {cols} FROM {hot_view(signal)}"] if hot else []
     if files:
         listed = ", ".join(quote_literal(f) for f in files)
         parts.append(f"SELECT {cols} FROM read_parquet([{listed}])")
@@ -147,20 +88,13 @@ def max_seq(signal: str, src: str) -> str:
     return f"SELECT max(ingest_seq) FROM {src}"
 
 
-def count_rows(alias: str, signal: str) -> str:
-    return f"SELECT count(*) FROM {alias}.{TABLES[signal]}"
+def seal_groups(view: str, signal: str) -> str:
+    return f"SELECT DISTINCT tenant, {TIME_COLUMN[signal]} // {HOUR_NS} AS hour FROM {view}"
 
 
-def seal_groups(alias: str, signal: str) -> str:
+def seal_copy(view: str, signal: str, path: str) -> str:
     return (
-        f"SELECT DISTINCT tenant, {TIME_COLUMN[signal]} // {HOUR_NS} AS hour "
-        f"FROM {alias}.{TABLES[signal]}"
-    )
-
-
-def seal_copy(alias: str, signal: str, path: str) -> str:
-    return (
-        f"COPY (SELECT * FROM ({hot_rows(alias, signal)}) "
+        f"COPY (SELECT {column_list(signal)} FROM {view} "
         f"WHERE tenant = ? AND {TIME_COLUMN[signal]} // {HOUR_NS} = ? "
         f"ORDER BY {SEAL_ORDER[signal]}) TO {quote_literal(path)} "
         "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 3, ROW_GROUP_SIZE 100000)"

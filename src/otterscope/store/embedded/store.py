@@ -1,16 +1,17 @@
-"""The embedded store: hot DuckDB segments for writes, sealed Parquet files for the rest.
+"""The embedded store: hot segments for writes, sealed Parquet files for the rest.
 
 Who does what (see ARCHITECTURE.md):
-- the ingest writer thread calls ``write``: the only writer of the active hot segment;
-- the maintenance thread calls ``maintain``: it rotates nothing, it seals segments the writer
-  has retired into Parquet and deletes files past retention;
-- any thread may query; a query holds the read side of ``_sources_lock`` so the list of
-  segments and files it reads cannot change under it.
+- the ingest writer thread calls ``write``: the only writer of the active hot segment (its
+  Arrow IPC logs, fdatasync'ed per group commit, and its rows in memory);
+- the maintenance thread calls ``maintain``: it seals segments the writer has retired into
+  Parquet and deletes files past retention;
+- any thread may query: DuckDB reads the hot rows (Arrow, zero-copy) and the Parquet files
+  together. A query holds the read side of ``_sources_lock`` so the set of segments and files
+  it reads cannot change under it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -20,16 +21,18 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from otterscope.errors import StoreError
 from otterscope.otlp.rows import Batch
 from otterscope.otlp.schema import SCHEMAS
 from otterscope.query.model import LogQuery, TraceQuery, TraceSummary
 from otterscope.store.base import Row, StoreStats
-from otterscope.store.embedded import normalize, sql
+from otterscope.store.embedded import sql
 from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, fsync_path, hour_key
 from otterscope.store.embedded.layout import write_durably as _write_durably
 from otterscope.store.embedded.rwlock import RWLock
+from otterscope.store.embedded.segment import Segment, all_rows
 
 SIGNALS = tuple(SCHEMAS)
 
@@ -48,24 +51,18 @@ class EmbeddedOptions:
     max_bytes: int = 0
 
 
-def _alias(number: int) -> str:
-    return f"seg_{number:06d}"
-
-
 class EmbeddedStore:
     def __init__(self, data_dir: Path, options: EmbeddedOptions | None = None) -> None:
         self.layout = Layout(data_dir)
         self.options = options or EmbeddedOptions()
         self._sources_lock = RWLock()
         self._write_lock = threading.Lock()
-        self._segments: list[int] = []  # attached, oldest first; the last one is active
-        self._retired: list[int] = []  # attached, no longer written, waiting to be sealed
+        # Guards the segment list and each segment's in-memory batches: held only to append
+        # or to take a snapshot, never while a query runs.
+        self._publish_lock = threading.Lock()
+        self._retired: list[Segment] = []  # no longer written, waiting to be sealed
         self._files: list[SealedFile] = []
-        self._active_rows = 0
         self._active_since = time.monotonic()
-        # Content ids of the resources and scopes already in the active segment.
-        self._known_resources: set[int] = set()
-        self._known_scopes: set[int] = set()
         self._seq = 0
         self._closed = False
         self.layout.open()
@@ -75,22 +72,16 @@ class EmbeddedStore:
                 "memory_limit": self.options.memory_limit,
                 "threads": self.options.threads,
                 "enable_external_access": True,
-                # Hot segments are sealed into Parquet and deleted, usually before DuckDB's
-                # own checkpoint would pay off: writing every row a second time (compressed,
-                # into the segment file) only costs ingest throughput. The WAL alone is
-                # what makes a commit durable; storage.seal_rows bounds how much of it there is.
-                "checkpoint_threshold": "16GB",
-                "checkpoint_on_detach": "DISABLED",
             },
         )
         self._con.execute("SET parquet_metadata_cache = true")
         for signal in SIGNALS:
             self._con.execute(sql.create_empty_table(signal))
-        self._recover()
+        self._active = self._recover()
 
     # -- start-up -----------------------------------------------------------------------
 
-    def _recover(self) -> None:
+    def _recover(self) -> Segment:
         for number in self.layout.segments():
             if self.layout.sealed_marker(number).exists():
                 # Sealed before a crash, not yet deleted: the Parquet files are complete.
@@ -98,32 +89,31 @@ class EmbeddedStore:
                 continue
             # Not sealed: any Parquet file of it is partial and will be written again.
             self.layout.remove_partial_parquet(number)
-            self._attach(number)
-            self._retired.append(number)
+            self._retired.append(Segment.load(number, self.layout.hot))
         self._files = self.layout.sealed_files()
-        last = max([*self._retired, *(f.segment for f in self._files), 0])
-        self._attach(last + 1)
+        last = max([*(s.number for s in self._retired), *(f.segment for f in self._files), 0])
         self._active_since = time.monotonic()
         self._seq = self._max_seq()
-
-    def _attach(self, number: int) -> None:
-        alias = _alias(number)
-        path = self.layout.segment_path(number)
-        try:
-            self._con.execute(sql.attach(str(path), alias))
-            for statement in sql.create_hot_tables(alias):
-                self._con.execute(statement)
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot open hot segment {path}: {exc}") from exc
-        self._segments.append(number)
+        return Segment(last + 1, self.layout.hot)
 
     def _max_seq(self) -> int:
         best = 0
-        with self._con.cursor() as cur:
+        for seg in self._retired:
             for signal in SIGNALS:
-                value = cur.execute(sql.max_seq(signal, self._source(signal, None))).fetchone()
-                if value and value[0] is not None:
-                    best = max(best, int(value[0]))
+                for batch in seg.batches[signal]:
+                    value = pc.max(batch.column("ingest_seq")).as_py()
+                    if value is not None:
+                        best = max(best, int(value))
+        files = [str(f.path) for f in self._files]
+        if files:
+            with self._con.cursor() as cur:
+                for signal in SIGNALS:
+                    src = sql.source(
+                        signal, False, [str(f.path) for f in self._files if f.signal == signal]
+                    )
+                    value = cur.execute(sql.max_seq(signal, src)).fetchone()
+                    if value and value[0] is not None:
+                        best = max(best, int(value[0]))
         return best
 
     # -- writing (the ingest writer thread only) -------------------------------------------
@@ -132,121 +122,104 @@ class EmbeddedStore:
         with self._write_lock:
             if self._closed:
                 raise StoreError("store is closed")
-            self._seq += 1
-            seq = self._seq
-            alias = _alias(self._segments[-1])
-            con = self._con
-            rows = 0
-            known = (set(self._known_resources), set(self._known_scopes))
+            seq = self._seq + 1
+            active = self._active
+            tables: dict[str, pa.Table] = {}
+            # One table per signal: concatenating first keeps the per-request cost of a
+            # group commit to a pointer copy.
+            for signal in SIGNALS:
+                parts = [b.table for b in batches if b.signal == signal and b.table.num_rows]
+                if not parts:
+                    continue
+                table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+                tables[signal] = table.set_column(1, "ingest_seq", _const_seq(seq, table.num_rows))
             try:
-                con.execute("BEGIN TRANSACTION")
-                # One INSERT per signal: concatenating first keeps the per-request cost
-                # of a group commit to a pointer copy.
-                for signal in SIGNALS:
-                    tables = [b.table for b in batches if b.signal == signal and b.table.num_rows]
-                    if not tables:
-                        continue
-                    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-                    table = table.set_column(1, "ingest_seq", _const_seq(seq, table.num_rows))
-                    parts = normalize.split(table, self._known_resources, self._known_scopes)
-                    if parts.resources.num_rows:
-                        _insert(
-                            con,
-                            sql.insert_resources(alias, "batch_resources"),
-                            "batch_resources",
-                            parts.resources,
-                        )
-                    if parts.scopes.num_rows:
-                        _insert(
-                            con,
-                            sql.insert_scopes(alias, "batch_scopes"),
-                            "batch_scopes",
-                            parts.scopes,
-                        )
-                    _insert(
-                        con, sql.insert_rows(alias, signal, "batch_rows"), "batch_rows", parts.rows
-                    )
-                    rows += table.num_rows
-                con.execute("COMMIT")
-            except duckdb.Error as exc:
-                self._seq -= 1
-                self._known_resources, self._known_scopes = known
-                # The transaction may already be gone; the original error is what matters.
-                with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
+                for signal, table in tables.items():
+                    active.append(signal, table)
+                active.sync()
+            except OSError as exc:
+                # The logs may now end in part of this commit: never write to them again.
+                self._rotate()
                 raise StoreError(f"commit failed: {exc}") from exc
-            self._active_rows += rows
+            self._seq = seq
+            with self._publish_lock:
+                for signal, table in tables.items():
+                    active.publish(signal, table)
             if (
-                self._active_rows >= self.options.seal_rows
+                active.rows >= self.options.seal_rows
                 or time.monotonic() - self._active_since >= self.options.seal_interval_s
             ):
                 self._rotate()
             return seq
 
     def _rotate(self) -> None:
-        number = self._segments[-1] + 1
-        with self._sources_lock.write():
-            self._retired.append(self._segments[-1])
-            self._attach(number)
-        self._known_resources = set()
-        self._known_scopes = set()
-        self._active_rows = 0
-        self._active_since = time.monotonic()
+        old = self._active
+        try:
+            old.close_logs()
+        finally:
+            with self._publish_lock:
+                self._retired.append(old)
+                self._active = Segment(old.number + 1, self.layout.hot)
+            self._active_since = time.monotonic()
 
     # -- maintenance (one background thread) ---------------------------------------------
 
     def maintain(self, now_ns: int, retention: bool = True) -> None:
         with self._write_lock:
-            # A retired segment may also be time-expired; a young active one is rotated here
-            # when no write has come to do it.
+            # A young active segment is rotated here when no write has come to do it.
             if (
-                self._active_rows
+                self._active.rows
                 and time.monotonic() - self._active_since >= self.options.seal_interval_s
             ):
                 self._rotate()
             retired = list(self._retired)
-        for number in retired:
-            self._seal(number)
+        for segment in retired:
+            self._seal(segment)
         if retention:
             self._enforce_retention(now_ns)
 
     def seal_now(self) -> None:
         """Retire the active segment and seal everything (tests, shutdown tooling)."""
         with self._write_lock:
-            if self._active_rows:
+            if self._active.rows:
                 self._rotate()
             retired = list(self._retired)
-        for number in retired:
-            self._seal(number)
+        for segment in retired:
+            self._seal(segment)
 
-    def _seal(self, number: int) -> None:
-        alias = _alias(number)
+    def _seal(self, segment: Segment) -> None:
         written: list[SealedFile] = []
         with self._con.cursor() as cur:
-            self._write_files(cur, alias, number, written)
-        _write_durably(self.layout.sealed_marker(number), b"sealed\n")
-        # The writer uses ``self._con`` itself (not a cursor) and DuckDB refuses a second
-        # call on a busy connection: DETACH waits for the write lock. It goes first, so a
-        # failure leaves the segment retired, to be sealed again.
-        with self._write_lock, self._sources_lock.write():
-            self._con.execute(sql.detach(alias))
+            for signal in SIGNALS:
+                table = segment.table(signal)
+                if table.num_rows:
+                    self._write_files(cur, segment.number, signal, table, written)
+        _write_durably(self.layout.sealed_marker(segment.number), b"sealed\n")
+        with self._sources_lock.write():
             self._files.extend(written)
-            self._retired.remove(number)
-            self._segments.remove(number)
-        self.layout.remove_segment_files(number)
+            with self._publish_lock:
+                self._retired.remove(segment)
+        self.layout.remove_segment_files(segment.number)
 
     def _write_files(
-        self, cur: duckdb.DuckDBPyConnection, alias: str, number: int, written: list[SealedFile]
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        number: int,
+        signal: str,
+        table: pa.Table,
+        written: list[SealedFile],
     ) -> None:
-        """One sorted Parquet file per (signal, tenant, hour) of a segment, each durable."""
-        for signal in SIGNALS:
-            groups = cur.execute(sql.seal_groups(alias, signal)).fetchall()
+        """One sorted Parquet file per (tenant, hour) of a segment's signal, each durable."""
+        view = sql.hot_view(signal)
+        cur.register(view, table)
+        try:
+            groups = cur.execute(sql.seal_groups(view, signal)).fetchall()
             for tenant, hour in groups:
                 key = hour_key(int(hour) * HOUR_NS)
                 path = self.layout.parquet_path(signal, tenant, key, number)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_name(path.name + ".tmp")
-                cur.execute(sql.seal_copy(alias, signal, str(tmp)), [tenant, int(hour)])
+                cur.execute(sql.seal_copy(view, signal, str(tmp)), [tenant, int(hour)])
                 fsync_path(tmp)
                 tmp.replace(path)
                 fsync_path(path.parent)
@@ -255,6 +228,8 @@ class EmbeddedStore:
                         path, signal, tenant, int(hour) * HOUR_NS, number, path.stat().st_size
                     )
                 )
+        finally:
+            cur.unregister(view)
 
     def _enforce_retention(self, now_ns: int) -> None:
         limits = dict(self.options.retention_s)
@@ -293,7 +268,8 @@ class EmbeddedStore:
         tenant: str | None,
         start_ns: int | None = None,
         end_ns: int | None = None,
-    ) -> str:
+    ) -> tuple[str, pa.Table]:
+        """SQL for the signal's rows, and the hot rows it reads (as of now)."""
         files = [
             str(f.path)
             for f in self._files
@@ -302,13 +278,16 @@ class EmbeddedStore:
             and (start_ns is None or f.hour_start_ns + HOUR_NS > start_ns)
             and (end_ns is None or f.hour_start_ns <= end_ns)
         ]
-        return sql.source(signal, [_alias(n) for n in self._segments], files)
+        with self._publish_lock:
+            hot = all_rows([*self._retired, self._active], signal)
+        return sql.source(signal, True, files), hot
 
     def _fetch(
-        self, statement: str, params: Sequence[Any]
+        self, signal: str, statement: str, params: Sequence[Any], hot: pa.Table
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         cur = self._con.cursor()
         try:
+            cur.register(sql.hot_view(signal), hot)
             cur.execute(statement, list(params))
             names = [d[0] for d in cur.description or ()]
             return names, cur.fetchall()
@@ -319,15 +298,15 @@ class EmbeddedStore:
 
     def get_trace(self, tenant: str, trace_id: bytes) -> list[Row]:
         with self._sources_lock.read():
-            names, rows = self._fetch(
-                sql.trace_spans(self._source("traces", tenant)), [tenant, trace_id]
-            )
+            src, hot = self._source("traces", tenant)
+            names, rows = self._fetch("traces", sql.trace_spans(src), [tenant, trace_id], hot)
         return [dict(zip(names, r, strict=True)) for r in rows]
 
     def search_traces(self, tenant: str, query: TraceQuery) -> list[TraceSummary]:
         with self._sources_lock.read():
-            statement, params = sql.search_traces(self._source("traces", tenant), tenant, query)
-            _, rows = self._fetch(statement, params)
+            src, hot = self._source("traces", tenant)
+            statement, params = sql.search_traces(src, tenant, query)
+            _, rows = self._fetch("traces", statement, params, hot)
         return [
             TraceSummary(
                 trace_id=r[0],
@@ -345,20 +324,19 @@ class EmbeddedStore:
 
     def search_logs(self, tenant: str, query: LogQuery) -> list[Row]:
         with self._sources_lock.read():
-            src = self._source("logs", tenant, query.start_ns, query.end_ns)
+            src, hot = self._source("logs", tenant, query.start_ns, query.end_ns)
             statement, params = sql.search_logs(src, tenant, query)
-            names, rows = self._fetch(statement, params)
+            names, rows = self._fetch("logs", statement, params, hot)
         return [dict(zip(names, r, strict=True)) for r in rows]
 
     def stats(self) -> StoreStats:
         with self._sources_lock.read():
-            hot: dict[str, int] = {}
-            for signal in SIGNALS:
-                total = 0
-                for number in self._segments:
-                    _, rows = self._fetch(sql.count_rows(_alias(number), signal), [])
-                    total += int(rows[0][0])
-                hot[signal] = total
+            with self._publish_lock:
+                segments = [*self._retired, self._active]
+                hot = {
+                    signal: sum(b.num_rows for seg in segments for b in seg.batches[signal])
+                    for signal in SIGNALS
+                }
             files = len(self._files)
         return StoreStats(
             disk_bytes=self.layout.disk_bytes(),
@@ -373,17 +351,9 @@ class EmbeddedStore:
                 return
             self._closed = True
             try:
-                self._con.execute("CHECKPOINT")
+                self._active.close_logs()
             finally:
                 self._con.close()
-
-
-def _insert(con: duckdb.DuckDBPyConnection, statement: str, view: str, table: pa.Table) -> None:
-    con.register(view, table)
-    try:
-        con.execute(statement)
-    finally:
-        con.unregister(view)
 
 
 def _const_seq(seq: int, n: int) -> pa.Array:

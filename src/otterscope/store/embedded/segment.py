@@ -1,0 +1,142 @@
+"""A hot segment: recent rows in memory, made durable by an append-only Arrow IPC log.
+
+Each signal of a segment has its own log file, ``hot/seg-<N>.<signal>.arrows``: an Arrow IPC
+stream, zstd-compressed, fdatasync'ed at every group commit. The same rows stay in memory
+(resource and scope columns dictionary-encoded, which halves them) and are what queries read
+until the segment is sealed into Parquet and its logs deleted.
+
+A crash can leave a torn record at the end of a log; it was never acknowledged (the answer
+waits for the fdatasync), so reading stops there and drops it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from otterscope.otlp.schema import SCHEMAS
+from otterscope.store.embedded.layout import fsync_path
+
+# Repeated on every row but with few distinct values per batch: dictionary-encoded in memory.
+DICTIONARY_COLUMNS = (
+    "tenant",
+    "service_name",
+    "resource_attributes",
+    "resource_entity_refs",
+    "resource_schema_url",
+    "scope_name",
+    "scope_version",
+    "scope_attributes",
+    "scope_schema_url",
+)
+_WRITE_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+
+
+def _compact(table: pa.Table) -> list[pa.RecordBatch]:
+    for name in DICTIONARY_COLUMNS:
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, pc.dictionary_encode(table.column(i)))
+    batches: list[pa.RecordBatch] = table.combine_chunks().to_batches()
+    return batches
+
+
+def all_rows(segments: list[Segment], signal: str) -> pa.Table:
+    """Every hot row of a signal across segments, zero-copy."""
+    batches = [b for seg in segments for b in seg.batches[signal]]
+    return pa.Table.from_batches(batches, schema=HOT_SCHEMAS[signal])
+
+
+@dataclass
+class _Log:
+    file: BinaryIO
+    writer: pa.ipc.RecordBatchStreamWriter
+
+
+@dataclass
+class Segment:
+    number: int
+    hot: Path
+    batches: dict[str, list[pa.RecordBatch]] = field(
+        default_factory=lambda: {signal: [] for signal in SCHEMAS}
+    )
+    rows: int = 0
+    _logs: dict[str, _Log] = field(default_factory=dict)
+
+    def path(self, signal: str) -> Path:
+        return self.hot / f"seg-{self.number:06d}.{signal}.arrows"
+
+    def append(self, signal: str, table: pa.Table) -> None:
+        """Write rows to the signal's log (buffered; ``sync`` makes them durable)."""
+        log = self._logs.get(signal)
+        if log is None:
+            path = self.path(signal)
+            f = open(path, "ab")  # noqa: SIM115 - lives as long as the segment is active
+            log = _Log(f, pa.ipc.new_stream(f, SCHEMAS[signal], options=_WRITE_OPTIONS))
+            self._logs[signal] = log
+            f.flush()
+            os.fsync(f.fileno())
+            fsync_path(self.hot)
+        log.writer.write_table(table)
+
+    def sync(self) -> None:
+        for log in self._logs.values():
+            log.file.flush()
+            os.fdatasync(log.file.fileno())
+
+    def publish(self, signal: str, table: pa.Table) -> None:
+        """Make durable rows visible to queries (the caller holds the sources lock)."""
+        self.batches[signal].extend(_compact(table))
+        self.rows += table.num_rows
+
+    def close_logs(self) -> None:
+        for log in self._logs.values():
+            log.writer.close()
+            log.file.flush()
+            os.fdatasync(log.file.fileno())
+            log.file.close()
+        self._logs.clear()
+
+    def table(self, signal: str) -> pa.Table:
+        return pa.Table.from_batches(self.batches[signal], schema=HOT_SCHEMAS[signal])
+
+    def remove_files(self) -> None:
+        for signal in SCHEMAS:
+            self.path(signal).unlink(missing_ok=True)
+
+    @classmethod
+    def load(cls, number: int, hot: Path) -> Segment:
+        """Read a segment's logs back after a restart, up to any torn tail."""
+        segment = cls(number, hot)
+        for signal in SCHEMAS:
+            path = segment.path(signal)
+            if not path.exists():
+                continue
+            rows: list[pa.RecordBatch] = []
+            with pa.OSFile(str(path), "rb") as f:
+                try:
+                    reader = pa.ipc.open_stream(f)
+                    while True:
+                        rows.append(reader.read_next_batch())
+                except StopIteration:
+                    pass
+                except (pa.ArrowInvalid, OSError):
+                    pass  # a torn tail (or an empty file): never acknowledged, dropped
+            for batch in rows:
+                segment.publish(signal, pa.Table.from_batches([batch]))
+        return segment
+
+
+def _hot_schema(schema: pa.Schema) -> pa.Schema:
+    for name in DICTIONARY_COLUMNS:
+        i = schema.get_field_index(name)
+        schema = schema.set(i, pa.field(name, pa.dictionary(pa.int32(), pa.string())))
+    return schema
+
+
+# What hot rows look like in memory: the signal's schema with the dictionary columns.
+HOT_SCHEMAS = {signal: _hot_schema(schema) for signal, schema in SCHEMAS.items()}
