@@ -242,7 +242,7 @@ KEYS: tuple[Key, ...] = (
     Key(
         "storage",
         "seal_rows",
-        500_000,
+        250_000,
         _int,
         "Rows in the hot segment at which it is sealed early (bounds the memory hot rows take).",
     ),

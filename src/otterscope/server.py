@@ -76,6 +76,7 @@ class Server:
                     (sig, s[f"retention.{sig}"]) for sig in ("traces", "logs", "metrics")
                 ),
                 max_bytes=s["retention.max_bytes"],
+                max_unsealed=2,
             ),
         )
         self.writer = Writer(
@@ -134,7 +135,10 @@ class Server:
     def _maintain(self) -> None:
         last_retention = 0.0
         interval = self.settings["retention.interval"]
-        while not self._stop.wait(MAINTENANCE_PERIOD_S):
+        while not self._stop.is_set():
+            self.store.wait_for_work(MAINTENANCE_PERIOD_S)
+            if self._stop.is_set():
+                break
             now = time.monotonic()
             try:
                 self.store.maintain(time.time_ns(), retention=now - last_retention >= interval)
@@ -222,6 +226,7 @@ class Server:
         await asyncio.gather(grpc_server.stop(grace), http_task)
         clean = await asyncio.to_thread(self.writer.drain, grace)
         self._stop.set()
+        self.store.wake()
         self._maintenance.join(grace)
         self.store.close()
         if not clean:

@@ -28,20 +28,6 @@ _TYPES = {
     pa.list_(pa.float64()): "DOUBLE[]",
 }
 
-# The column each signal is filed under in time.
-TIME_COLUMN = {
-    "traces": "start_time_unix_nano",
-    "logs": "timestamp_unix_nano",
-    "metrics": "time_unix_nano",
-}
-
-# Sort order inside sealed files: what queries filter on most, so row groups can be skipped.
-SEAL_ORDER = {
-    "traces": "trace_id, start_time_unix_nano",
-    "logs": "service_name, timestamp_unix_nano",
-    "metrics": "metric_name, attributes, time_unix_nano",
-}
-
 HOUR_NS = 3_600_000_000_000
 
 
@@ -86,19 +72,6 @@ def source(signal: str, hot: bool, files: Sequence[str]) -> str:
 
 def max_seq(signal: str, src: str) -> str:
     return f"SELECT max(ingest_seq) FROM {src}"
-
-
-def seal_groups(view: str, signal: str) -> str:
-    return f"SELECT DISTINCT tenant, {TIME_COLUMN[signal]} // {HOUR_NS} AS hour FROM {view}"
-
-
-def seal_copy(view: str, signal: str, path: str) -> str:
-    return (
-        f"COPY (SELECT {column_list(signal)} FROM {view} "
-        f"WHERE tenant = ? AND {TIME_COLUMN[signal]} // {HOUR_NS} = ? "
-        f"ORDER BY {SEAL_ORDER[signal]}) TO {quote_literal(path)} "
-        "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 3, ROW_GROUP_SIZE 100000)"
-    )
 
 
 def trace_spans(src: str) -> str:

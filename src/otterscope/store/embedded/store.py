@@ -28,7 +28,7 @@ from otterscope.otlp.rows import Batch
 from otterscope.otlp.schema import SCHEMAS
 from otterscope.query.model import LogQuery, TraceQuery, TraceSummary
 from otterscope.store.base import Row, StoreStats
-from otterscope.store.embedded import sql
+from otterscope.store.embedded import seal, sql
 from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, fsync_path, hour_key
 from otterscope.store.embedded.layout import write_durably as _write_durably
 from otterscope.store.embedded.rwlock import RWLock
@@ -42,13 +42,17 @@ class EmbeddedOptions:
     memory_limit: str = "512MB"
     threads: int = 2
     seal_interval_s: float = 3600.0
-    seal_rows: int = 500_000
+    seal_rows: int = 250_000
     retention_s: tuple[tuple[str, float], ...] = (
         ("traces", 7 * 86400.0),
         ("logs", 7 * 86400.0),
         ("metrics", 7 * 86400.0),
     )
     max_bytes: int = 0
+    # Retired segments waiting to be sealed before writes wait (0: never wait). Each holds
+    # up to seal_rows rows in memory, so this bounds hot memory when sealing falls behind.
+    max_unsealed: int = 0
+    unsealed_wait_s: float = 30.0
 
 
 class EmbeddedStore:
@@ -60,6 +64,8 @@ class EmbeddedStore:
         # Guards the segment list and each segment's in-memory batches: held only to append
         # or to take a snapshot, never while a query runs.
         self._publish_lock = threading.Lock()
+        self._sealed = threading.Condition(self._publish_lock)
+        self._work = threading.Event()
         self._retired: list[Segment] = []  # no longer written, waiting to be sealed
         self._files: list[SealedFile] = []
         self._active_since = time.monotonic()
@@ -119,6 +125,7 @@ class EmbeddedStore:
     # -- writing (the ingest writer thread only) -------------------------------------------
 
     def write(self, batches: Sequence[Batch]) -> int:
+        self._wait_for_sealing()
         with self._write_lock:
             if self._closed:
                 raise StoreError("store is closed")
@@ -152,6 +159,29 @@ class EmbeddedStore:
                 self._rotate()
             return seq
 
+    def _wait_for_sealing(self) -> None:
+        """Backpressure: hold writes while too many retired segments wait to be sealed."""
+        limit = self.options.max_unsealed
+        if not limit:
+            return
+        deadline = time.monotonic() + self.options.unsealed_wait_s
+        with self._sealed:
+            while len(self._retired) >= limit and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise StoreError(
+                        f"sealing is behind: {len(self._retired)} segments wait to be sealed"
+                    )
+                self._sealed.wait(left)
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Block until a segment is retired (sealing to do) or ``timeout`` passes."""
+        self._work.wait(timeout)
+        self._work.clear()
+
+    def wake(self) -> None:
+        self._work.set()
+
     def _rotate(self) -> None:
         old = self._active
         try:
@@ -161,6 +191,7 @@ class EmbeddedStore:
                 self._retired.append(old)
                 self._active = Segment(old.number + 1, self.layout.hot)
             self._active_since = time.monotonic()
+            self._work.set()
 
     # -- maintenance (one background thread) ---------------------------------------------
 
@@ -189,47 +220,32 @@ class EmbeddedStore:
 
     def _seal(self, segment: Segment) -> None:
         written: list[SealedFile] = []
-        with self._con.cursor() as cur:
-            for signal in SIGNALS:
-                table = segment.table(signal)
-                if table.num_rows:
-                    self._write_files(cur, segment.number, signal, table, written)
+        for signal in SIGNALS:
+            table = segment.table(signal)
+            if table.num_rows:
+                self._write_files(segment.number, signal, table, written)
         _write_durably(self.layout.sealed_marker(segment.number), b"sealed\n")
         with self._sources_lock.write():
             self._files.extend(written)
-            with self._publish_lock:
+            with self._sealed:
                 self._retired.remove(segment)
+                self._sealed.notify_all()
         self.layout.remove_segment_files(segment.number)
 
     def _write_files(
-        self,
-        cur: duckdb.DuckDBPyConnection,
-        number: int,
-        signal: str,
-        table: pa.Table,
-        written: list[SealedFile],
+        self, number: int, signal: str, table: pa.Table, written: list[SealedFile]
     ) -> None:
         """One sorted Parquet file per (tenant, hour) of a segment's signal, each durable."""
-        view = sql.hot_view(signal)
-        cur.register(view, table)
-        try:
-            groups = cur.execute(sql.seal_groups(view, signal)).fetchall()
-            for tenant, hour in groups:
-                key = hour_key(int(hour) * HOUR_NS)
-                path = self.layout.parquet_path(signal, tenant, key, number)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(path.name + ".tmp")
-                cur.execute(sql.seal_copy(view, signal, str(tmp)), [tenant, int(hour)])
-                fsync_path(tmp)
-                tmp.replace(path)
-                fsync_path(path.parent)
-                written.append(
-                    SealedFile(
-                        path, signal, tenant, int(hour) * HOUR_NS, number, path.stat().st_size
-                    )
-                )
-        finally:
-            cur.unregister(view)
+        for tenant, hour, rows in seal.partitions(signal, table):
+            path = self.layout.parquet_path(signal, tenant, hour_key(hour * HOUR_NS), number)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            seal.write_sorted(signal, rows, tmp)
+            tmp.replace(path)
+            fsync_path(path.parent)
+            written.append(
+                SealedFile(path, signal, tenant, hour * HOUR_NS, number, path.stat().st_size)
+            )
 
     def _enforce_retention(self, now_ns: int) -> None:
         limits = dict(self.options.retention_s)
@@ -350,6 +366,8 @@ class EmbeddedStore:
             if self._closed:
                 return
             self._closed = True
+            with self._sealed:
+                self._sealed.notify_all()
             try:
                 self._active.close_logs()
             finally:

@@ -1,0 +1,101 @@
+"""Sealing: a hot segment's rows -> sorted, zstd-compressed Parquet files.
+
+One file per (signal, tenant, hour). Rows are sorted by what queries look up most (trace id
+for spans), so Parquet's per-row-group min/max statistics let a lookup skip most of a file.
+Sorting computes indices only; rows are gathered one row group at a time, so sealing holds
+about one row group of decoded rows beyond the segment itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from otterscope.store.embedded.layout import HOUR_NS
+
+TIME_COLUMN = {
+    "traces": "start_time_unix_nano",
+    "logs": "timestamp_unix_nano",
+    "metrics": "time_unix_nano",
+}
+SORT_KEYS = {
+    "traces": ("trace_id", "start_time_unix_nano"),
+    "logs": ("service_name", "timestamp_unix_nano"),
+    "metrics": ("metric_name", "attributes", "time_unix_nano"),
+}
+ROW_GROUP_ROWS = 100_000
+# Columns that are nearly unique per row: a dictionary would only add a page of misses.
+_UNIQUE = {
+    "traces": {"trace_id", "span_id", "parent_span_id", "attributes"},
+    "logs": {"trace_id", "span_id", "body", "body_text", "attributes"},
+    "metrics": set(),
+}
+# Integer columns whose neighbours are close: delta encoding (measured on realistic spans:
+# 59 -> 49 bytes per span with the dictionary choice above, and faster to write).
+_DELTA = {
+    "traces": ("ingest_seq", "start_time_unix_nano", "end_time_unix_nano", "duration_nano"),
+    "logs": ("ingest_seq", "time_unix_nano", "observed_time_unix_nano", "timestamp_unix_nano"),
+    "metrics": ("ingest_seq", "start_time_unix_nano", "time_unix_nano"),
+}
+
+
+def _dictionary_columns(signal: str, schema: pa.Schema) -> list[str]:
+    return [
+        f.name
+        for f in schema
+        if f.name not in _UNIQUE[signal]
+        and (
+            pa.types.is_string(f.type)
+            or pa.types.is_binary(f.type)
+            or pa.types.is_dictionary(f.type)
+        )
+    ]
+
+
+def partitions(signal: str, table: pa.Table) -> Iterator[tuple[str, int, pa.Table]]:
+    """(tenant, hour index, rows) for each tenant and hour present in ``table``."""
+    tenant = pc.cast(table.column("tenant"), pa.string())
+    hour = pc.divide(table.column(TIME_COLUMN[signal]), pa.scalar(HOUR_NS, pa.int64()))
+    keys = pa.table({"tenant": tenant, "hour": hour}).group_by(["tenant", "hour"]).aggregate([])
+    for t, h in zip(
+        keys.column("tenant").to_pylist(), keys.column("hour").to_pylist(), strict=True
+    ):
+        mask = pc.and_(pc.equal(tenant, t), pc.equal(hour, h))
+        yield t, int(h), table.filter(mask)
+
+
+def write_sorted(signal: str, table: pa.Table, path: Path) -> None:
+    """Write ``table`` sorted by the signal's keys to ``path``, durably (fsync'ed)."""
+    sort_on = pa.table(
+        {
+            name: (
+                pc.cast(table.column(name), pa.string())
+                if pa.types.is_dictionary(table.schema.field(name).type)
+                else table.column(name)
+            )
+            for name in SORT_KEYS[signal]
+        }
+    )
+    order = pc.sort_indices(sort_on, sort_keys=[(name, "ascending") for name in SORT_KEYS[signal]])
+    with pq.ParquetWriter(
+        str(path),
+        table.schema,
+        compression="zstd",
+        compression_level=3,
+        use_dictionary=_dictionary_columns(signal, table.schema),
+        column_encoding=dict.fromkeys(_DELTA[signal], "DELTA_BINARY_PACKED"),
+    ) as writer:
+        for start in range(0, len(order), ROW_GROUP_ROWS):
+            writer.write_table(
+                table.take(order.slice(start, ROW_GROUP_ROWS)), row_group_size=ROW_GROUP_ROWS
+            )
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
