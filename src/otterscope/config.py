@@ -246,13 +246,6 @@ KEYS: tuple[Key, ...] = (
         _int,
         "Rows in the hot segment at which it is sealed early (bounds the memory hot rows take).",
     ),
-    Key(
-        "storage",
-        "cursor_encryption_key",
-        "",
-        _str,
-        "Key for paging cursors; generated into the data dir when empty.",
-    ),
     Key("retention", "traces", 7 * 86400.0, parse_seconds, "How long spans are kept."),
     Key("retention", "logs", 7 * 86400.0, parse_seconds, "How long log records are kept."),
     Key("retention", "metrics", 7 * 86400.0, parse_seconds, "How long metric points are kept."),

@@ -23,7 +23,7 @@ SEVERITIES = {
     "ERROR": 17,
     "FATAL": 21,
 }
-_PARAMS = {"service", "severity", "q", "traceId", "spanId", "start", "end", "limit", "cursor"}
+_PARAMS = {"service", "severity", "q", "traceId", "spanId", "start", "end", "limit"}
 
 
 def parse_severity(value: str) -> int:

@@ -26,7 +26,6 @@ _SEARCH_PARAMS = {
     "start",
     "end",
     "limit",
-    "cursor",
 }
 
 
