@@ -722,7 +722,7 @@ def _print_summary(s: dict[str, object]) -> None:
         lines.append(
             f"disk            {s['stored_rows']:,} rows stored; sealed Parquet {s['sealed_bytes_per_item']} B/{unit[:-1]}, "
             f"whole data dir {s['total_disk_bytes_per_item']} B/{unit[:-1]} after sealing "
-            f"(hot DuckDB before sealing: {s['hot_bytes_per_item_before_seal']} B/{unit[:-1]}; seal took {sealed['seal_seconds']}s)"
+            f"(hot segment logs before sealing: {s['hot_bytes_per_item_before_seal']} B/{unit[:-1]}; seal took {sealed['seal_seconds']}s)"
         )
     print("\n".join(lines))
 

@@ -86,7 +86,7 @@ def main() -> int:
     print(
         f"\n=== storage: {stored:,} distinct {args.signal} ({args.batch}/request, {args.group} requests/commit) ==="
     )
-    print(f"hot DuckDB before sealing   {hot / stored:7.1f} B/{unit}")
+    print(f"hot segment logs, unsealed {hot / stored:7.1f} B/{unit}")
     print(
         f"sealed Parquet              {pq / stored:7.1f} B/{unit}   ({len(files)} files, seal took {seal_s:.1f}s)"
     )
