@@ -37,9 +37,7 @@ def parse_severity(value: str) -> int:
 
 def log_query(request: Request) -> LogQuery:
     q = request.query_params
-    for key in q:
-        if key not in _PARAMS and not key.startswith("attr."):
-            raise BadRequest(f"unknown parameter {key!r}")
+    p.check_known(q, _PARAMS)
     start, end = p.time_window(q)
     return LogQuery(
         start_ns=start,

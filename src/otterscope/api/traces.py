@@ -31,9 +31,7 @@ _SEARCH_PARAMS = {
 
 def trace_query(request: Request) -> TraceQuery:
     q = request.query_params
-    for key in q:
-        if key not in _SEARCH_PARAMS and not key.startswith("attr."):
-            raise BadRequest(f"unknown parameter {key!r}")
+    p.check_known(q, _SEARCH_PARAMS)
     start, end = p.time_window(q)
     status = q.get("status")
     if status is not None and status.lower() not in _STATUS:

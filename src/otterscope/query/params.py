@@ -106,6 +106,15 @@ def time_window(params: Mapping[str, str]) -> tuple[int, int]:
     return start, end
 
 
+def check_known(params: Mapping[str, str], known: set[str]) -> None:
+    """Refuse a parameter the endpoint does not take (``attr.*`` is always taken)."""
+    for key in params:
+        if key not in known and not key.startswith("attr."):
+            if key == "cursor":
+                raise BadRequest("paging by cursor is not available yet: parameter 'cursor'")
+            raise BadRequest(f"unknown parameter {key!r}")
+
+
 def attribute_filters(multi: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """``attr.<key>=<value>`` parameters, in the order given."""
     out = []
