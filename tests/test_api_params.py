@@ -61,3 +61,11 @@ def test_method_not_allowed_on_the_api_is_405_with_allow(server: RunningServer) 
     assert r.status_code == 405
     assert "GET" in r.headers["allow"]
     assert r.json()["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("duration", ["250ms", "1.5s", "2m", "1h30m", "250"])
+def test_go_durations_are_accepted_by_the_search(server: RunningServer, duration: str) -> None:
+    for name in ("minDuration", "maxDuration", "minTraceDuration", "maxTraceDuration"):
+        r = httpx.get(f"{server.url}/api/traces", params={name: duration})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"traces": [], "nextCursor": None}

@@ -116,14 +116,26 @@ class Writer:
                 items += nxt.batch.accepted
                 taken.append(nxt)
             self._queued_items -= items
-            return taken
+        # A request that gave up waiting (client deadline, shutdown) cancelled its future:
+        # its batch is not committed, as nobody would be told.
+        return [p for p in taken if p.future.set_running_or_notify_cancel()]
 
     def _run(self) -> None:
         while (taken := self._take()) is not None:
-            self._commit(taken)
+            if not taken:
+                continue
+            try:
+                self._commit(taken)
+            except Exception as exc:
+                # Nothing may end this thread: every later request would wait forever.
+                log.exception("group commit failed unexpectedly")
+                for p in taken:
+                    if not p.future.done():
+                        p.future.set_exception(OtterscopeError(f"commit failed: {exc}"))
 
     def _commit(self, taken: list[_Pending]) -> None:
-        capped: list[tuple[Batch, int, str]] = [self._apply_cap(p.batch) for p in taken]
+        staged: dict[tuple[str, bytes], int] = {}
+        capped = [self._apply_cap(p.batch, staged) for p in taken]
         batches = [b for b, _, _ in capped]
         started = time.perf_counter()
         try:
@@ -140,6 +152,13 @@ class Writer:
                 p.future.set_exception(OtterscopeError(f"commit failed: {exc}"))
             return
         self.last_commit_seconds = time.perf_counter() - started
+        # Only spans that were really stored count towards the per-trace cap.
+        memory = self._trace_counts
+        for key, total in staged.items():
+            memory.pop(key, None)
+            memory[key] = total
+        while len(memory) > TRACE_MEMORY:
+            memory.popitem(last=False)
         for p, (_, rejected, message) in zip(taken, capped, strict=True):
             p.future.set_result(Commit(seq, rejected, message))
         for listener in self._listeners:
@@ -148,7 +167,10 @@ class Writer:
             except Exception:
                 log.exception("commit listener failed")
 
-    def _apply_cap(self, batch: Batch) -> tuple[Batch, int, str]:
+    def _apply_cap(
+        self, batch: Batch, staged: dict[tuple[str, bytes], int]
+    ) -> tuple[Batch, int, str]:
+        """Turn away spans beyond the per-trace cap; new totals go to ``staged``."""
         if batch.signal != "traces" or not batch.table.num_rows:
             return batch, 0, ""
         table = batch.table
@@ -158,14 +180,12 @@ class Writer:
         memory = self._trace_counts
         for entry in counts:
             key = (tenant, entry["values"])
-            seen = memory.pop(key, 0)
+            seen = staged.get(key, memory.get(key, 0))
             total = seen + entry["counts"]
             if total > self._cap:
                 over[entry["values"]] = max(self._cap - seen, 0)
                 total = max(seen, self._cap)
-            memory[key] = total
-        while len(memory) > TRACE_MEMORY:
-            memory.popitem(last=False)
+            staged[key] = total
         if not over:
             return batch, 0, ""
         keep = []

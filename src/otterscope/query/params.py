@@ -14,7 +14,8 @@ from otterscope.errors import BadRequest
 
 DEFAULT_WINDOW_NS = 24 * 3600 * 1_000_000_000
 MAX_LIMIT = 1000
-_GO_DURATION = re.compile(r"((?:\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))")
+_GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_MAX_NS = 2**63 - 1
 _GO_UNITS = {
     "ns": 1,
     "us": 1_000,
@@ -60,14 +61,22 @@ def parse_duration(name: str, value: str) -> int:
     except ValueError:
         pass
     else:
-        if ms < 0 or ms != ms or ms == float("inf"):
+        if ms < 0 or ms != ms:
             raise BadRequest(f"{name}: duration must be a non-negative number")
-        return int(ms * 1_000_000)
+        return _bounded(name, ms * 1_000_000)
     if not text or _GO_DURATION.sub("", text):
         raise BadRequest(
             f"{name}: {value!r} is not a duration (e.g. 250ms, 1.5s, 2m, or milliseconds)"
         )
-    return int(sum(float(num) * _GO_UNITS[unit] for _, num, unit in _GO_DURATION.findall(text)))
+    return _bounded(
+        name, sum(float(num) * _GO_UNITS[unit] for num, unit in _GO_DURATION.findall(text))
+    )
+
+
+def _bounded(name: str, ns: float) -> int:
+    if ns > _MAX_NS:
+        raise BadRequest(f"{name}: duration is longer than about 292 years")
+    return int(ns)
 
 
 def parse_trace_id(value: str) -> bytes:

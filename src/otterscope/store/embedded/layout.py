@@ -109,6 +109,23 @@ class Layout:
         found = {int(m.group(1)) for p in self.hot.iterdir() if (m := _SEG_RE.search(p.name))}
         return sorted(found)
 
+    def make_dirs(self, folder: Path) -> None:
+        """Create ``folder`` and its parents, each new entry durable in its parent."""
+        missing = []
+        while not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+        for d in reversed(missing):
+            d.mkdir()
+            fsync_path(d.parent)
+
+    def marked_segments(self) -> set[int]:
+        return {
+            int(m.group(1))
+            for p in self.hot.iterdir()
+            if (m := re.fullmatch(r"seg-(\d{6,})\.sealed", p.name))
+        }
+
     def parquet_path(self, signal: str, tenant: str, hour: str, segment: int) -> Path:
         return (
             self.parquet
@@ -147,4 +164,11 @@ class Layout:
             path.unlink()
 
     def disk_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        total = 0
+        for p in self.root.rglob("*"):
+            try:
+                if p.is_file():
+                    total += p.stat().st_size
+            except FileNotFoundError:
+                continue  # sealed or deleted while we looked
+        return total

@@ -94,12 +94,20 @@ class Segment:
         self.rows += table.num_rows
 
     def close_logs(self) -> None:
-        for log in self._logs.values():
-            log.writer.close()
-            log.file.flush()
-            os.fdatasync(log.file.fileno())
-            log.file.close()
-        self._logs.clear()
+        """Close every log (each one even if another fails); raise the first failure."""
+        logs, self._logs = list(self._logs.values()), {}
+        first: OSError | None = None
+        for log in logs:
+            try:
+                log.writer.close()
+                log.file.flush()
+                os.fdatasync(log.file.fileno())
+            except OSError as exc:
+                first = first or exc
+            finally:
+                log.file.close()
+        if first is not None:
+            raise first
 
     def table(self, signal: str) -> pa.Table:
         return pa.Table.from_batches(self.batches[signal], schema=HOT_SCHEMAS[signal])

@@ -12,6 +12,7 @@ Who does what (see ARCHITECTURE.md):
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from otterscope.store.embedded.rwlock import RWLock
 from otterscope.store.embedded.segment import Segment, all_rows
 
 SIGNALS = tuple(SCHEMAS)
+log = logging.getLogger("otterscope.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,12 @@ class EmbeddedStore:
     # -- start-up -----------------------------------------------------------------------
 
     def _recover(self) -> Segment:
-        for number in self.layout.segments():
+        logged = set(self.layout.segments())
+        for number in self.layout.marked_segments() - logged:
+            # A crash after the logs of a sealed segment were deleted, before its marker was:
+            # the marker must go, or it would condemn a later segment of the same number.
+            self.layout.sealed_marker(number).unlink()
+        for number in sorted(logged):
             if self.layout.sealed_marker(number).exists():
                 # Sealed before a crash, not yet deleted: the Parquet files are complete.
                 self.layout.remove_segment_files(number)
@@ -146,7 +153,10 @@ class EmbeddedStore:
                 active.sync()
             except OSError as exc:
                 # The logs may now end in part of this commit: never write to them again.
-                self._rotate()
+                try:
+                    self._rotate()
+                except OSError as again:
+                    log.error("closing the logs of segment %d failed too: %s", active.number, again)
                 raise StoreError(f"commit failed: {exc}") from exc
             self._seq = seq
             with self._publish_lock:
@@ -204,10 +214,13 @@ class EmbeddedStore:
             ):
                 self._rotate()
             retired = list(self._retired)
-        for segment in retired:
-            self._seal(segment)
-        if retention:
-            self._enforce_retention(now_ns)
+        try:
+            for segment in retired:
+                self._seal(segment)
+        finally:
+            # Retention frees disk space, which is what a failed seal (disk full) may need.
+            if retention:
+                self._enforce_retention(now_ns)
 
     def seal_now(self) -> None:
         """Retire the active segment and seal everything (tests, shutdown tooling)."""
@@ -238,7 +251,7 @@ class EmbeddedStore:
         """One sorted Parquet file per (tenant, hour) of a segment's signal, each durable."""
         for tenant, hour, rows in seal.partitions(signal, table):
             path = self.layout.parquet_path(signal, tenant, hour_key(hour * HOUR_NS), number)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            self.layout.make_dirs(path.parent)
             tmp = path.with_name(path.name + ".tmp")
             seal.write_sorted(signal, rows, tmp)
             tmp.replace(path)

@@ -1,0 +1,91 @@
+"""The group-commit writer: what it does with requests that gave up, and with failures."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from otterscope.errors import Unavailable
+from otterscope.ingest.writer import Writer
+from otterscope.otlp.anyvalue import Limits
+from otterscope.otlp.rows import Batch, spans_batch
+from otterscope.store.embedded.store import EmbeddedStore
+from tests.test_store_embedded import T0, resource, span
+
+
+def batch_of(trace_id: bytes, n: int) -> Batch:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.CopyFrom(resource("svc"))
+    ss = rs.scope_spans.add()
+    for i in range(n):
+        ss.spans.append(span(trace_id, (i + 1).to_bytes(8, "big"), f"op{i}", T0 + i, T0 + i + 10))
+    return spans_batch(req, "default", Limits())
+
+
+class GatedStore(EmbeddedStore):
+    """The real store, whose commits wait for the test to open a gate first."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(data_dir)
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.fail_next = False
+
+    def write(self, batches: Sequence[Batch]) -> int:
+        self.entered.set()
+        assert self.gate.wait(10)
+        if self.fail_next:
+            self.fail_next = False
+            from otterscope.errors import StoreError
+
+            raise StoreError("disk on fire")
+        return super().write(batches)
+
+
+@pytest.fixture
+def gated(tmp_path: Path) -> GatedStore:
+    return GatedStore(tmp_path / "data")
+
+
+def test_a_cancelled_request_is_not_committed_and_the_writer_lives_on(gated: GatedStore) -> None:
+    writer = Writer(gated, max_items=10_000, max_spans_per_trace=1000, retry_after=1)
+    writer.start()
+    a = writer.submit(batch_of(b"\x0a" * 16, 3))
+    assert gated.entered.wait(5)  # the writer holds A's commit open
+    b = writer.submit(batch_of(b"\x0b" * 16, 3))
+    c = writer.submit(batch_of(b"\x0c" * 16, 3))
+    assert b.cancel()  # B's client gave up while queued
+    gated.gate.set()
+    assert a.result(5).rejected == 0
+    assert c.result(5).rejected == 0
+    assert len(gated.get_trace("default", b"\x0a" * 16)) == 3
+    assert gated.get_trace("default", b"\x0b" * 16) == []
+    assert len(gated.get_trace("default", b"\x0c" * 16)) == 3
+    # The writer is still there for the next request.
+    d = writer.submit(batch_of(b"\x0d" * 16, 2))
+    assert d.result(5).rejected == 0
+    assert writer.drain(5)
+    gated.close()
+
+
+def test_the_per_trace_cap_counts_only_spans_that_were_stored(tmp_path: Path) -> None:
+    store = GatedStore(tmp_path / "data")
+    store.gate.set()
+    writer = Writer(store, max_items=10_000, max_spans_per_trace=100, retry_after=1)
+    writer.start()
+    trace = b"\x0e" * 16
+    store.fail_next = True
+    with pytest.raises(Unavailable):
+        writer.submit(batch_of(trace, 60)).result(5)
+    # The retry of the same 60 spans is not held against a cap they never reached.
+    assert writer.submit(batch_of(trace, 60)).result(5).rejected == 0
+    # 60 stored: 40 more fit, the rest are turned away.
+    second = batch_of(trace, 60)
+    assert writer.submit(second).result(5).rejected == 60 - 40
+    assert writer.drain(5)
+    store.close()
