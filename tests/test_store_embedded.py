@@ -1036,3 +1036,28 @@ def test_torn_tail_of_a_hot_log_is_dropped_and_the_rest_kept(data_dir: Path) -> 
         assert snapshot(reopened) == expected
     finally:
         reopened.close()
+
+
+def test_a_stale_sealed_marker_cannot_condemn_a_later_segment(data_dir: Path) -> None:
+    """Crash after a sealed segment's logs were deleted but before its marker was; its
+    Parquet files later went (retention). The marker must not outlive the restart, or the
+    next segment of that number would be deleted as 'already sealed' by a later recovery."""
+    store = EmbeddedStore(data_dir)
+    write_search_traces(store)
+    store.seal_now()
+    store.close()
+    hot = data_dir / "hot"
+    (hot / "seg-000001.sealed").write_bytes(b"sealed\n")  # the crash window
+    for f in parquet_files(data_dir):
+        f.unlink()  # retention took the files
+    store = EmbeddedStore(data_dir)
+    assert not (hot / "seg-000001.sealed").exists()
+    trace = (0xFEED).to_bytes(16, "big")
+    write_spans(store, [(resource("svc"), _bulk_spans(trace, T0, 5))])
+    # kill -9: no close; a new process opens the same data dir.
+    again = EmbeddedStore(data_dir)
+    try:
+        assert len(again.get_trace("default", trace)) == 5
+    finally:
+        again.close()
+        store.close()
