@@ -54,16 +54,30 @@ class _Identity:
 
 
 class _Zlib:
-    def __init__(self, wbits: int) -> None:
+    def __init__(self, wbits: int, members: bool) -> None:
+        self._wbits = wbits
+        self._members = members  # gzip allows several members back to back
         self._d = zlib.decompressobj(wbits)
 
     def feed(self, chunk: bytes, room: int) -> bytes:
+        data = self._d.unconsumed_tail + chunk
+        out: list[bytes] = []
+        produced = 0
         try:
-            # Ask for at most one byte more than fits: enough to detect an overflow.
-            out = self._d.decompress(self._d.unconsumed_tail + chunk, room + 1)
+            while True:
+                # Ask for at most one byte more than fits: enough to detect an overflow.
+                piece = self._d.decompress(data, room - produced + 1)
+                out.append(piece)
+                produced += len(piece)
+                if not (self._d.eof and self._d.unused_data) or produced > room:
+                    break
+                if not self._members:
+                    raise BadRequest("body has data after the end of its deflate stream")
+                data = self._d.unused_data
+                self._d = zlib.decompressobj(self._wbits)
         except zlib.error as exc:
             raise BadRequest(f"body is not valid compressed data: {exc}") from None
-        return out
+        return b"".join(out)
 
     def pending(self) -> bool:
         return bool(self._d.unconsumed_tail)
@@ -92,9 +106,22 @@ class _Zstd:
         )
         try:
             out = reader.read(limit + 1)
+            if len(out) <= limit:
+                self._check_complete()
         except zstandard.ZstdError as exc:
             raise BadRequest(f"body is not valid zstd data: {exc}") from None
         return out
+
+    def _check_complete(self) -> None:
+        """The bounded reader stops quietly at a truncated frame; a second pass (bounded by
+        the output just read) tells a whole body from a cut one."""
+        data = b"".join(self._compressed)
+        while data:
+            d = zstandard.ZstdDecompressor().decompressobj()
+            d.decompress(data)
+            if not d.eof:
+                raise BadRequest("compressed body is truncated")
+            data = d.unused_data
 
     def finish(self) -> None:
         return None
@@ -102,9 +129,9 @@ class _Zstd:
 
 def _decoder(encoding: str) -> _Decoder:
     if encoding == "gzip":
-        return _Zlib(16 + zlib.MAX_WBITS)
+        return _Zlib(16 + zlib.MAX_WBITS, members=True)
     if encoding == "deflate":
-        return _Zlib(zlib.MAX_WBITS)
+        return _Zlib(zlib.MAX_WBITS, members=False)
     if encoding == "zstd":
         return _Zstd()
     return _Identity()
@@ -148,7 +175,7 @@ async def read_body(chunks: AsyncIterator[bytes], encoding: str, limit: int, lea
             raise _too_large(limit)
         lease.take(len(out))
         return out
-    if encoding != "identity" and size == 0 and not parts:
+    if encoding != "identity" and compressed == 0:
         # An empty compressed body is an empty message, as senders mean it.
         return b""
     decoder.finish()
