@@ -246,6 +246,13 @@ KEYS: tuple[Key, ...] = (
         _int,
         "Rows in the hot segment at which it is sealed early (bounds the memory hot rows take).",
     ),
+    Key(
+        "storage",
+        "seal_bytes",
+        128 * 1024**2,
+        parse_bytes,
+        "Memory the hot segment's rows may take before it is sealed early.",
+    ),
     Key("retention", "traces", 7 * 86400.0, parse_seconds, "How long spans are kept."),
     Key("retention", "logs", 7 * 86400.0, parse_seconds, "How long log records are kept."),
     Key("retention", "metrics", 7 * 86400.0, parse_seconds, "How long metric points are kept."),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import sys
 import threading
@@ -72,6 +73,7 @@ class Server:
                 threads=s["storage.threads"],
                 seal_interval_s=s["storage.seal_interval"],
                 seal_rows=s["storage.seal_rows"],
+                seal_bytes=s["storage.seal_bytes"],
                 retention_s=tuple(
                     (sig, s[f"retention.{sig}"]) for sig in ("traces", "logs", "metrics")
                 ),
@@ -190,7 +192,7 @@ class Server:
             log_level="warning",
             lifespan="off",
             access_log=False,
-            timeout_graceful_shutdown=int(s["server.shutdown_timeout"]),
+            timeout_graceful_shutdown=max(1, math.ceil(s["server.shutdown_timeout"])),
             **kwargs,
         )
         http_server = _QuietServer(config)
@@ -221,13 +223,15 @@ class Server:
         log.warning("shutting down: finishing accepted requests")
         self.state.ready = False
         await grpc_receiver.set_serving(False)
+        # One deadline for the whole drain: servers, then the writer, then maintenance.
+        deadline = time.monotonic() + s["server.shutdown_timeout"]
         grace = s["server.shutdown_timeout"]
         http_server.should_exit = True
         await asyncio.gather(grpc_server.stop(grace), http_task)
-        clean = await asyncio.to_thread(self.writer.drain, grace)
+        clean = await asyncio.to_thread(self.writer.drain, max(0.0, deadline - time.monotonic()))
         self._stop.set()
         self.store.wake()
-        self._maintenance.join(grace)
+        self._maintenance.join(max(0.0, deadline - time.monotonic()))
         self.store.close()
         if not clean:
             log.error("shutdown timeout reached before every accepted batch was committed")

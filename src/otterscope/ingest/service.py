@@ -65,8 +65,8 @@ class IngestService:
                 message = wire.parse_request(signal, body, fmt)
                 batch = _BUILDERS[signal](message, tenant, self.limits)  # type: ignore[operator]
                 del message
-            # From here on the decoded batch is what is held, not the body.
-            lease.resize(batch.table.nbytes)
+            # The body stays referenced until the answer, so both are counted.
+            lease.take(batch.table.nbytes)
             rejected = batch.rejected
             text = batch.reject_message
             if batch.table.num_rows:

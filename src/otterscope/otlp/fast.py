@@ -122,6 +122,8 @@ def _reject_message(sig: _Signal, out: dict[str, Any]) -> str:
 # instance and library): their column values are computed once and remembered by their
 # exact bytes. Bounded; cleared whole when full.
 _CACHE_SIZE = 4096
+# Larger resources are valued afresh each time: caching them could pin a lot of memory.
+_CACHE_MAX_KEY_BYTES = 16 * 1024
 _Values = tuple[list[Any], int, int]
 _resource_cache: dict[tuple[bytes, str, Limits], _Values] = {}
 _scope_cache: dict[tuple[bytes, str, Limits], _Values] = {}
@@ -143,6 +145,8 @@ def _cached(
     counter: LimitCounter,
     compute: Callable[[bytes, str, Limits, LimitCounter], list[Any]],
 ) -> list[Any]:
+    if len(raw) > _CACHE_MAX_KEY_BYTES:
+        return compute(raw, url, limits, counter)
     key = (raw, url, limits)
     hit = cache.get(key)
     if hit is None:

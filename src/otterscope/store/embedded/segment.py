@@ -65,6 +65,7 @@ class Segment:
         default_factory=lambda: {signal: [] for signal in SCHEMAS}
     )
     rows: int = 0
+    nbytes: int = 0  # memory the rows take
     _logs: dict[str, _Log] = field(default_factory=dict)
 
     def path(self, signal: str) -> Path:
@@ -90,8 +91,10 @@ class Segment:
 
     def publish(self, signal: str, table: pa.Table) -> None:
         """Make durable rows visible to queries (the caller holds the sources lock)."""
-        self.batches[signal].extend(_compact(table))
+        batches = _compact(table)
+        self.batches[signal].extend(batches)
         self.rows += table.num_rows
+        self.nbytes += sum(b.nbytes for b in batches)
 
     def close_logs(self) -> None:
         """Close every log (each one even if another fails); raise the first failure."""

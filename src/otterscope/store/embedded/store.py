@@ -45,6 +45,7 @@ class EmbeddedOptions:
     threads: int = 2
     seal_interval_s: float = 3600.0
     seal_rows: int = 250_000
+    seal_bytes: int = 128 * 1024 * 1024
     retention_s: tuple[tuple[str, float], ...] = (
         ("traces", 7 * 86400.0),
         ("logs", 7 * 86400.0),
@@ -164,6 +165,7 @@ class EmbeddedStore:
                     active.publish(signal, table)
             if (
                 active.rows >= self.options.seal_rows
+                or active.nbytes >= self.options.seal_bytes
                 or time.monotonic() - self._active_since >= self.options.seal_interval_s
             ):
                 self._rotate()
