@@ -65,8 +65,10 @@ class IngestService:
                 message = wire.parse_request(signal, body, fmt)
                 batch = _BUILDERS[signal](message, tenant, self.limits)  # type: ignore[operator]
                 del message
-            # The body stays referenced until the answer, so both are counted.
-            lease.take(batch.table.nbytes)
+            # From here on the decoded batch is what is held, not the body. (The body's
+            # bytes object lives until the answer: peak memory per request can be about
+            # body + batch, while the budget counts the larger of the two.)
+            lease.resize(max(lease.held, batch.table.nbytes))
             rejected = batch.rejected
             text = batch.reject_message
             if batch.table.num_rows:
