@@ -350,7 +350,11 @@ def test_backpressure_answers_429_and_memory_stays_bounded(
     make_server: MakeServer, tmp_path: Path
 ) -> None:
     config = tmp_path / "small.yaml"
-    config.write_text("ingest:\n  memory_budget_bytes: 2MiB\n  max_body_bytes: 1MiB\n")
+    # Hot rows are bounded too: small segments, so that the bound shows within seconds.
+    config.write_text(
+        "ingest:\n  memory_budget_bytes: 2MiB\n  max_body_bytes: 1MiB\n"
+        "storage:\n  seal_bytes: 16MiB\n"
+    )
     server = make_server(args=["--config", str(config)])
     assert server.proc is not None
     pid = server.proc.pid
