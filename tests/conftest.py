@@ -12,9 +12,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 
 def free_port() -> int:
@@ -99,6 +101,25 @@ class RunningServer:
         self.proc.kill()
         self.proc.wait(10)
         self.proc = None
+
+
+def start_server(base: Path, config: dict[str, Any] | None = None) -> RunningServer:
+    """A server (anonymous, loopback) on ``base``, with ``config`` as its YAML file."""
+    args: list[str] = []
+    if config is not None:
+        path = base / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        args = ["--config", str(path)]
+    running = RunningServer(
+        data_dir=base / "data",
+        http_port=free_port(),
+        grpc_port=free_port(),
+        env={k: v for k, v in os.environ.items() if not k.startswith("OTTERSCOPE_")},
+        args=args,
+        log_path=base / "server.log",
+    )
+    running.start()
+    return running
 
 
 @pytest.fixture

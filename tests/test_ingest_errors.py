@@ -21,7 +21,6 @@ import grpc
 import httpx
 import orjson
 import pytest
-import yaml
 import zstandard
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
@@ -31,7 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from tests.conftest import RunningServer, free_port
+from tests.conftest import RunningServer, start_server
 
 # gRPC codes, as google.rpc.Status carries them.
 INVALID_ARGUMENT = 3
@@ -47,24 +46,6 @@ TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 INGEST_TOKEN = "tok-ingest-" + "a" * 20
 READ_TOKEN = "tok-read-" + "b" * 20
-
-
-def start_server(base: Path, config: dict[str, Any] | None = None) -> RunningServer:
-    args: list[str] = []
-    if config is not None:
-        path = base / "config.yaml"
-        path.write_text(yaml.safe_dump(config))
-        args = ["--config", str(path)]
-    running = RunningServer(
-        data_dir=base / "data",
-        http_port=free_port(),
-        grpc_port=free_port(),
-        env={k: v for k, v in os.environ.items() if not k.startswith("OTTERSCOPE_")},
-        args=args,
-        log_path=base / "server.log",
-    )
-    running.start()
-    return running
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import httpx
 import orjson
 import pyarrow as pa
 import pytest
-import yaml
 import zstandard
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -28,28 +27,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tests.conftest import RunningServer, free_port
+from tests.conftest import RunningServer, start_server
 
 JSON = {"Content-Type": "application/json"}
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
-
-
-def start_server(base: Path, config: dict[str, Any] | None = None) -> RunningServer:
-    args: list[str] = []
-    if config is not None:
-        path = base / "config.yaml"
-        path.write_text(yaml.safe_dump(config))
-        args = ["--config", str(path)]
-    running = RunningServer(
-        data_dir=base / "data",
-        http_port=free_port(),
-        grpc_port=free_port(),
-        env={k: v for k, v in os.environ.items() if not k.startswith("OTTERSCOPE_")},
-        args=args,
-        log_path=base / "server.log",
-    )
-    running.start()
-    return running
 
 
 @pytest.fixture(scope="module")
