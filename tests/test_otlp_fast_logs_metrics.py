@@ -37,6 +37,7 @@ from tests.test_otlp_fast import (
     EVERY_TYPE,
     LIMITS,
     SMALL,
+    _mutate,
     add_attrs,
     any_values,
     attr_lists,
@@ -1000,31 +1001,6 @@ def _metric_seeds() -> list[bytes]:
                 ex.filtered_attributes.add(key="k").value.string_value = "v"
         seeds.append(req.SerializeToString())
     return seeds
-
-
-def _mutate(rnd: random.Random, body: bytes) -> bytes:
-    data = bytearray(body)
-    for _ in range(rnd.choice([1, 1, 1, 2, 3])):
-        op = rnd.randrange(7)
-        pos = rnd.randrange(len(data) + 1)
-        if op == 0 and data:
-            data[min(pos, len(data) - 1)] ^= 1 << rnd.randrange(8)
-        elif op == 1 and data:
-            data[min(pos, len(data) - 1)] = rnd.choice([0, 1, 0x7F, 0x80, 0xFF, rnd.randrange(256)])
-        elif op == 2:
-            data[pos:pos] = rnd.randbytes(rnd.randint(1, 4))
-        elif op == 3:
-            del data[pos : pos + rnd.randint(1, 8)]
-        elif op == 4:
-            del data[pos:]
-        elif op == 5:
-            end = min(len(data), pos + rnd.randint(1, 40))
-            data[pos:pos] = data[pos:end]
-        else:
-            data[pos:pos] = rnd.choice(
-                [b"\x0b", b"\x0c", b"\x1b", b"\x1c", b"\x02\x00", b"\x80", b"\xc3", b"\xed\xa0\x80"]
-            )
-    return bytes(data)
 
 
 @pytest.mark.parametrize("signal", ["logs", "metrics"])
