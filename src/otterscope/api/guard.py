@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from otterscope.api.errors import error_response
 from otterscope.errors import Forbidden
-from otterscope.ingest.http import _format_of, status_response
+from otterscope.ingest.http import request_format, status_response
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 _WILDCARDS = {"0.0.0.0", "::", ""}
@@ -149,7 +149,7 @@ class Guard:
             return
         if scope["path"] in _OTLP_PATHS and scope["method"] != "GET":
             request = Request(scope)
-            response = status_response(Forbidden(message), _format_of(request))
+            response = status_response(Forbidden(message), request_format(request))
         else:
             response = error_response(Forbidden(message))
         await response(scope, receive, send)

@@ -26,7 +26,8 @@ log = logging.getLogger("otterscope.ingest")
 MEDIA = {"protobuf": "application/x-protobuf", "json": "application/json"}
 
 
-def _format_of(request: Request) -> Format:
+def request_format(request: Request) -> Format:
+    """The encoding an OTLP answer (or error) goes back in: JSON for JSON senders."""
     media = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
     return "json" if media == "application/json" else "protobuf"
 
@@ -45,7 +46,7 @@ class OtlpHttpReceiver:
         allow = ("POST", "OPTIONS", *other_methods)
 
         async def receive(request: Request) -> Response:
-            fmt = _format_of(request)
+            fmt = request_format(request)
             if request.method != "POST":
                 return status_response(
                     MethodNotAllowed(
