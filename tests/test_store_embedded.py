@@ -1061,3 +1061,32 @@ def test_a_stale_sealed_marker_cannot_condemn_a_later_segment(data_dir: Path) ->
     finally:
         again.close()
         store.close()
+
+
+def test_a_query_that_runs_too_long_is_stopped(data_dir: Path) -> None:
+    from otterscope.errors import QueryTimeout
+
+    store = EmbeddedStore(data_dir, EmbeddedOptions(query_timeout_s=0.001))
+    try:
+        for k in range(20):
+            trace = (0x5000 + k).to_bytes(16, "big")
+            write_spans(store, [(resource("svc"), _bulk_spans(trace, T0 + k * 5000 * MS, 5000))])
+        with pytest.raises(QueryTimeout) as err:
+            store.search_traces(
+                "default", TraceQuery(**WIDE, attributes=(("payload", "nothing-matches"),))
+            )
+        assert err.value.status == 503
+        assert "longer than" in err.value.message
+    finally:
+        store.close()
+    # With room to run, the same question is answered.
+    roomy = EmbeddedStore(data_dir)
+    try:
+        assert (
+            roomy.search_traces(
+                "default", TraceQuery(**WIDE, attributes=(("payload", "nothing-matches"),))
+            )
+            == []
+        )
+    finally:
+        roomy.close()

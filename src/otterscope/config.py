@@ -253,6 +253,13 @@ KEYS: tuple[Key, ...] = (
         parse_bytes,
         "Memory the hot segment's rows may take before it is sealed early.",
     ),
+    Key(
+        "storage",
+        "query_timeout",
+        30.0,
+        parse_seconds,
+        "Longest a query may run before it is stopped (503 query_timeout).",
+    ),
     Key("retention", "traces", 7 * 86400.0, parse_seconds, "How long spans are kept."),
     Key("retention", "logs", 7 * 86400.0, parse_seconds, "How long log records are kept."),
     Key("retention", "metrics", 7 * 86400.0, parse_seconds, "How long metric points are kept."),

@@ -83,5 +83,10 @@ class StoreError(OtterscopeError):
     code = "store_error"
 
 
+class QueryTimeout(StoreError):
+    status = 503
+    code = "query_timeout"
+
+
 class LayoutTooNew(StoreError):
     code = "layout_too_new"

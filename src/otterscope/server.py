@@ -74,6 +74,7 @@ class Server:
                 seal_interval_s=s["storage.seal_interval"],
                 seal_rows=s["storage.seal_rows"],
                 seal_bytes=s["storage.seal_bytes"],
+                query_timeout_s=s["storage.query_timeout"],
                 retention_s=tuple(
                     (sig, s[f"retention.{sig}"]) for sig in ("traces", "logs", "metrics")
                 ),

@@ -24,7 +24,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from otterscope.errors import StoreError
+from otterscope.errors import QueryTimeout, StoreError
 from otterscope.otlp.rows import Batch
 from otterscope.otlp.schema import SCHEMAS
 from otterscope.query.model import LogQuery, TraceQuery, TraceSummary
@@ -56,6 +56,7 @@ class EmbeddedOptions:
     # up to seal_rows rows in memory, so this bounds hot memory when sealing falls behind.
     max_unsealed: int = 0
     unsealed_wait_s: float = 30.0
+    query_timeout_s: float = 30.0
 
 
 class EmbeddedStore:
@@ -317,14 +318,34 @@ class EmbeddedStore:
         self, signal: str, statement: str, params: Sequence[Any], hot: pa.Table
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         cur = self._con.cursor()
+        # A query holds the sources lock, which sealing needs: none may run unbounded.
+        done = threading.Event()
+
+        def watchdog() -> None:
+            # Past the deadline, keep interrupting: one that lands between two statements
+            # (or before the first) would otherwise be lost.
+            if done.wait(self.options.query_timeout_s):
+                return
+            while not done.wait(0.01):
+                cur.interrupt()
+
+        timer = threading.Thread(target=watchdog, name="otterscope-query-watchdog", daemon=True)
+        timer.start()
         try:
             cur.register(sql.hot_view(signal), hot)
             cur.execute(statement, list(params))
             names = [d[0] for d in cur.description or ()]
             return names, cur.fetchall()
+        except duckdb.InterruptException:
+            raise QueryTimeout(
+                f"query took longer than {self.options.query_timeout_s:g}s; "
+                "narrow the time window or the conditions"
+            ) from None
         except duckdb.Error as exc:
             raise StoreError(f"query failed: {exc}") from exc
         finally:
+            done.set()
+            timer.join()
             cur.close()
 
     def get_trace(self, tenant: str, trace_id: bytes) -> list[Row]:
