@@ -1090,3 +1090,37 @@ def test_a_query_that_runs_too_long_is_stopped(data_dir: Path) -> None:
         )
     finally:
         roomy.close()
+
+
+def test_a_commit_that_failed_leaves_nothing_behind(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk refuses the sync of a commit: the writer answers 503 and the client retries.
+    That commit's rows must not come back after a restart, or the retry would double them."""
+    from otterscope.errors import StoreError
+    from otterscope.store.embedded import segment as segment_module
+
+    store = EmbeddedStore(data_dir)
+    kept = (0xA1).to_bytes(16, "big")
+    failed = (0xB2).to_bytes(16, "big")
+    write_logs(store, [(resource("svc"), [log(T0, "kept", trace_id=kept)])])
+
+    real = segment_module.os.fdatasync
+
+    def refuse(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(segment_module.os, "fdatasync", refuse)
+    with pytest.raises(StoreError):
+        write_logs(store, [(resource("svc"), [log(T0 + 1, "failed", trace_id=failed)])])
+    monkeypatch.setattr(segment_module.os, "fdatasync", real)
+    assert logs(store, **WIDE) == ["kept"]
+    # kill -9 now: a new process reads the logs back.
+    again = EmbeddedStore(data_dir)
+    try:
+        assert logs(again, **WIDE) == ["kept"]
+        again.seal_now()
+        assert logs(again, **WIDE) == ["kept"]
+    finally:
+        again.close()
+        store.close()

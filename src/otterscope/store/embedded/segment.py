@@ -11,10 +11,10 @@ waits for the fdatasync), so reading stops there and drops it.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -53,7 +53,7 @@ def all_rows(segments: list[Segment], signal: str) -> pa.Table:
 
 @dataclass
 class _Log:
-    file: BinaryIO
+    file: io.FileIO
     writer: pa.ipc.RecordBatchStreamWriter
 
 
@@ -67,27 +67,36 @@ class Segment:
     rows: int = 0
     nbytes: int = 0  # memory the rows take
     _logs: dict[str, _Log] = field(default_factory=dict)
+    _marks: dict[str, int] = field(default_factory=dict)  # log sizes before this commit
 
     def path(self, signal: str) -> Path:
         return self.hot / f"seg-{self.number:06d}.{signal}.arrows"
 
     def append(self, signal: str, table: pa.Table) -> None:
-        """Write rows to the signal's log (buffered; ``sync`` makes them durable)."""
+        """Write rows to the signal's log; ``sync`` makes them durable, ``rollback`` undoes
+        everything appended since the last ``sync``."""
         log = self._logs.get(signal)
         if log is None:
             path = self.path(signal)
-            f = open(path, "ab")  # noqa: SIM115 - lives as long as the segment is active
+            # Unbuffered: what was written is in the file, so a rollback can cut it off.
+            f = open(path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the segment
             log = _Log(f, pa.ipc.new_stream(f, SCHEMAS[signal], options=_WRITE_OPTIONS))
             self._logs[signal] = log
-            f.flush()
             os.fsync(f.fileno())
             fsync_path(self.hot)
+        self._marks.setdefault(signal, os.fstat(log.file.fileno()).st_size)
         log.writer.write_table(table)
+
+    def rollback(self) -> None:
+        """Cut each log back to where it was before the current commit began."""
+        for signal, size in self._marks.items():
+            os.ftruncate(self._logs[signal].file.fileno(), size)
+        self._marks.clear()
 
     def sync(self) -> None:
         for log in self._logs.values():
-            log.file.flush()
             os.fdatasync(log.file.fileno())
+        self._marks.clear()
 
     def publish(self, signal: str, table: pa.Table) -> None:
         """Make durable rows visible to queries (the caller holds the sources lock)."""
@@ -103,7 +112,6 @@ class Segment:
         for log in logs:
             try:
                 log.writer.close()
-                log.file.flush()
                 os.fdatasync(log.file.fileno())
             except OSError as exc:
                 first = first or exc

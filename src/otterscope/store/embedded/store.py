@@ -154,7 +154,14 @@ class EmbeddedStore:
                     active.append(signal, table)
                 active.sync()
             except OSError as exc:
-                # The logs may now end in part of this commit: never write to them again.
+                # Cut off what this commit wrote (it is answered 503 and will be retried), and
+                # never write to these logs again.
+                try:
+                    active.rollback()
+                except OSError as again:
+                    log.error(
+                        "cutting back the logs of segment %d failed: %s", active.number, again
+                    )
                 try:
                     self._rotate()
                 except OSError as again:
