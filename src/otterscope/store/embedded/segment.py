@@ -37,12 +37,12 @@ DICTIONARY_COLUMNS = (
 _WRITE_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 
 
-def _compact(table: pa.Table) -> list[pa.RecordBatch]:
+def compact(table: pa.Table) -> pa.Table:
+    """A signal's table in hot form: the repeated columns dictionary-encoded, one chunk."""
     for name in DICTIONARY_COLUMNS:
         i = table.schema.get_field_index(name)
         table = table.set_column(i, name, pc.dictionary_encode(table.column(i)))
-    batches: list[pa.RecordBatch] = table.combine_chunks().to_batches()
-    return batches
+    return table.combine_chunks()
 
 
 def all_rows(segments: list[Segment], signal: str) -> pa.Table:
@@ -73,14 +73,15 @@ class Segment:
         return self.hot / f"seg-{self.number:06d}.{signal}.arrows"
 
     def append(self, signal: str, table: pa.Table) -> None:
-        """Write rows to the signal's log; ``sync`` makes them durable, ``rollback`` undoes
-        everything appended since the last ``sync``."""
+        """Write rows (in hot form: the log holds them as memory does, dictionaries and all)
+        to the signal's log; ``sync`` makes them durable, ``rollback`` undoes everything
+        appended since the last ``sync``."""
         log = self._logs.get(signal)
         if log is None:
             path = self.path(signal)
             # Unbuffered: what was written is in the file, so a rollback can cut it off.
             f = open(path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the segment
-            log = _Log(f, pa.ipc.new_stream(f, SCHEMAS[signal], options=_WRITE_OPTIONS))
+            log = _Log(f, pa.ipc.new_stream(f, HOT_SCHEMAS[signal], options=_WRITE_OPTIONS))
             self._logs[signal] = log
             os.fsync(f.fileno())
             fsync_path(self.hot)
@@ -99,8 +100,8 @@ class Segment:
         self._marks.clear()
 
     def publish(self, signal: str, table: pa.Table) -> None:
-        """Make durable rows visible to queries (the caller holds the sources lock)."""
-        batches = _compact(table)
+        """Make durable rows (in hot form) visible to queries."""
+        batches = table.to_batches()
         self.batches[signal].extend(batches)
         self.rows += table.num_rows
         self.nbytes += sum(b.nbytes for b in batches)

@@ -33,7 +33,7 @@ from otterscope.store.embedded import seal, sql
 from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, fsync_path, hour_key
 from otterscope.store.embedded.layout import write_durably as _write_durably
 from otterscope.store.embedded.rwlock import RWLock
-from otterscope.store.embedded.segment import Segment, all_rows
+from otterscope.store.embedded.segment import Segment, all_rows, compact
 
 SIGNALS = tuple(SCHEMAS)
 log = logging.getLogger("otterscope.store")
@@ -148,7 +148,8 @@ class EmbeddedStore:
                 if not parts:
                     continue
                 table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-                tables[signal] = table.set_column(1, "ingest_seq", _const_seq(seq, table.num_rows))
+                table = table.set_column(1, "ingest_seq", _const_seq(seq, table.num_rows))
+                tables[signal] = compact(table)
             try:
                 for signal, table in tables.items():
                     active.append(signal, table)
