@@ -65,6 +65,10 @@ def partitions(signal: str, table: pa.Table) -> Iterator[tuple[str, int, pa.Tabl
     tenant = pc.cast(table.column("tenant"), pa.string())
     hour = pc.divide(table.column(TIME_COLUMN[signal]), pa.scalar(HOUR_NS, pa.int64()))
     keys = pa.table({"tenant": tenant, "hour": hour}).group_by(["tenant", "hour"]).aggregate([])
+    if keys.num_rows == 1:
+        # The usual case, one tenant and one hour: no need to copy the rows through a filter.
+        yield keys.column("tenant")[0].as_py(), int(keys.column("hour")[0].as_py()), table
+        return
     for t, h in zip(
         keys.column("tenant").to_pylist(), keys.column("hour").to_pylist(), strict=True
     ):
