@@ -31,10 +31,6 @@ _TYPES = {
 HOUR_NS = 3_600_000_000_000
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
