@@ -138,6 +138,26 @@ def _table(schema: pa.Schema, cols: dict[str, list[Any]], n: int, tenant: str) -
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+def _batch(
+    signal: str,
+    schema: pa.Schema,
+    cols: dict[str, list[Any]],
+    n: int,
+    tenant: str,
+    rejects: _Rejects,
+    counter: LimitCounter,
+) -> Batch:
+    return Batch(
+        signal,
+        _table(schema, cols, n, tenant),
+        n,
+        rejects.count,
+        rejects.message(),
+        counter.dropped,
+        counter.truncated,
+    )
+
+
 def _repeat(cols: dict[str, list[Any]], names: list[str], values: list[Any], n: int) -> None:
     for name, value in zip(names, values, strict=True):
         cols[name].extend([value] * n)
@@ -228,15 +248,7 @@ def spans_batch(req: ExportTraceServiceRequest, tenant: str, limits: Limits) -> 
                 n += 1
             _repeat(cols, _RS_COLUMNS, rvals, n - before)
             _repeat(cols, _SCOPE_COLUMNS, svals, n - before)
-    return Batch(
-        "traces",
-        _table(SPANS, cols, n, tenant),
-        n,
-        rejects.count,
-        rejects.message(),
-        counter.dropped,
-        counter.truncated,
-    )
+    return _batch("traces", SPANS, cols, n, tenant, rejects, counter)
 
 
 def _body_text(body: Any) -> str:
@@ -293,15 +305,7 @@ def logs_batch(req: ExportLogsServiceRequest, tenant: str, limits: Limits) -> Ba
                 n += 1
             _repeat(cols, _RS_COLUMNS, rvals, n - before)
             _repeat(cols, _SCOPE_COLUMNS, svals, n - before)
-    return Batch(
-        "logs",
-        _table(LOGS, cols, n, tenant),
-        n,
-        rejects.count,
-        rejects.message(),
-        counter.dropped,
-        counter.truncated,
-    )
+    return _batch("logs", LOGS, cols, n, tenant, rejects, counter)
 
 
 def _exemplars(exs: Any, limits: Limits, counter: LimitCounter) -> str:
@@ -449,12 +453,4 @@ def metrics_batch(req: ExportMetricsServiceRequest, tenant: str, limits: Limits)
                     n += 1
             _repeat(cols, _RS_COLUMNS, rvals, n - before)
             _repeat(cols, _SCOPE_COLUMNS, svals, n - before)
-    return Batch(
-        "metrics",
-        _table(METRIC_POINTS, cols, n, tenant),
-        n,
-        rejects.count,
-        rejects.message(),
-        counter.dropped,
-        counter.truncated,
-    )
+    return _batch("metrics", METRIC_POINTS, cols, n, tenant, rejects, counter)

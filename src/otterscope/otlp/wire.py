@@ -148,13 +148,6 @@ def parse_request(signal: str, body: bytes, fmt: Format) -> Message:
     return message
 
 
-def parse_request_message(signal: str, message: Message) -> Message:
-    """Accept an already-decoded request (gRPC) after checking its type."""
-    if not isinstance(message, REQUESTS[signal]):
-        raise BadRequest(f"expected {REQUESTS[signal].DESCRIPTOR.name}")
-    return message
-
-
 def response_message(signal: str, rejected: int, message: str) -> Message:
     response: Any = RESPONSES[signal]()
     if rejected or message:

@@ -124,10 +124,6 @@ class Segment:
     def table(self, signal: str) -> pa.Table:
         return pa.Table.from_batches(self.batches[signal], schema=HOT_SCHEMAS[signal])
 
-    def remove_files(self) -> None:
-        for signal in SCHEMAS:
-            self.path(signal).unlink(missing_ok=True)
-
     @classmethod
     def load(cls, number: int, hot: Path) -> Segment:
         """Read a segment's logs back after a restart, up to any torn tail."""

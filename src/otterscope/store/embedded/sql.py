@@ -79,49 +79,56 @@ def trace_spans(src: str) -> str:
     )
 
 
-def _attr_conditions(attrs: Sequence[tuple[str, str]], params: list[object]) -> list[str]:
-    out = []
-    for key, value in attrs:
-        path = "$." + '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        out.append(
-            "(json_extract_string(attributes, ?) = ? OR json_extract_string(resource_attributes, ?) = ?)"
-        )
-        params.extend([path, value, path, value])
-    return out
+class _Where:
+    """A WHERE clause and its parameters, built together so they cannot drift apart."""
+
+    def __init__(self, *always: tuple[str, object]) -> None:
+        self.conditions: list[str] = []
+        self.params: list[object] = []
+        for condition, value in always:
+            self.add(condition, value)
+
+    def add(self, condition: str, value: object) -> None:
+        """Add ``condition`` (one ``?``) unless ``value`` is None."""
+        if value is not None:
+            self.conditions.append(condition)
+            self.params.append(value)
+
+    def attributes(self, attrs: Sequence[tuple[str, str]]) -> None:
+        # Span or resource attribute; typed values compare by their text (500 = "500").
+        for key, value in attrs:
+            path = "$." + '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            self.conditions.append(
+                "(json_extract_string(attributes, ?) = ? "
+                "OR json_extract_string(resource_attributes, ?) = ?)"
+            )
+            self.params.extend([path, value, path, value])
+
+    def sql(self) -> str:
+        return " AND ".join(self.conditions)
 
 
 def search_traces(src: str, tenant: str, q: TraceQuery) -> tuple[str, list[object]]:
-    params: list[object] = [tenant, q.start_ns, q.end_ns]
-    where = ["start_time_unix_nano >= ?", "start_time_unix_nano <= ?"]
-    if q.service is not None:
-        where.append("service_name = ?")
-        params.append(q.service)
-    if q.operation is not None:
-        where.append("contains(lower(name), lower(?))")
-        params.append(q.operation)
-    if q.status is not None:
-        where.append("status_code = ?")
-        params.append(q.status)
-    if q.min_duration_ns is not None:
-        where.append("duration_nano >= ?")
-        params.append(q.min_duration_ns)
-    if q.max_duration_ns is not None:
-        where.append("duration_nano <= ?")
-        params.append(q.max_duration_ns)
-    where.extend(_attr_conditions(q.attributes, params))
+    where = _Where(
+        ("start_time_unix_nano >= ?", q.start_ns), ("start_time_unix_nano <= ?", q.end_ns)
+    )
+    where.add("service_name = ?", q.service)
+    where.add("contains(lower(name), lower(?))", q.operation)
+    where.add("status_code = ?", q.status)
+    where.add("duration_nano >= ?", q.min_duration_ns)
+    where.add("duration_nano <= ?", q.max_duration_ns)
+    where.attributes(q.attributes)
     trace_filter = q.min_trace_duration_ns is not None or q.max_trace_duration_ns is not None
     # Without a whole-trace condition the newest matches decide the page, so the limit can
     # be applied before the (more costly) aggregation over every span of those traces.
     match_limit = "" if trace_filter else f"ORDER BY last_match DESC LIMIT {int(q.limit)}"
-    having = []
-    if q.min_trace_duration_ns is not None:
-        having.append("(end_ns - start_ns) >= ?")
-    if q.max_trace_duration_ns is not None:
-        having.append("(end_ns - start_ns) <= ?")
+    having = _Where()
+    having.add("(end_ns - start_ns) >= ?", q.min_trace_duration_ns)
+    having.add("(end_ns - start_ns) <= ?", q.max_trace_duration_ns)
     sql = (
         f"WITH src AS (SELECT * FROM {src} WHERE tenant = ?), "
         f"matches AS (SELECT trace_id, max(start_time_unix_nano) AS last_match FROM src "
-        f"WHERE {' AND '.join(where)} GROUP BY trace_id {match_limit}), "
+        f"WHERE {where.sql()} GROUP BY trace_id {match_limit}), "
         "spans AS (SELECT * FROM src WHERE trace_id IN (SELECT trace_id FROM matches) "
         "QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY ingest_seq) = 1), "
         "agg AS (SELECT trace_id, "
@@ -135,38 +142,26 @@ def search_traces(src: str, tenant: str, q: TraceQuery) -> tuple[str, list[objec
         "FROM spans GROUP BY trace_id) "
         "SELECT trace_id, coalesce(root_service, first_service), coalesce(root_name, first_name), "
         "root_service IS NULL, start_ns, end_ns, span_count, error_count, services FROM agg"
-        + (f" WHERE {' AND '.join(having)}" if having else "")
+        + (f" WHERE {having.sql()}" if having.conditions else "")
         + f" ORDER BY start_ns DESC, trace_id LIMIT {int(q.limit)}"
     )
-    all_params = params
-    if q.min_trace_duration_ns is not None:
-        all_params.append(q.min_trace_duration_ns)
-    if q.max_trace_duration_ns is not None:
-        all_params.append(q.max_trace_duration_ns)
-    return sql, all_params
+    return sql, [tenant, *where.params, *having.params]
 
 
 def search_logs(src: str, tenant: str, q: LogQuery) -> tuple[str, list[object]]:
-    params: list[object] = [tenant, q.start_ns, q.end_ns]
-    where = ["tenant = ?", "timestamp_unix_nano >= ?", "timestamp_unix_nano <= ?"]
-    if q.service is not None:
-        where.append("service_name = ?")
-        params.append(q.service)
-    if q.min_severity is not None:
-        where.append("severity_number >= ? AND severity_number > 0")
-        params.append(q.min_severity)
-    if q.text is not None:
-        where.append("contains(lower(body_text), lower(?))")
-        params.append(q.text)
-    if q.trace_id is not None:
-        where.append("trace_id = ?")
-        params.append(q.trace_id)
-    if q.span_id is not None:
-        where.append("span_id = ?")
-        params.append(q.span_id)
-    where.extend(_attr_conditions(q.attributes, params))
+    where = _Where(
+        ("tenant = ?", tenant),
+        ("timestamp_unix_nano >= ?", q.start_ns),
+        ("timestamp_unix_nano <= ?", q.end_ns),
+    )
+    where.add("service_name = ?", q.service)
+    where.add("severity_number >= ? AND severity_number > 0", q.min_severity)
+    where.add("contains(lower(body_text), lower(?))", q.text)
+    where.add("trace_id = ?", q.trace_id)
+    where.add("span_id = ?", q.span_id)
+    where.attributes(q.attributes)
     sql = (
-        f"SELECT * FROM {src} WHERE {' AND '.join(where)} "
+        f"SELECT * FROM {src} WHERE {where.sql()} "
         f"ORDER BY timestamp_unix_nano DESC, ingest_seq DESC LIMIT {int(q.limit)}"
     )
-    return sql, params
+    return sql, where.params
