@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -766,6 +767,13 @@ def test_nesting_limit_matches_upb(where: str, base: int) -> None:
 
     # the innermost AnyValue sits at level base + 2 * arrays (or + 3 * kvlists); upb allows
     # 100 levels below the request
+    assert_nesting_limit(base, body_for, check)
+
+
+def assert_nesting_limit(
+    base: int, body_for: Callable[[bytes], bytes], check: Callable[[bytes], str]
+) -> None:
+    """Nested AnyValues around the 100-level limit: accepted up to it, refused beyond."""
     results = {}
     for arrays in range((100 - base) // 2 - 2, (100 - base) // 2 + 3):
         results[base + 2 * arrays] = check(body_for(nested_arrays(arrays)))

@@ -40,6 +40,7 @@ from tests.test_otlp_fast import (
     _mutate,
     add_attrs,
     any_values,
+    assert_nesting_limit,
     attr_lists,
     dbl,
     f32,
@@ -395,17 +396,7 @@ def test_log_nesting_limit_matches_upb(where: str, base: int) -> None:
             return logs_request(ld(5, av))
         return logs_request(ld(6, kv("k", av)))
 
-    results = {}
-    for arrays in range((100 - base) // 2 - 2, (100 - base) // 2 + 3):
-        results[base + 2 * arrays] = check_logs(body_for(nested_arrays(arrays)))
-    for kvlists in range((100 - base) // 3 - 2, (100 - base) // 3 + 3):
-        results[base + 3 * kvlists] = check_logs(body_for(nested_kvlists(kvlists)))
-    arrays = (100 - base) // 2 - 2
-    for groups in range(1, 8):
-        leaf = ld(1, b"leaf") + nested_groups(groups)
-        results[base + 2 * arrays + groups] = check_logs(body_for(nested_arrays(arrays, leaf)))
-    for level, result in results.items():
-        assert result == ("ok" if level <= 100 else "decode"), level
+    assert_nesting_limit(base, body_for, check_logs)
 
 
 def test_malformed_log_bodies_are_bad_requests() -> None:
