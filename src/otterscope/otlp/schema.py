@@ -26,8 +26,8 @@ _RESOURCE_SCOPE: list[tuple[str, pa.DataType]] = [
     ("scope_schema_url", pa.string()),
 ]
 
-# Columns every signal starts with. ``ingest_seq`` is the commit sequence number the writer
-# stamps on every row of one group commit; cursors pin a point in it.
+# Columns every signal starts with. ``ingest_seq`` numbers every stored row in the order it
+# was committed (the writer stamps it; no two rows share one); cursors pin a point in it.
 _HEAD: list[tuple[str, pa.DataType]] = [
     ("tenant", pa.string()),
     ("ingest_seq", pa.int64()),

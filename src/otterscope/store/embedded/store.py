@@ -138,7 +138,7 @@ class EmbeddedStore:
         with self._write_lock:
             if self._closed:
                 raise StoreError("store is closed")
-            seq = self._seq + 1
+            seq = self._seq
             active = self._active
             tables: dict[str, pa.Table] = {}
             # One table per signal: concatenating first keeps the per-request cost of a
@@ -148,7 +148,8 @@ class EmbeddedStore:
                 if not parts:
                     continue
                 table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-                table = table.set_column(1, "ingest_seq", _const_seq(seq, table.num_rows))
+                table = table.set_column(1, "ingest_seq", _seq_range(seq, table.num_rows))
+                seq += table.num_rows
                 tables[signal] = compact(table)
             try:
                 for signal, table in tables.items():
@@ -418,5 +419,8 @@ class EmbeddedStore:
                 self._con.close()
 
 
-def _const_seq(seq: int, n: int) -> pa.Array:
-    return pa.repeat(pa.scalar(seq, pa.int64()), n)
+def _seq_range(last: int, n: int) -> pa.Array:
+    """The ingest sequence numbers of ``n`` new rows after ``last``: one per row, so a row's
+    number identifies it and orders it by arrival, which cursors rely on."""
+    ones = pa.repeat(pa.scalar(1, pa.int64()), n)
+    return pc.add(pc.cumulative_sum(ones), pa.scalar(last, pa.int64()))
