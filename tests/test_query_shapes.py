@@ -576,7 +576,7 @@ def _stored_logs(tmp_path: Path) -> tuple[ExportLogsServiceRequest, list[dict[st
     store = EmbeddedStore(tmp_path)
     try:
         store.write([batch])
-        rows = store.search_logs("default", LogQuery(start_ns=0, end_ns=2**63 - 1))
+        rows = store.search_logs("default", LogQuery(start_ns=0, end_ns=2**63 - 1)).items
     finally:
         store.close()
     assert len(rows) == 6

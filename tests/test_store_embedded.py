@@ -305,7 +305,7 @@ def ids(found: list[TraceSummary]) -> list[bytes]:
 
 
 def search(store: EmbeddedStore, tenant: str = "default", **kw: Any) -> list[bytes]:
-    return ids(store.search_traces(tenant, TraceQuery(**{**WIDE, **kw})))
+    return ids(store.search_traces(tenant, TraceQuery(**{**WIDE, **kw})).items)
 
 
 def bodies(rows: list[dict[str, Any]]) -> list[str]:
@@ -313,7 +313,7 @@ def bodies(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def logs(store: EmbeddedStore, tenant: str = "default", **kw: Any) -> list[str]:
-    return bodies(store.search_logs(tenant, LogQuery(**{**LOG_WINDOW, **kw})))
+    return bodies(store.search_logs(tenant, LogQuery(**{**LOG_WINDOW, **kw})).items)
 
 
 def disk_bytes(root: Path) -> int:
@@ -330,11 +330,11 @@ def snapshot(store: EmbeddedStore, tenant: str = "default") -> dict[str, Any]:
         "traces": {
             t.hex(): store.get_trace(tenant, t) for t in (TRACE_A, TRACE_B, TRACE_C, TRACE_D)
         },
-        "search": store.search_traces(tenant, TraceQuery(**WIDE)),
+        "search": store.search_traces(tenant, TraceQuery(**WIDE)).items,
         "search_attr": store.search_traces(
             tenant, TraceQuery(**WIDE, attributes=(("http.status_code", "500"),))
-        ),
-        "logs": store.search_logs(tenant, LogQuery(**LOG_WIDE)),
+        ).items,
+        "logs": store.search_logs(tenant, LogQuery(**LOG_WIDE)).items,
     }
 
 
@@ -368,7 +368,7 @@ def test_search_traces_without_conditions_is_newest_first(store: EmbeddedStore) 
 
 def test_search_traces_summary_fields(store: EmbeddedStore) -> None:
     write_search_traces(store)
-    found = {t.trace_id: t for t in store.search_traces("default", TraceQuery(**WIDE))}
+    found = {t.trace_id: t for t in store.search_traces("default", TraceQuery(**WIDE)).items}
     a = found[TRACE_A]
     assert a == TraceSummary(
         trace_id=TRACE_A,
@@ -470,7 +470,7 @@ def test_search_traces_time_window(store: EmbeddedStore) -> None:
     only_child = store.search_traces(
         "default",
         TraceQuery(start_ns=T0 + 10 * MINUTE + 5 * MS, end_ns=T0 + 11 * MINUTE),
-    )
+    ).items
     assert ids(only_child) == [TRACE_A]
     assert only_child[0].span_count == 2
 
@@ -491,7 +491,7 @@ def test_search_logs(store: EmbeddedStore) -> None:
     assert logs(store, min_severity=1) == [disk, refused_again, ok]
     assert logs(store, min_severity=13) == [disk, refused_again]
     assert logs(store, min_severity=17) == [refused_again]
-    assert bodies(store.search_logs("default", LogQuery(**LOG_WIDE, min_severity=17))) == [
+    assert bodies(store.search_logs("default", LogQuery(**LOG_WIDE, min_severity=17)).items) == [
         "boom",
         refused_again,
     ]
@@ -510,13 +510,13 @@ def test_search_logs(store: EmbeddedStore) -> None:
     assert bodies(
         store.search_logs(
             "default", LogQuery(**LOG_WIDE, attributes=(("deployment.environment", "prod"),))
-        )
+        ).items
     ) == ["boom"]
     # Conditions combine.
     assert logs(store, service="api", min_severity=1) == [ok]
     assert logs(store, service="api", text="refused") == [refused_upstream]
 
-    row = store.search_logs("default", LogQuery(**LOG_WINDOW, trace_id=TRACE_B))[0]
+    row = store.search_logs("default", LogQuery(**LOG_WINDOW, trace_id=TRACE_B)).items[0]
     assert row["service_name"] == "worker"
     assert row["severity_number"] == 17
     assert row["span_id"] == B2
@@ -753,7 +753,7 @@ def test_retention_by_age_deletes_files_and_gives_disk_space_back(data_dir: Path
         assert after <= before - old_size, (before, after, old_size)
         assert store.get_trace("default", old) == []
         assert len(store.get_trace("default", new)) == 100
-        kept = store.search_logs("default", LogQuery(start_ns=T0 - 4 * HOUR, end_ns=T0))
+        kept = store.search_logs("default", LogQuery(start_ns=T0 - 4 * HOUR, end_ns=T0)).items
         assert bodies(kept) == ["old but kept"]
         assert store.stats().sealed_files == 2
     finally:
@@ -859,9 +859,9 @@ def test_duplicates_appear_once_hot_sealed_and_across_both(
         rows = store.get_trace("default", tid)
         assert [r["name"] for r in rows] == ["root", "child"]
         assert rows[0]["attributes"] == '{"copy":"first"}'  # the first one stored wins
-        found = store.search_traces("default", TraceQuery(**WIDE))
+        found = store.search_traces("default", TraceQuery(**WIDE)).items
         assert [(t.trace_id, t.span_count) for t in found] == [(tid, 2)]
-        by_name = store.search_traces("default", TraceQuery(**WIDE, operation="root"))
+        by_name = store.search_traces("default", TraceQuery(**WIDE, operation="root")).items
         assert [(t.trace_id, t.span_count) for t in by_name] == [(tid, 2)]
 
     write_spans(store, [(resource("svc"), [root, child])])
@@ -911,7 +911,7 @@ def test_tenants_are_isolated_in_every_query(store: EmbeddedStore) -> None:
         assert search(store, "globex", service="frontend") == []
         assert search(store, "acme", service="intruder") == []
         assert search(store, "default") == []
-        acme_a = store.search_traces("acme", TraceQuery(**WIDE, service="db"))
+        acme_a = store.search_traces("acme", TraceQuery(**WIDE, service="db")).items
         assert [(t.span_count, t.services) for t in acme_a] == [(2, ("db", "frontend"))]
         assert logs(store, "globex") == ["globex log"]
         assert len(logs(store, "acme")) == 4
@@ -946,7 +946,7 @@ def test_rotation_by_seal_rows_and_maintain_seals_retired_segments(data_dir: Pat
         assert sealed == {"seg-000001.parquet", "seg-000002.parquet"}
         assert store.stats().hot_rows["traces"] == 30
         assert [len(store.get_trace("default", t)) for t in traces] == [30] * 5
-        found = store.search_traces("default", TraceQuery(start_ns=T0, end_ns=T0 + HOUR))
+        found = store.search_traces("default", TraceQuery(start_ns=T0, end_ns=T0 + HOUR)).items
         assert [t.trace_id for t in found] == traces[::-1]
         assert all(t.span_count == 30 for t in found)
     finally:
@@ -987,7 +987,7 @@ def test_sealing_runs_alongside_writes_and_queries(data_dir: Path) -> None:
     def read_all() -> None:
         while writing.is_set():
             try:
-                found = store.search_traces("default", TraceQuery(**WIDE, limit=5))
+                found = store.search_traces("default", TraceQuery(**WIDE, limit=5)).items
                 # A batch is one trace here: never seen half-written.
                 assert all(t.span_count == 20 for t in found), found
             except Exception as exc:  # noqa: BLE001 - any failure in a worker thread is reported
@@ -1085,7 +1085,7 @@ def test_a_query_that_runs_too_long_is_stopped(data_dir: Path) -> None:
         assert (
             roomy.search_traces(
                 "default", TraceQuery(**WIDE, attributes=(("payload", "nothing-matches"),))
-            )
+            ).items
             == []
         )
     finally:

@@ -260,6 +260,13 @@ KEYS: tuple[Key, ...] = (
         parse_seconds,
         "Longest a query may run before it is stopped (503 query_timeout).",
     ),
+    Key(
+        "storage",
+        "cursor_encryption_key",
+        "",
+        _str,
+        "Secret (16+ characters) that seals paging cursors; empty: a key kept in the data dir.",
+    ),
     Key("retention", "traces", 7 * 86400.0, parse_seconds, "How long spans are kept."),
     Key("retention", "logs", 7 * 86400.0, parse_seconds, "How long log records are kept."),
     Key("retention", "metrics", 7 * 86400.0, parse_seconds, "How long metric points are kept."),
@@ -271,6 +278,13 @@ KEYS: tuple[Key, ...] = (
         "Total size of sealed files; oldest deleted beyond it (0 = off).",
     ),
     Key("retention", "interval", 60.0, parse_seconds, "How often retention runs."),
+    Key(
+        "live",
+        "buffer_messages",
+        256,
+        _int,
+        "Messages waiting for one /api/ws client; a client further behind is closed (1013).",
+    ),
 )
 
 
@@ -412,6 +426,7 @@ def load(
         "ingest.max_body_bytes",
         "ingest.memory_budget_bytes",
         "ingest.max_commit_items",
+        "live.buffer_messages",
     ):
         if values[positive] <= 0:
             raise ConfigError(f"{positive} must be positive")

@@ -32,7 +32,9 @@ from otterscope.ingest.grpc import OtlpGrpcReceiver
 from otterscope.ingest.http import OtlpHttpReceiver
 from otterscope.ingest.service import IngestService
 from otterscope.ingest.writer import Writer
+from otterscope.live.hub import LiveHub
 from otterscope.otlp.anyvalue import Limits
+from otterscope.query.cursor import CursorCodec, load_key
 from otterscope.selfmetrics import SelfMetrics
 from otterscope.store.embedded.store import EmbeddedOptions, EmbeddedStore
 
@@ -91,6 +93,8 @@ class Server:
         self.writer.add_listener(
             lambda _seq, _b, seconds: self.metrics.commit_seconds.observe(seconds)
         )
+        self.live = LiveHub(buffer_messages=s["live.buffer_messages"])
+        self.writer.add_listener(self.live.on_commit)
         self.budget = MemoryBudget(s["ingest.memory_budget_bytes"], s["ingest.retry_after"])
         self.auth = Authenticator(settings.tokens, s["auth.extra_header"])
         self.ingest = IngestService(
@@ -107,6 +111,8 @@ class Server:
             budget=self.budget,
             auth=self.auth,
             metrics=self.metrics,
+            cursors=CursorCodec(load_key(s["storage.cursor_encryption_key"], s.data_dir)),
+            live=self.live,
         )
         self._register_gauges()
         self._stop = threading.Event()
@@ -161,6 +167,7 @@ class Server:
         tls = bool(s["server.tls_cert"])
         self.writer.start()
         self._maintenance.start()
+        self.live.start(asyncio.get_running_loop())
         grpc_receiver = OtlpGrpcReceiver(self.ingest, self.auth)
         grpc_server = grpc_receiver.build_server(s["ingest.max_body_bytes"])
         grpc_addr = (
@@ -227,6 +234,8 @@ class Server:
         # One deadline for the whole drain: servers, then the writer, then maintenance.
         deadline = time.monotonic() + s["server.shutdown_timeout"]
         grace = s["server.shutdown_timeout"]
+        # Live clients first, with 1001 (going away): uvicorn would close them with 1012.
+        await self.live.stop()
         http_server.should_exit = True
         await asyncio.gather(grpc_server.stop(grace), http_task)
         clean = await asyncio.to_thread(self.writer.drain, max(0.0, deadline - time.monotonic()))

@@ -11,9 +11,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from otterscope.api import health, logs, traces
+from otterscope.api import attributes, compat, fetch, health, live, logs, traces
 from otterscope.api.errors import error_response
-from otterscope.api.state import AppState
+from otterscope.api.state import AppState, Endpoint
 from otterscope.errors import MethodNotAllowed, NotFound, OtterscopeError
 from otterscope.ingest.http import OtlpHttpReceiver
 
@@ -39,12 +39,27 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(OtterscopeError("internal error; the server log has the details"))
 
 
+def _traces_root(receiver: OtlpHttpReceiver) -> Endpoint:
+    """``/v1/traces``: OTLP export on POST, otel-worker's trace list on GET."""
+    otlp: Endpoint = receiver.endpoint("traces", ("GET",))  # type: ignore[assignment]
+
+    async def dispatch(request: Request) -> Response:
+        if request.method in ("GET", "HEAD"):
+            return await compat.list_traces(request)
+        return await otlp(request)
+
+    return dispatch
+
+
 def build_app(state: AppState, receiver: OtlpHttpReceiver) -> ASGIApp:
     routes: list[BaseRoute] = [
         Route(f"/v1/{signal}", receiver.endpoint(signal), methods=ALL_METHODS)  # type: ignore[arg-type]
-        for signal in ("traces", "metrics", "logs")
+        for signal in ("metrics", "logs")
     ]
+    routes.append(Route("/v1/traces", _traces_root(receiver), methods=ALL_METHODS))
     routes += health.ROUTES + traces.ROUTES + logs.ROUTES
+    routes += fetch.ROUTES + compat.ROUTES + attributes.ROUTES
+    routes += live.ROUTES
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected},

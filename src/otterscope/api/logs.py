@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from otterscope.api.paging import begin
 from otterscope.api.responses import json_response
 from otterscope.api.state import api_endpoint, app_state, principal
 from otterscope.errors import BadRequest
@@ -23,7 +26,7 @@ SEVERITIES = {
     "ERROR": 17,
     "FATAL": 21,
 }
-_PARAMS = {"service", "severity", "q", "traceId", "spanId", "start", "end", "limit"}
+_PARAMS = {"service", "severity", "q", "traceId", "spanId", "start", "end", "limit", "cursor"}
 
 
 def parse_severity(value: str) -> int:
@@ -55,9 +58,28 @@ def log_query(request: Request) -> LogQuery:
 @api_endpoint
 async def search(request: Request) -> Response:
     who = principal(request, "read")
+    state = app_state(request)
     query = log_query(request)
-    rows = await run_in_threadpool(app_state(request).store.search_logs, who.tenant, query)
-    return json_response({"logs": [log_to_api(r) for r in rows], "nextCursor": None})
+    q = request.query_params
+    paging = begin(state.cursors, who, "logs", q.multi_items(), q.get("cursor"))
+    window = paging.window(query.start_ns, query.end_ns)
+    after = paging.after
+    query = replace(
+        query,
+        start_ns=window[0],
+        end_ns=window[1],
+        pin_seq=paging.pin,
+        after=(int(after[0]), int(after[1])) if after else None,
+    )
+    page = await run_in_threadpool(state.store.search_logs, who.tenant, query)
+    last = page.items[-1] if page.items else None
+    key = (last["timestamp_unix_nano"], last["ingest_seq"]) if last else None
+    return json_response(
+        {
+            "logs": [log_to_api(r) for r in page.items],
+            "nextCursor": paging.next_cursor(page.pin, window, page.more, key),
+        }
+    )
 
 
 ROUTES = [Route("/api/logs", search, methods=["GET"])]

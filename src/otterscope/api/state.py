@@ -16,6 +16,8 @@ from otterscope.config import Settings
 from otterscope.errors import OtterscopeError
 from otterscope.ingest.budget import MemoryBudget
 from otterscope.ingest.writer import Writer
+from otterscope.live.hub import LiveHub
+from otterscope.query.cursor import CursorCodec
 from otterscope.selfmetrics import SelfMetrics
 from otterscope.store.base import Store
 
@@ -28,8 +30,10 @@ class AppState:
     budget: MemoryBudget
     auth: Authenticator
     metrics: SelfMetrics
+    cursors: CursorCodec
     started_at: float = field(default_factory=time.time)
     ready: bool = False
+    live: LiveHub | None = None  # the live feed; GET /api/ws answers 503 without it
 
 
 def app_state(request: Request) -> AppState:

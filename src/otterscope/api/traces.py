@@ -1,18 +1,22 @@
-"""``GET /api/traces`` (search) and ``GET /api/traces/{traceId}``."""
+"""Native trace endpoints: search, trace by id, a service's operations."""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from otterscope.api.paging import begin
 from otterscope.api.responses import json_response
 from otterscope.api.state import api_endpoint, app_state, principal
 from otterscope.errors import BadRequest, NotFound
 from otterscope.query import params as p
-from otterscope.query.model import TraceQuery
-from otterscope.query.shapes import span_to_api, spans_to_otlp_json
+from otterscope.query.model import TraceQuery, TraceSummary
+from otterscope.query.shapes import SPAN_KINDS, span_to_api, spans_to_otlp_json
 
 _STATUS = {"unset": 0, "ok": 1, "error": 2}
 _SEARCH_PARAMS = {
@@ -26,6 +30,7 @@ _SEARCH_PARAMS = {
     "start",
     "end",
     "limit",
+    "cursor",
 }
 
 
@@ -56,28 +61,49 @@ def trace_query(request: Request) -> TraceQuery:
     )
 
 
+def summary_to_api(t: TraceSummary) -> dict[str, Any]:
+    return {
+        "traceId": t.trace_id.hex(),
+        "rootService": t.root_service,
+        "rootName": t.root_name,
+        "rootSpanMissing": t.root_span_missing,
+        "startTimeUnixNano": str(t.start_ns),
+        "durationMs": (t.end_ns - t.start_ns) / 1e6,
+        "spanCount": t.span_count,
+        "errorCount": t.error_count,
+        "services": list(t.services),
+    }
+
+
 @api_endpoint
 async def search(request: Request) -> Response:
     who = principal(request, "read")
+    state = app_state(request)
     query = trace_query(request)
-    found = await run_in_threadpool(app_state(request).store.search_traces, who.tenant, query)
+    paging = begin(
+        state.cursors,
+        who,
+        "traces",
+        request.query_params.multi_items(),
+        request.query_params.get("cursor"),
+    )
+    window = paging.window(query.start_ns, query.end_ns)
+    after = paging.after
+    query = replace(
+        query,
+        start_ns=window[0],
+        end_ns=window[1],
+        pin_seq=paging.pin,
+        after=(int(after[0]), bytes(after[1])) if after else None,
+    )
+    page = await run_in_threadpool(state.store.search_traces, who.tenant, query)
+    last = page.items[-1] if page.items else None
     return json_response(
         {
-            "traces": [
-                {
-                    "traceId": t.trace_id.hex(),
-                    "rootService": t.root_service,
-                    "rootName": t.root_name,
-                    "rootSpanMissing": t.root_span_missing,
-                    "startTimeUnixNano": str(t.start_ns),
-                    "durationMs": (t.end_ns - t.start_ns) / 1e6,
-                    "spanCount": t.span_count,
-                    "errorCount": t.error_count,
-                    "services": list(t.services),
-                }
-                for t in found
-            ],
-            "nextCursor": None,
+            "traces": [summary_to_api(t) for t in page.items],
+            "nextCursor": paging.next_cursor(
+                page.pin, window, page.more, (last.start_ns, last.trace_id) if last else None
+            ),
         }
     )
 
@@ -97,7 +123,32 @@ async def by_id(request: Request) -> Response:
     return json_response({"traceId": trace_id.hex(), "spans": [span_to_api(r) for r in rows]})
 
 
+@api_endpoint
+async def operations(request: Request) -> Response:
+    who = principal(request, "read")
+    q = request.query_params
+    p.check_known(q, {"start", "end"}, attributes=False)
+    start, end = p.time_window(q)
+    service = request.path_params["service"]
+    found = await run_in_threadpool(
+        app_state(request).store.operations, who.tenant, service, start, end
+    )
+    return json_response(
+        {
+            "operations": [
+                {
+                    "name": name,
+                    "spanKind": SPAN_KINDS[kind] if 0 <= kind < 6 else kind,
+                    "spanCount": n,
+                }
+                for name, kind, n in found
+            ]
+        }
+    )
+
+
 ROUTES = [
     Route("/api/traces", search, methods=["GET"]),
     Route("/api/traces/{trace_id}", by_id, methods=["GET"]),
+    Route("/api/services/{service}/operations", operations, methods=["GET"]),
 ]

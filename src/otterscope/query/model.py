@@ -6,6 +6,9 @@ The API layer parses user input into these; stores only ever see well-formed val
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +24,10 @@ class TraceQuery:
     attributes: tuple[tuple[str, str], ...] = ()
     min_trace_duration_ns: int | None = None
     max_trace_duration_ns: int | None = None
+    # Paging: only rows with ingest_seq <= pin_seq; only traces after ``after`` in the order
+    # of the results (start time descending, then trace id): (start_ns, trace_id).
+    pin_seq: int | None = None
+    after: tuple[int, bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +41,35 @@ class LogQuery:
     trace_id: bytes | None = None
     span_id: bytes | None = None
     attributes: tuple[tuple[str, str], ...] = ()
+    pin_seq: int | None = None
+    # (timestamp_unix_nano, ingest_seq) of the last record of the previous page.
+    after: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchQuery:
+    """Everything of one signal in a time window, oldest first, for export and replay.
+
+    The order is (time, trace id, span id) for spans, so duplicates of a span sit together
+    and are answered once, and (time, ingest_seq) for log records and metric points.
+    """
+
+    signal: str
+    start_ns: int
+    end_ns: int
+    limit: int = 1000
+    pin_seq: int | None = None
+    after: tuple[int, bytes, bytes] | tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """Items of one page; ``pin`` is the ingest point they were read at; ``more`` says
+    whether items follow."""
+
+    items: list[T]
+    pin: int
+    more: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,12 +115,10 @@ def time_window(params: Mapping[str, str]) -> tuple[int, int]:
     return start, end
 
 
-def check_known(params: Mapping[str, str], known: set[str]) -> None:
-    """Refuse a parameter the endpoint does not take (``attr.*`` is always taken)."""
+def check_known(params: Mapping[str, str], known: set[str], attributes: bool = True) -> None:
+    """Refuse a parameter the endpoint does not take (``attr.*`` when ``attributes``)."""
     for key in params:
-        if key not in known and not key.startswith("attr."):
-            if key == "cursor":
-                raise BadRequest("paging by cursor is not available yet: parameter 'cursor'")
+        if key not in known and not (attributes and key.startswith("attr.")):
             raise BadRequest(f"unknown parameter {key!r}")
 
 

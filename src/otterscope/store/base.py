@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from otterscope.otlp.rows import Batch
-from otterscope.query.model import LogQuery, TraceQuery, TraceSummary
+from otterscope.query.model import FetchQuery, LogQuery, Page, TraceQuery, TraceSummary
 
 Row = dict[str, Any]
 
@@ -30,11 +30,48 @@ class Store(Protocol):
         """Commit the batches in one transaction; return the ingest sequence number."""
         ...
 
+    def last_seq(self) -> int:
+        """The last ingest sequence number queries can see (what a new cursor pins)."""
+        ...
+
     def get_trace(self, tenant: str, trace_id: bytes) -> list[Row]: ...
 
-    def search_traces(self, tenant: str, query: TraceQuery) -> list[TraceSummary]: ...
+    def get_traces(self, tenant: str, trace_ids: Sequence[bytes]) -> list[Row]: ...
 
-    def search_logs(self, tenant: str, query: LogQuery) -> list[Row]: ...
+    def search_traces(self, tenant: str, query: TraceQuery) -> Page[TraceSummary]: ...
+
+    def recent_traces(
+        self, tenant: str, limit: int, before_ns: int, window_ns: int
+    ) -> list[Row]: ...
+
+    def recent_spans(self, tenant: str, limit: int) -> list[Row]: ...
+
+    def operations(
+        self, tenant: str, service: str, start_ns: int, end_ns: int
+    ) -> list[tuple[str, int, int]]: ...
+
+    def search_logs(self, tenant: str, query: LogQuery) -> Page[Row]: ...
+
+    def fetch(self, tenant: str, query: FetchQuery) -> Page[Row]: ...
+
+    def attribute_keys(
+        self, tenant: str, signal: str, prefix: str, start_ns: int, end_ns: int, limit: int
+    ) -> list[str]: ...
+
+    def attribute_values(
+        self,
+        tenant: str,
+        signal: str,
+        key: str,
+        prefix: str,
+        start_ns: int,
+        end_ns: int,
+        limit: int,
+    ) -> list[Any]: ...
+
+    def delete(self, tenant: str, trace_id: bytes, span_id: bytes | None = None) -> int:
+        """Hide a trace (or one span) from every later query; return the spans deleted."""
+        ...
 
     def stats(self) -> StoreStats: ...
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from otterscope.otlp.schema import SCHEMAS, TABLES
-from otterscope.query.model import LogQuery, TraceQuery
+from otterscope.query.model import FetchQuery, LogQuery, TraceQuery
 
 _TYPES = {
     pa.string(): "VARCHAR",
@@ -54,8 +54,16 @@ def hot_view(signal: str) -> str:
     return f"hot_{TABLES[signal]}"
 
 
-def source(signal: str, hot: bool, files: Sequence[str]) -> str:
-    """A FROM-able union of the hot rows and the sealed files of one signal."""
+# The Arrow tables of deleted traces and spans a query registers (see deletes.py).
+DELETED_TRACES = "deleted_traces"
+DELETED_SPANS = "deleted_spans"
+
+
+def source(signal: str, hot: bool, files: Sequence[str], deletes: bool = False) -> str:
+    """A FROM-able union of the hot rows and the sealed files of one signal.
+
+    With ``deletes``, spans named by a tombstone (up to its sequence number) are left out.
+    """
     cols = column_list(signal)
     parts = [f"SELECT {cols} FROM {hot_view(signal)}"] if hot else []
     if files:
@@ -63,7 +71,15 @@ def source(signal: str, hot: bool, files: Sequence[str]) -> str:
         parts.append(f"SELECT {cols} FROM read_parquet([{listed}])")
     if not parts:
         parts.append(f"SELECT {cols} FROM main.empty_{TABLES[signal]}")
-    return "(" + " UNION ALL ".join(parts) + ")"
+    union = "(" + " UNION ALL ".join(parts) + ")"
+    if not deletes or signal != "traces":
+        return union
+    return (
+        f"(SELECT * FROM {union} AS x WHERE NOT EXISTS (SELECT 1 FROM {DELETED_TRACES} d "
+        "WHERE d.tenant = x.tenant AND d.trace_id = x.trace_id AND x.ingest_seq <= d.seq) "
+        f"AND NOT EXISTS (SELECT 1 FROM {DELETED_SPANS} d WHERE d.tenant = x.tenant "
+        "AND d.trace_id = x.trace_id AND d.span_id = x.span_id AND x.ingest_seq <= d.seq))"
+    )
 
 
 def max_seq(signal: str, src: str) -> str:
@@ -97,7 +113,7 @@ class _Where:
     def attributes(self, attrs: Sequence[tuple[str, str]]) -> None:
         # Span or resource attribute; typed values compare by their text (500 = "500").
         for key, value in attrs:
-            path = "$." + '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            path = json_path(key)
             self.conditions.append(
                 "(json_extract_string(attributes, ?) = ? "
                 "OR json_extract_string(resource_attributes, ?) = ?)"
@@ -108,7 +124,17 @@ class _Where:
         return " AND ".join(self.conditions)
 
 
-def search_traces(src: str, tenant: str, q: TraceQuery) -> tuple[str, list[object]]:
+def _pinned(src: str, tenant: str, pin: int) -> tuple[str, list[object]]:
+    return f"SELECT * FROM {src} WHERE tenant = ? AND ingest_seq <= ?", [tenant, pin]
+
+
+def search_traces(src: str, tenant: str, q: TraceQuery, pin: int) -> tuple[str, list[object]]:
+    """Traces with a span matching every span condition, newest trace start first.
+
+    Exact under paging: a trace's start, spans and counts are computed from every stored
+    span of it up to the pin, so they cannot change between pages.
+    """
+    pinned, pinned_params = _pinned(src, tenant, pin)
     where = _Where(
         ("start_time_unix_nano >= ?", q.start_ns), ("start_time_unix_nano <= ?", q.end_ns)
     )
@@ -118,19 +144,19 @@ def search_traces(src: str, tenant: str, q: TraceQuery) -> tuple[str, list[objec
     where.add("duration_nano >= ?", q.min_duration_ns)
     where.add("duration_nano <= ?", q.max_duration_ns)
     where.attributes(q.attributes)
-    trace_filter = q.min_trace_duration_ns is not None or q.max_trace_duration_ns is not None
-    # Without a whole-trace condition the newest matches decide the page, so the limit can
-    # be applied before the (more costly) aggregation over every span of those traces.
-    match_limit = "" if trace_filter else f"ORDER BY last_match DESC LIMIT {int(q.limit)}"
     having = _Where()
     having.add("(end_ns - start_ns) >= ?", q.min_trace_duration_ns)
     having.add("(end_ns - start_ns) <= ?", q.max_trace_duration_ns)
+    if q.after is not None:
+        having.conditions.append("(start_ns < ? OR (start_ns = ? AND trace_id > ?))")
+        having.params.extend([q.after[0], q.after[0], q.after[1]])
     sql = (
-        f"WITH src AS (SELECT * FROM {src} WHERE tenant = ?), "
-        f"matches AS (SELECT trace_id, max(start_time_unix_nano) AS last_match FROM src "
-        f"WHERE {where.sql()} GROUP BY trace_id {match_limit}), "
-        "spans AS (SELECT * FROM src WHERE trace_id IN (SELECT trace_id FROM matches) "
-        "QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY ingest_seq) = 1), "
+        f"WITH src AS ({pinned}), "
+        f"matches AS (SELECT DISTINCT trace_id FROM src WHERE {where.sql()}), "
+        # Duplicates of a span count once; they are the same span, so any copy will do.
+        "spans AS (SELECT DISTINCT ON (trace_id, span_id) trace_id, span_id, parent_span_id, "
+        "service_name, name, start_time_unix_nano, end_time_unix_nano, status_code FROM src "
+        "WHERE trace_id IN (SELECT trace_id FROM matches)), "
         "agg AS (SELECT trace_id, "
         "min(start_time_unix_nano) AS start_ns, max(end_time_unix_nano) AS end_ns, "
         "count(*) AS span_count, count(*) FILTER (WHERE status_code = 2) AS error_count, "
@@ -143,14 +169,15 @@ def search_traces(src: str, tenant: str, q: TraceQuery) -> tuple[str, list[objec
         "SELECT trace_id, coalesce(root_service, first_service), coalesce(root_name, first_name), "
         "root_service IS NULL, start_ns, end_ns, span_count, error_count, services FROM agg"
         + (f" WHERE {having.sql()}" if having.conditions else "")
-        + f" ORDER BY start_ns DESC, trace_id LIMIT {int(q.limit)}"
+        + f" ORDER BY start_ns DESC, trace_id LIMIT {int(q.limit) + 1}"
     )
-    return sql, [tenant, *where.params, *having.params]
+    return sql, [*pinned_params, *where.params, *having.params]
 
 
-def search_logs(src: str, tenant: str, q: LogQuery) -> tuple[str, list[object]]:
+def search_logs(src: str, tenant: str, q: LogQuery, pin: int) -> tuple[str, list[object]]:
     where = _Where(
         ("tenant = ?", tenant),
+        ("ingest_seq <= ?", pin),
         ("timestamp_unix_nano >= ?", q.start_ns),
         ("timestamp_unix_nano <= ?", q.end_ns),
     )
@@ -160,8 +187,143 @@ def search_logs(src: str, tenant: str, q: LogQuery) -> tuple[str, list[object]]:
     where.add("trace_id = ?", q.trace_id)
     where.add("span_id = ?", q.span_id)
     where.attributes(q.attributes)
+    if q.after is not None:
+        ts, seq = q.after
+        where.add("timestamp_unix_nano <= ?", ts)  # plain bound: prunes files and row groups
+        where.conditions.append(
+            "(timestamp_unix_nano < ? OR (timestamp_unix_nano = ? AND ingest_seq < ?))"
+        )
+        where.params.extend([ts, ts, seq])
     sql = (
         f"SELECT * FROM {src} WHERE {where.sql()} "
-        f"ORDER BY timestamp_unix_nano DESC, ingest_seq DESC LIMIT {int(q.limit)}"
+        f"ORDER BY timestamp_unix_nano DESC, ingest_seq DESC LIMIT {int(q.limit) + 1}"
     )
     return sql, where.params
+
+
+# The time column each signal is fetched (exported, replayed) in the order of.
+FETCH_TIME = {
+    "traces": "start_time_unix_nano",
+    "logs": "timestamp_unix_nano",
+    "metrics": "time_unix_nano",
+}
+
+
+def fetch(src: str, tenant: str, q: FetchQuery, pin: int) -> tuple[str, list[object]]:
+    """One page of a signal in (time, ids) order; the caller drops adjacent duplicates."""
+    t = FETCH_TIME[q.signal]
+    where = _Where(
+        ("tenant = ?", tenant),
+        ("ingest_seq <= ?", pin),
+        (f"{t} >= ?", q.start_ns),
+        (f"{t} <= ?", q.end_ns),
+    )
+    if q.signal == "traces":
+        order = f"{t}, trace_id, span_id, ingest_seq"
+        if q.after is not None:
+            a: list[object] = list(q.after)  # (time, trace id, span id)
+            where.add(f"{t} >= ?", a[0])
+            where.conditions.append(
+                f"({t} > ? OR ({t} = ? AND (trace_id > ? OR (trace_id = ? AND span_id > ?))))"
+            )
+            where.params.extend([a[0], a[0], a[1], a[1], a[2]])
+    else:
+        order = f"{t}, ingest_seq"
+        if q.after is not None:
+            b: list[object] = list(q.after)  # (time, ingest_seq)
+            where.add(f"{t} >= ?", b[0])
+            where.conditions.append(f"({t} > ? OR ({t} = ? AND ingest_seq > ?))")
+            where.params.extend([b[0], b[0], b[1]])
+    sql = f"SELECT * FROM {src} WHERE {where.sql()} ORDER BY {order} LIMIT {int(q.limit) + 1}"
+    return sql, where.params
+
+
+def spans_of_traces(src: str, count: int) -> str:
+    """Every span of ``count`` traces (parameters: tenant, pin, then the trace ids)."""
+    marks = ", ".join("?" for _ in range(count))
+    return (
+        f"SELECT * FROM {src} WHERE tenant = ? AND ingest_seq <= ? AND trace_id IN ({marks}) "
+        "QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY ingest_seq) = 1 "
+        "ORDER BY trace_id, start_time_unix_nano, span_id"
+    )
+
+
+def recent_traces(src: str, limit: int) -> str:
+    """Trace ids by latest span end, newest first, ended by a time (tenant, pin, from, to)."""
+    return (
+        f"SELECT trace_id, max(end_time_unix_nano) AS end_ns FROM {src} "
+        "WHERE tenant = ? AND ingest_seq <= ? AND end_time_unix_nano >= ? "
+        "GROUP BY trace_id HAVING max(end_time_unix_nano) <= ? "
+        f"ORDER BY end_ns DESC, trace_id LIMIT {int(limit)}"
+    )
+
+
+def recent_spans(src: str, limit: int) -> str:
+    # Top-N first, then duplicates out of those few: a window over every row would not scale.
+    return (
+        f"WITH top AS (SELECT * FROM {src} WHERE tenant = ? AND ingest_seq <= ? "
+        f"ORDER BY start_time_unix_nano DESC, ingest_seq LIMIT {2 * int(limit)}) "
+        "SELECT * FROM top "
+        "QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY ingest_seq) = 1 "
+        f"ORDER BY start_time_unix_nano DESC, trace_id, span_id LIMIT {int(limit)}"
+    )
+
+
+def operations(src: str) -> str:
+    """Span names and kinds of one service (tenant, pin, service, from, to)."""
+    return (
+        f"SELECT name, kind, count(*) AS spans FROM {src} "
+        "WHERE tenant = ? AND ingest_seq <= ? AND service_name = ? "
+        "AND start_time_unix_nano >= ? AND start_time_unix_nano <= ? "
+        "GROUP BY name, kind ORDER BY name, kind"
+    )
+
+
+# Where each signal keeps attributes, and its time column, for autocomplete.
+ATTRIBUTE_COLUMNS = ("attributes", "resource_attributes")
+
+
+def attribute_keys(src: str, signal: str, limit: int) -> str:
+    """Attribute keys in use (tenant, pin, from, to, prefix), most used first."""
+    t = FETCH_TIME[signal]
+    union = " UNION ALL ".join(
+        f"SELECT unnest(json_keys({col})) AS key FROM rows" for col in ATTRIBUTE_COLUMNS
+    )
+    return (
+        f"WITH rows AS (SELECT attributes, resource_attributes FROM {src} "
+        f"WHERE tenant = ? AND ingest_seq <= ? AND {t} >= ? AND {t} <= ?), "
+        f"keys AS ({union}) "
+        "SELECT key, count(*) AS n FROM keys WHERE starts_with(key, ?) "
+        f"GROUP BY key ORDER BY n DESC, key LIMIT {int(limit)}"
+    )
+
+
+def attribute_values(src: str, signal: str, limit: int) -> str:
+    """Values of one key (tenant, pin, from, to, path, path, prefix), most used first.
+
+    Values come back as stored (typed JSON text); the prefix is matched on their text.
+    """
+    t = FETCH_TIME[signal]
+    return (
+        f"WITH rows AS (SELECT coalesce(json_extract(attributes, ?), "
+        f"json_extract(resource_attributes, ?)) AS v FROM {src} "
+        f"WHERE tenant = ? AND ingest_seq <= ? AND {t} >= ? AND {t} <= ?) "
+        "SELECT v::VARCHAR AS value, count(*) AS n FROM rows "
+        "WHERE v IS NOT NULL AND starts_with(lower(json_extract_string(v, '$')), lower(?)) "
+        f"GROUP BY value ORDER BY n DESC, value LIMIT {int(limit)}"
+    )
+
+
+def json_path(key: str) -> str:
+    """A JSON path naming one top-level key, whatever characters it holds."""
+    return "$." + '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def files_holding_traces(files: Sequence[str], count: int) -> str:
+    """Which of the Parquet files hold spans of ``count`` traces (parameters: the ids)."""
+    listed = ", ".join(quote_literal(f) for f in files)
+    marks = ", ".join("?" for _ in range(count))
+    return (
+        f"SELECT DISTINCT filename FROM read_parquet([{listed}], filename = true) "
+        f"WHERE trace_id IN ({marks})"
+    )

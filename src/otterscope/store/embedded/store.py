@@ -16,24 +16,25 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from otterscope.errors import QueryTimeout, StoreError
+from otterscope.errors import StoreError
 from otterscope.otlp.rows import Batch
 from otterscope.otlp.schema import SCHEMAS
-from otterscope.query.model import LogQuery, TraceQuery, TraceSummary
-from otterscope.store.base import Row, StoreStats
+from otterscope.store.base import StoreStats
 from otterscope.store.embedded import seal, sql
+from otterscope.store.embedded.deletes import Tombstone, Tombstones, keep_mask
 from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, fsync_path, hour_key
 from otterscope.store.embedded.layout import write_durably as _write_durably
+from otterscope.store.embedded.reader import Reader
 from otterscope.store.embedded.rwlock import RWLock
-from otterscope.store.embedded.segment import Segment, all_rows, compact
+from otterscope.store.embedded.segment import Segment, compact
 
 SIGNALS = tuple(SCHEMAS)
 log = logging.getLogger("otterscope.store")
@@ -59,7 +60,7 @@ class EmbeddedOptions:
     query_timeout_s: float = 30.0
 
 
-class EmbeddedStore:
+class EmbeddedStore(Reader):
     def __init__(self, data_dir: Path, options: EmbeddedOptions | None = None) -> None:
         self.layout = Layout(data_dir)
         self.options = options or EmbeddedOptions()
@@ -73,9 +74,12 @@ class EmbeddedStore:
         self._retired: list[Segment] = []  # no longer written, waiting to be sealed
         self._files: list[SealedFile] = []
         self._active_since = time.monotonic()
-        self._seq = 0
+        self._seq = 0  # the last ingest sequence number written (writer thread)
+        self._visible_seq = 0  # the last one queries can see (under the publish lock)
         self._closed = False
+        self.query_timeout_s = self.options.query_timeout_s
         self.layout.open()
+        self._deletes = Tombstones(data_dir)
         self._con = duckdb.connect(
             ":memory:",
             config={
@@ -108,7 +112,7 @@ class EmbeddedStore:
         self._files = self.layout.sealed_files()
         last = max([*(s.number for s in self._retired), *(f.segment for f in self._files), 0])
         self._active_since = time.monotonic()
-        self._seq = self._max_seq()
+        self._seq = self._visible_seq = self._max_seq()
         return Segment(last + 1, self.layout.hot)
 
     def _max_seq(self) -> int:
@@ -173,6 +177,7 @@ class EmbeddedStore:
             with self._publish_lock:
                 for signal, table in tables.items():
                     active.publish(signal, table)
+                self._visible_seq = seq
             if (
                 active.rows >= self.options.seal_rows
                 or active.nbytes >= self.options.seal_bytes
@@ -229,6 +234,7 @@ class EmbeddedStore:
         try:
             for segment in retired:
                 self._seal(segment)
+            self._apply_deletes()
         finally:
             # Retention frees disk space, which is what a failed seal (disk full) may need.
             if retention:
@@ -247,6 +253,10 @@ class EmbeddedStore:
         written: list[SealedFile] = []
         for signal in SIGNALS:
             table = segment.table(signal)
+            if signal == "traces" and table.num_rows:
+                keep = keep_mask(table, self._deletes.items)
+                if keep is not None:
+                    table = table.filter(keep)
             if table.num_rows:
                 self._write_files(segment.number, signal, table, written)
         _write_durably(self.layout.sealed_marker(segment.number), b"sealed\n")
@@ -271,6 +281,68 @@ class EmbeddedStore:
             written.append(
                 SealedFile(path, signal, tenant, hour * HOUR_NS, number, path.stat().st_size)
             )
+
+    # -- deletes ---------------------------------------------------------------------------
+
+    def delete(self, tenant: str, trace_id: bytes, span_id: bytes | None = None) -> int:
+        """Delete a trace (or one span of it) for every later query; return spans deleted."""
+        spans = [
+            r
+            for r in self.get_trace(tenant, trace_id)
+            if span_id is None or r["span_id"] == span_id
+        ]
+        if spans:
+            self._deletes.add(Tombstone(tenant, trace_id, span_id, self.last_seq()))
+            self._work.set()  # maintenance rewrites the files that still hold them
+        return len(spans)
+
+    def _hot_floor(self) -> int:
+        """The smallest ingest sequence number still in a hot segment (or the next one)."""
+        with self._publish_lock:
+            floor = self._visible_seq + 1
+            for seg in [*self._retired, self._active]:
+                for signal in SIGNALS:
+                    for batch in seg.batches[signal][:1]:
+                        floor = min(floor, int(pc.min(batch.column("ingest_seq")).as_py()))
+        return floor
+
+    def _apply_deletes(self) -> None:
+        """Rewrite sealed span files without deleted rows; forget finished tombstones."""
+        pending = self._deletes.items
+        if not pending:
+            return
+        floor = self._hot_floor()  # before rewriting: later seals filter by themselves
+        files = [f for f in self._files if f.signal == "traces"]
+        if files:
+            with self._con.cursor() as cur:
+                hit = cur.execute(
+                    sql.files_holding_traces([str(f.path) for f in files], len(pending)),
+                    [t.trace_id for t in pending],
+                ).fetchall()
+            for (name,) in hit:
+                self._rewrite_without(Path(name), pending)
+        self._deletes.drop(t for t in pending if t.seq < floor)
+
+    def _rewrite_without(self, path: Path, tombstones: Sequence[Tombstone]) -> None:
+        table = pq.read_table(path)
+        keep = keep_mask(table, tombstones)
+        if keep is None or pc.all(keep).as_py():
+            return
+        rows = table.filter(keep)
+        tmp = path.with_name(path.name + ".tmp")
+        seal.write_sorted("traces", rows, tmp)
+        with self._sources_lock.write():
+            if rows.num_rows:
+                tmp.replace(path)
+            else:
+                tmp.unlink()
+                path.unlink()
+            fsync_path(path.parent)
+            self._files = [
+                f if f.path != path else replace(f, size=path.stat().st_size)
+                for f in self._files
+                if f.path != path or rows.num_rows
+            ]
 
     def _enforce_retention(self, now_ns: int) -> None:
         limits = dict(self.options.retention_s)
@@ -300,95 +372,6 @@ class EmbeddedStore:
                     parent.rmdir()
                 except OSError:
                     break  # not empty: other files still live there
-
-    # -- reading (any thread) -----------------------------------------------------------
-
-    def _source(
-        self,
-        signal: str,
-        tenant: str | None,
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-    ) -> tuple[str, pa.Table]:
-        """SQL for the signal's rows, and the hot rows it reads (as of now)."""
-        files = [
-            str(f.path)
-            for f in self._files
-            if f.signal == signal
-            and (tenant is None or f.tenant == tenant)
-            and (start_ns is None or f.hour_start_ns + HOUR_NS > start_ns)
-            and (end_ns is None or f.hour_start_ns <= end_ns)
-        ]
-        with self._publish_lock:
-            hot = all_rows([*self._retired, self._active], signal)
-        return sql.source(signal, True, files), hot
-
-    def _fetch(
-        self, signal: str, statement: str, params: Sequence[Any], hot: pa.Table
-    ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        cur = self._con.cursor()
-        # A query holds the sources lock, which sealing needs: none may run unbounded.
-        done = threading.Event()
-
-        def watchdog() -> None:
-            # Past the deadline, keep interrupting: one that lands between two statements
-            # (or before the first) would otherwise be lost.
-            if done.wait(self.options.query_timeout_s):
-                return
-            while not done.wait(0.01):
-                cur.interrupt()
-
-        timer = threading.Thread(target=watchdog, name="otterscope-query-watchdog", daemon=True)
-        timer.start()
-        try:
-            cur.register(sql.hot_view(signal), hot)
-            cur.execute(statement, list(params))
-            names = [d[0] for d in cur.description or ()]
-            return names, cur.fetchall()
-        except duckdb.InterruptException:
-            raise QueryTimeout(
-                f"query took longer than {self.options.query_timeout_s:g}s; "
-                "narrow the time window or the conditions"
-            ) from None
-        except duckdb.Error as exc:
-            raise StoreError(f"query failed: {exc}") from exc
-        finally:
-            done.set()
-            timer.join()
-            cur.close()
-
-    def get_trace(self, tenant: str, trace_id: bytes) -> list[Row]:
-        with self._sources_lock.read():
-            src, hot = self._source("traces", tenant)
-            names, rows = self._fetch("traces", sql.trace_spans(src), [tenant, trace_id], hot)
-        return [dict(zip(names, r, strict=True)) for r in rows]
-
-    def search_traces(self, tenant: str, query: TraceQuery) -> list[TraceSummary]:
-        with self._sources_lock.read():
-            src, hot = self._source("traces", tenant)
-            statement, params = sql.search_traces(src, tenant, query)
-            _, rows = self._fetch("traces", statement, params, hot)
-        return [
-            TraceSummary(
-                trace_id=r[0],
-                root_service=r[1],
-                root_name=r[2],
-                root_span_missing=bool(r[3]),
-                start_ns=int(r[4]),
-                end_ns=int(r[5]),
-                span_count=int(r[6]),
-                error_count=int(r[7]),
-                services=tuple(r[8]),
-            )
-            for r in rows
-        ]
-
-    def search_logs(self, tenant: str, query: LogQuery) -> list[Row]:
-        with self._sources_lock.read():
-            src, hot = self._source("logs", tenant, query.start_ns, query.end_ns)
-            statement, params = sql.search_logs(src, tenant, query)
-            names, rows = self._fetch("logs", statement, params, hot)
-        return [dict(zip(names, r, strict=True)) for r in rows]
 
     def stats(self) -> StoreStats:
         with self._sources_lock.read():

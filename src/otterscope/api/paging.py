@@ -1,0 +1,66 @@
+"""Cursor paging for the API: where a request starts, and the cursor for the next page.
+
+A first page resolves its time window (the default one is relative to now) and pins the
+ingest point; both travel in the cursor, so every later page reads the same rows in the
+same window, whatever arrived meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from otterscope.api.auth import Principal
+from otterscope.query.cursor import CursorCodec, Position, query_digest
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """One request's place in a paged read."""
+
+    codec: CursorCodec
+    tenant: str
+    endpoint: str
+    digest: bytes
+    position: Position | None  # None: the first page
+
+    def window(self, start_ns: int, end_ns: int) -> tuple[int, int]:
+        """The window to read: the first page's, once paging has started."""
+        if self.position is None:
+            return start_ns, end_ns
+        return self.position.start_ns, self.position.end_ns
+
+    @property
+    def pin(self) -> int | None:
+        return self.position.pin if self.position is not None else None
+
+    @property
+    def after(self) -> tuple[Any, ...] | None:
+        return self.position.after if self.position is not None else None
+
+    def next_cursor(
+        self, pin: int, window: tuple[int, int], more: bool, last: tuple[Any, ...] | None
+    ) -> str | None:
+        if not more or last is None:
+            return None
+        return self.codec.encode(
+            self.tenant, self.endpoint, self.digest, Position(pin, window[0], window[1], last)
+        )
+
+
+def begin(
+    codec: CursorCodec,
+    who: Principal,
+    endpoint: str,
+    params: Iterable[tuple[str, str]],
+    cursor: str | None,
+) -> Paging:
+    """Paging state from the request's parameters (all but ``cursor`` and ``limit`` bind it)."""
+    digest = query_digest(params)
+    position = codec.decode(cursor, who.tenant, endpoint, digest) if cursor else None
+    return Paging(codec, who.tenant, endpoint, digest, position)
+
+
+def last_key(items: list[Any], key: Callable[[Any], tuple[Any, ...]]) -> tuple[Any, ...] | None:
+    return key(items[-1]) if items else None
