@@ -52,42 +52,46 @@ async def list_traces(request: Request) -> Response:
     return json_response(_group(rows))
 
 
-async def _spans(request: Request, scope: str) -> tuple[str, bytes, list[Row]]:
-    who = principal(request, scope)
+async def _spans(request: Request) -> tuple[bytes, list[Row]]:
+    who = principal(request, "read")
     p.check_known(request.query_params, set(), attributes=False)
     trace_id = p.parse_trace_id(request.path_params["trace_id"])
     rows = await run_in_threadpool(app_state(request).store.get_trace, who.tenant, trace_id)
-    return who.tenant, trace_id, rows
+    if not rows:
+        raise NotFound(f"trace {trace_id.hex()} not found")
+    return trace_id, rows
+
+
+async def _delete(request: Request) -> Response:
+    who = principal(request, "admin")
+    p.check_known(request.query_params, set(), attributes=False)
+    trace_id = p.parse_trace_id(request.path_params["trace_id"])
+    raw_span = request.path_params.get("span_id")
+    span_id = p.parse_span_id(raw_span) if raw_span is not None else None
+    await run_in_threadpool(app_state(request).store.delete, who.tenant, trace_id, span_id)
+    return Response(status_code=204)
 
 
 @api_endpoint
 async def trace(request: Request) -> Response:
     if request.method == "DELETE":
-        tenant, trace_id, _ = await _spans(request, "admin")
-        await run_in_threadpool(app_state(request).store.delete, tenant, trace_id, None)
-        return Response(status_code=204)
-    _, trace_id, rows = await _spans(request, "read")
-    if not rows:
-        raise NotFound(f"trace {trace_id.hex()} not found")
+        return await _delete(request)
+    _, rows = await _spans(request)
     return json_response(_group(rows)[0])
 
 
 @api_endpoint
 async def trace_spans(request: Request) -> Response:
-    _, trace_id, rows = await _spans(request, "read")
-    if not rows:
-        raise NotFound(f"trace {trace_id.hex()} not found")
+    _, rows = await _spans(request)
     return json_response([span_to_api(r) for r in rows])
 
 
 @api_endpoint
 async def span(request: Request) -> Response:
-    scope = "admin" if request.method == "DELETE" else "read"
-    tenant, trace_id, rows = await _spans(request, scope)
-    span_id = p.parse_span_id(request.path_params["span_id"])
     if request.method == "DELETE":
-        await run_in_threadpool(app_state(request).store.delete, tenant, trace_id, span_id)
-        return Response(status_code=204)
+        return await _delete(request)
+    span_id = p.parse_span_id(request.path_params["span_id"])
+    trace_id, rows = await _spans(request)
     found = [r for r in rows if r["span_id"] == span_id]
     if not found:
         raise NotFound(f"span {span_id.hex()} of trace {trace_id.hex()} not found")

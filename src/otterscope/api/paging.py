@@ -7,7 +7,7 @@ same window, whatever arrived meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +60,3 @@ def begin(
     digest = query_digest(params)
     position = codec.decode(cursor, who.tenant, endpoint, digest) if cursor else None
     return Paging(codec, who.tenant, endpoint, digest, position)
-
-
-def last_key(items: list[Any], key: Callable[[Any], tuple[Any, ...]]) -> tuple[Any, ...] | None:
-    return key(items[-1]) if items else None
