@@ -6,6 +6,10 @@
     <data_dir>/hot/seg-000042.sealed                written once every Parquet file of
                                                     segment 42 is durable
     <data_dir>/parquet/<signal>/tenant=<t>/hour=<YYYY-MM-DDTHH>/seg-000042.parquet
+    <data_dir>/deletes.jsonl                        deleted traces and spans not yet
+                                                    rewritten out of the files (deletes.py)
+    <data_dir>/cursor.key                           the paging cursors' key, when none is
+                                                    configured (query/cursor.py)
 
 Sealed files are plain Parquet partitioned Hive-style, so DuckDB, ClickHouse, Trino or Spark
 read them without otterscope.
