@@ -130,6 +130,22 @@ def test_fetch_logs_and_metrics(server: RunningServer) -> None:
     assert sorted(values) == [float(i) for i in range(25)]
 
 
+def test_fetch_times_are_nanoseconds_whatever_their_size(server: RunningServer) -> None:
+    t0 = 5 * SECOND  # five seconds after 1970: tiny, still nanoseconds
+    spans = [span(new_trace_id(), new_span_id(), "early", t0 + i * SECOND) for i in range(3)]
+    post(server.url, "traces", traces_body("svc", spans))
+    body = {"startTimeUnixNano": 6 * SECOND, "endTimeUnixNano": str(7 * SECOND)}
+    pages, _ = fetch_all(server.url, "traces", body)
+    assert [int(s["startTimeUnixNano"]) for s in spans_of(pages)] == [6 * SECOND, 7 * SECOND]
+    r = httpx.post(
+        f"{server.url}/api/traces/fetch", json={"startTimeUnixNano": "1970-01-01T00:00:06Z"}
+    )
+    assert r.status_code == 200
+    for bad in ("-5", str(2**63)):
+        r = httpx.post(f"{server.url}/api/traces/fetch", json={"startTimeUnixNano": bad})
+        assert r.status_code == 400, r.text
+
+
 def test_the_end_of_the_window_is_kept(server: RunningServer) -> None:
     t0 = now_ns() - 60 * SECOND
     spans = [span(new_trace_id(), new_span_id(), "w", t0 + i * SECOND) for i in range(10)]

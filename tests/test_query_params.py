@@ -44,10 +44,18 @@ def test_bad_durations_are_bad_requests(text: str) -> None:
         ("2023-11-14T22:13:20Z", 1_700_000_000 * 10**9),
         ("2023-11-14T23:13:20+01:00", 1_700_000_000 * 10**9),
         ("2023-11-14T22:13:20.5Z", 1_700_000_000 * 10**9 + 500_000_000),
+        # Every digit of the fraction is kept, down to nanoseconds.
+        ("2023-11-14T22:13:20.123456789Z", 1_700_000_000 * 10**9 + 123_456_789),
+        ("2023-11-14T23:13:20,000000001+01:00", 1_700_000_000 * 10**9 + 1),
+        ("1969-12-31T23:59:59Z", None),
     ],
 )
-def test_times_unix_by_size_or_rfc3339(text: str, ns: int) -> None:
-    assert p.parse_time("start", text) == ns
+def test_times_unix_by_size_or_rfc3339(text: str, ns: int | None) -> None:
+    if ns is None:
+        with pytest.raises(BadRequest, match="1970"):
+            p.parse_time("start", text)
+    else:
+        assert p.parse_time("start", text) == ns
 
 
 def test_trace_and_span_ids() -> None:

@@ -47,10 +47,19 @@ def _key(signal: str, row: Row) -> tuple[Any, ...]:
 
 
 def _time(name: str, value: Any) -> int:
-    # OTLP/JSON writes 64-bit integers as strings; accept both, and RFC 3339 for people.
+    # The fields are nanoseconds whatever their size (OTLP/JSON writes 64-bit integers as
+    # strings; both forms are taken); RFC 3339 is accepted too, for people.
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise BadRequest(f"{name} must be a string or integer of unix nanoseconds")
-    return p.parse_time(name, str(value))
+    text = str(value).strip()
+    if text.isdigit():
+        ns = int(text)
+        if ns >= 2**63:
+            raise BadRequest(f"{name} is beyond the year 2262")
+        return ns
+    if text.startswith("-") and text[1:].isdigit():
+        raise BadRequest(f"{name} must not be negative")
+    return p.parse_time(name, text)
 
 
 async def _body(request: Request) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from otterscope.errors import BadRequest
 
@@ -27,6 +27,41 @@ _GO_UNITS = {
 }
 
 
+_FRACTION = re.compile(r"([T ]\d\d:\d\d:\d\d)[.,](\d+)", re.IGNORECASE)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def unix_by_size(n: int) -> int:
+    """A unix time whose unit follows from its size (s, ms, us, ns) -> nanoseconds."""
+    if n < 10**11:
+        return n * 10**9
+    if n < 10**14:
+        return n * 10**6
+    if n < 10**17:
+        return n * 10**3
+    return n
+
+
+def rfc3339_ns(text: str, local: bool = False) -> int:
+    """RFC 3339 -> unix nanoseconds, keeping every digit of the fraction.
+
+    Without a zone: local time when ``local``, else ``ValueError``; also for non-times.
+    """
+    fraction = 0
+    match = _FRACTION.search(text)
+    if match:
+        # datetime stops at microseconds, so the fraction is read apart.
+        fraction = int(match.group(2)[:9].ljust(9, "0"))
+        text = text[: match.end(1)] + text[match.end() :]
+    dt = datetime.fromisoformat(text.replace("z", "Z"))
+    if dt.tzinfo is None:
+        if not local:
+            raise ValueError("needs a time zone (e.g. Z or +02:00)")
+        dt = dt.astimezone()
+    delta = dt - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * 10**9 + fraction
+
+
 def parse_time(name: str, value: str) -> int:
     """RFC 3339, or a unix integer whose unit follows from its size -> nanoseconds."""
     text = value.strip()
@@ -34,23 +69,18 @@ def parse_time(name: str, value: str) -> int:
         n = int(text)
         if n < 0:
             raise BadRequest(f"{name}: time must not be negative")
-        if n < 10**11:
-            return n * 10**9
-        if n < 10**14:
-            return n * 10**6
-        if n < 10**17:
-            return n * 10**3
-        return n
+        return unix_by_size(n)
     try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        ns = rfc3339_ns(text)
+    except ValueError as exc:
+        if "time zone" in str(exc):
+            raise BadRequest(f"{name}: {value!r} needs a time zone (e.g. Z or +02:00)") from None
         raise BadRequest(
             f"{name}: {value!r} is not a time (RFC 3339 like 2024-05-01T12:00:00Z, or unix seconds/ms/us/ns)"
         ) from None
-    if dt.tzinfo is None:
-        raise BadRequest(f"{name}: {value!r} needs a time zone (e.g. Z or +02:00)")
-    seconds = int(dt.timestamp())
-    return seconds * 10**9 + dt.microsecond * 1000
+    if not 0 <= ns < 2**63:
+        raise BadRequest(f"{name}: {value!r} is outside 1970 to 2262")
+    return ns
 
 
 def parse_duration(name: str, value: str) -> int:
