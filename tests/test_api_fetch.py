@@ -195,13 +195,19 @@ def test_bad_fetch_bodies_are_400(server: RunningServer, body: Any, mentions: st
     assert mentions in r.json()["error"]["message"]
 
 
-def test_not_json_is_400_and_get_is_405(server: RunningServer) -> None:
+def test_not_json_is_400_too_big_is_413_and_get_is_405(server: RunningServer) -> None:
     r = httpx.post(f"{server.url}/api/logs/fetch", content=b"{nope")
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "bad_request"
-    r = httpx.get(f"{server.url}/api/logs/fetch")
-    assert r.status_code == 405
-    assert "POST" in r.headers["allow"]
+    r = httpx.post(f"{server.url}/api/logs/fetch", content=b" " * 70_000)
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "payload_too_large"
+    for signal in ("logs", "traces", "metrics"):
+        r = httpx.get(f"{server.url}/api/{signal}/fetch")
+        assert r.status_code == 405, r.text
+        assert "POST" in r.headers["allow"]
+    r = httpx.post(f"{server.url}/api/logs/fetch?x=1", json={"startTimeUnixNano": "1"})
+    assert r.status_code == 400
 
 
 def test_a_fetch_cursor_is_bound_to_its_signal_and_window(server: RunningServer) -> None:

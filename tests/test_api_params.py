@@ -24,6 +24,8 @@ BAD = [
     ("/api/logs?traceId=123", "trace id"),
     ("/api/logs?spanId=zz", "span id"),
     ("/api/logs?cursor=abc", "cursor"),
+    ("/api/traces/5b8efff798038103d269b633813fc60c?colour=red", "colour"),
+    ("/api/ws", "WebSocket"),
 ]
 
 

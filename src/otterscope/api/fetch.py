@@ -21,7 +21,7 @@ from starlette.routing import Route
 from otterscope.api.paging import begin
 from otterscope.api.responses import json_response
 from otterscope.api.state import api_endpoint, app_state, principal
-from otterscope.errors import BadRequest
+from otterscope.errors import BadRequest, MethodNotAllowed, PayloadTooLarge
 from otterscope.query import params as p
 from otterscope.query.metric_shapes import metrics_to_otlp_json
 from otterscope.query.model import FetchQuery
@@ -29,6 +29,7 @@ from otterscope.query.shapes import logs_to_otlp_json, spans_to_otlp_json
 from otterscope.store.base import Row
 
 MAX_BODY = 64 * 1024
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 _FIELDS = {"startTimeUnixNano", "endTimeUnixNano", "limit", "cursor"}
 
 _ENCODERS: dict[str, Callable[[Iterable[Row]], dict[str, Any]]] = {
@@ -53,7 +54,7 @@ def _time(name: str, value: Any) -> int:
         raise BadRequest(f"{name} must be a string or integer of unix nanoseconds")
     text = str(value).strip()
     if text.isdigit():
-        ns = int(text)
+        ns = int(text) if len(text) <= 19 else 2**63
         if ns >= 2**63:
             raise BadRequest(f"{name} is beyond the year 2262")
         return ns
@@ -67,7 +68,7 @@ async def _body(request: Request) -> dict[str, Any]:
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_BODY:
-            raise BadRequest(f"request body is larger than {MAX_BODY} bytes")
+            raise PayloadTooLarge(f"request body is larger than {MAX_BODY} bytes")
     if not raw.strip():
         raise BadRequest('body must be JSON: {"startTimeUnixNano": "...", ...}')
     try:
@@ -85,8 +86,14 @@ async def _body(request: Request) -> dict[str, Any]:
 def endpoint(signal: str) -> Callable[[Request], Any]:
     @api_endpoint
     async def fetch(request: Request) -> Response:
+        if request.method != "POST":
+            # Answered here, not left to routing: GET would else reach /api/traces/{id}.
+            raise MethodNotAllowed(
+                f"{request.method} is not allowed on {request.url.path}", allow=("POST",)
+            )
         who = principal(request, "read")
         state = app_state(request)
+        p.check_known(request.query_params, set(), attributes=False)
         doc = await _body(request)
         if doc.get("startTimeUnixNano") is None:
             raise BadRequest("startTimeUnixNano is required")
@@ -136,6 +143,6 @@ def _after(
 
 
 ROUTES = [
-    Route(f"/api/{signal}/fetch", endpoint(signal), methods=["POST"])
+    Route(f"/api/{signal}/fetch", endpoint(signal), methods=_ALL_METHODS)
     for signal in ("traces", "metrics", "logs")
 ]

@@ -15,13 +15,15 @@ import contextlib
 from typing import Any
 
 import orjson
-from starlette.routing import WebSocketRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from otterscope.api.auth import Authenticator, Principal
 from otterscope.api.errors import error_response
-from otterscope.api.state import AppState
-from otterscope.errors import OtterscopeError, Unauthorized, Unavailable
+from otterscope.api.state import AppState, api_endpoint
+from otterscope.errors import BadRequest, OtterscopeError, Unauthorized, Unavailable
 from otterscope.live.hub import Filter, Subscriber
 from otterscope.live.messages import SIGNALS
 
@@ -166,4 +168,9 @@ async def live_feed(websocket: WebSocket) -> None:
         hub.unsubscribe(sub)
 
 
-ROUTES = [WebSocketRoute("/api/ws", live_feed)]
+@api_endpoint
+async def not_upgraded(request: Request) -> Response:
+    raise BadRequest("GET /api/ws is a WebSocket: send the upgrade headers (Upgrade: websocket)")
+
+
+ROUTES = [WebSocketRoute("/api/ws", live_feed), Route("/api/ws", not_upgraded, methods=["GET"])]

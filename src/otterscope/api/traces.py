@@ -111,6 +111,7 @@ async def search(request: Request) -> Response:
 @api_endpoint
 async def by_id(request: Request) -> Response:
     who = principal(request, "read")
+    p.check_known(request.query_params, {"format"}, attributes=False)
     trace_id = p.parse_trace_id(request.path_params["trace_id"])
     fmt = request.query_params.get("format", "native")
     if fmt not in ("native", "otlp"):

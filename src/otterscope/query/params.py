@@ -66,10 +66,13 @@ def parse_time(name: str, value: str) -> int:
     """RFC 3339, or a unix integer whose unit follows from its size -> nanoseconds."""
     text = value.strip()
     if re.fullmatch(r"-?\d+", text):
-        n = int(text)
-        if n < 0:
+        if text.startswith("-"):
             raise BadRequest(f"{name}: time must not be negative")
-        return unix_by_size(n)
+        # Longer than any int64 (and than what int() takes): out of range, not a crash.
+        ns = unix_by_size(int(text)) if len(text) <= 19 else 2**63
+        if ns >= 2**63:
+            raise BadRequest(f"{name}: {value[:32]!r} is beyond the year 2262")
+        return ns
     try:
         ns = rfc3339_ns(text)
     except ValueError as exc:

@@ -1,0 +1,611 @@
+"""``GET /openapi.json``: an OpenAPI 3.1 description of every route on the HTTP port.
+
+The document is a plain dict built once at import; it is public (it holds no data).
+``tests/test_openapi.py`` checks it against the registered routes and the real answers, and
+fuzzes the server with it. Two conventions shape it:
+
+- JSON API errors share the ``Error`` schema (``{"error": {"code", "message"}}``); errors of
+  the OTLP export (``POST /v1/*``) are a ``google.rpc.Status`` in the request's encoding
+  (SPEC §2), schema ``RpcStatus``.
+- ``attr.<key>`` filters cannot be OpenAPI parameters (their names are a pattern), so the
+  operations that take them say so in their description.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from otterscope import __version__
+from otterscope.api.logs import SEVERITIES
+from otterscope.api.state import api_endpoint
+from otterscope.query import params as p
+
+Schema = dict[str, Any]
+CLOSED: Schema = {"additionalProperties": False}
+
+# -- schema helpers --------------------------------------------------------------------------
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(properties: dict[str, Schema], required: list[str] | None = None) -> Schema:
+    """A closed object; every property is required unless ``required`` says otherwise."""
+    need = list(properties) if required is None else required
+    return {"type": "object", "properties": properties, "required": need} | CLOSED
+
+
+def array(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+def string(pattern: str, description: str | None = None) -> Schema:
+    schema: Schema = {"type": "string", "pattern": pattern}
+    return schema | {"description": description} if description else schema
+
+
+def enum_or_int(*names: str) -> Schema:
+    described = "OTLP enum name; a value this version does not know stays an integer."
+    return {"anyOf": [{"type": "string", "enum": list(names)}, INT], "description": described}
+
+
+STRING: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+UINT: Schema = {"type": "integer", "minimum": 0}
+NUMBER: Schema = {"type": "number"}
+OBJECT: Schema = {"type": "object"}
+INT64: Schema = {"type": ["string", "integer"], "description": "OTLP/JSON int64: usually a string."}
+NANOS = string("^[0-9]+$", "Unix nanoseconds as a decimal string.")
+TRACE_ID, SPAN_ID = string("^[0-9a-f]{32}$"), string("^[0-9a-f]{16}$")
+ANY_TRACE_ID = string("^([0-9a-fA-F]{32}|[0-9a-fA-F]{16})$", "32 hex digits, or 16 (zero-padded).")
+ANY_SPAN_ID = string("^[0-9a-fA-F]{16}$", "16 hex characters.")
+ATTRS: Schema = {"type": "object", "additionalProperties": ref("AttributeValue")}
+CURSOR_OUT: Schema = {"type": ["string", "null"], "description": "null on the last page."}
+HEX = string("^[0-9a-f]*$")
+DROPPABLE = {"attributes": ATTRS, "droppedAttributesCount": UINT}
+LINK = obj({"traceId": HEX, "spanId": HEX, "traceState": STRING, **DROPPABLE, "flags": UINT})
+COUNTS = obj({"traces": UINT, "logs": UINT, "metrics": UINT})
+LIMIT: Schema = {"type": "integer", "minimum": 1, "maximum": 1000}
+TIME: Schema = {"anyOf": [{"type": "string", "format": "date-time"}, string("^[0-9]+$")]}
+_NUM = r"([0-9]+(\.[0-9]*)?|\.[0-9]+)"
+DURATION = string(f"^({_NUM}|({_NUM}(ns|us|µs|ms|s|m|h))+)$")
+KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+SPAN_KIND = enum_or_int(*(f"SPAN_KIND_{k}" for k in KINDS))
+STATUS_CODE = enum_or_int("STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR")
+PROTOBUF: Schema = {"type": "string", "contentMediaType": "application/x-protobuf"}
+
+TIME_TEXT = (
+    "RFC 3339 (`2024-05-01T12:00:00Z`) or a unix integer whose unit follows from its size: "
+    "< 10^11 seconds, < 10^14 milliseconds, < 10^17 microseconds, else nanoseconds; "
+    "from 1970 to 2262."
+)
+DURATION_TEXT = "Go syntax (`250ms`, `1.5s`, `2m`, `1h30m`) or a plain number of milliseconds."
+ATTR_TEXT = (
+    "\n\n`attr.<key>=<value>` (repeatable): the item's or its resource's attribute `<key>` "
+    "equals `<value>`, compared typed (`attr.http.response.status_code=500` matches the integer "
+    '500 and the string "500"). OpenAPI cannot list parameters whose name is a pattern, so '
+    "these are described here only. Any other unknown parameter is a 400."
+)
+
+
+def _otlp_data(name: str, key: str) -> Schema:
+    described = f"OTLP/JSON `{name}`: hex ids, 64-bit integers as strings, enums as integers."
+    return {"type": "object", "description": described, "properties": {key: array(OBJECT)}}
+
+
+QUEUE_FIELDS = ("rejectedItems", "queueItems", "queueBytes", "budgetBytes")
+SCHEMAS: dict[str, Schema] = {
+    "Error": obj({"error": obj({"code": string("^[a-z][a-z0-9_]*$"), "message": STRING})}),
+    "RpcStatus": {
+        "type": "object",
+        "description": "`google.rpc.Status` as OTLP/JSON; `code` is a gRPC status code.",
+        "properties": {"code": INT, "message": STRING, "details": array(OBJECT)},
+    },
+    "AttributeValue": {
+        "description": "A JSON value of the attribute's type: bool, number (integers beyond "
+        "±2^53 as decimal strings), string, bytes as base64, array, kvlist as an object."
+    },
+    "Span": obj(
+        {
+            "traceId": TRACE_ID,
+            "spanId": SPAN_ID,
+            "parentSpanId": string("^([0-9a-f]{16})?$"),
+            "traceState": STRING,
+            "flags": UINT,
+            "service": STRING,
+            "name": STRING,
+            "kind": SPAN_KIND,
+            "startTimeUnixNano": NANOS,
+            "endTimeUnixNano": NANOS,
+            "durationMs": NUMBER,
+            "status": obj({"code": STATUS_CODE, "message": STRING}),
+            "attributes": ATTRS,
+            "resource": ATTRS,
+            "scope": obj({"name": STRING, "version": STRING, "attributes": ATTRS}),
+            "events": array(obj({"timeUnixNano": NANOS, "name": STRING, **DROPPABLE})),
+            "links": array(LINK),
+            "droppedAttributesCount": UINT,
+            "droppedEventsCount": UINT,
+            "droppedLinksCount": UINT,
+        }
+    ),
+    "Log": obj(
+        {
+            "timeUnixNano": NANOS,
+            "observedTimeUnixNano": NANOS,
+            "service": STRING,
+            "severityNumber": INT,
+            "severityText": STRING,
+            "body": ref("AttributeValue"),
+            "eventName": STRING,
+            "attributes": ATTRS,
+            "resource": ATTRS,
+            "scope": obj({"name": STRING, "version": STRING}),
+            "traceId": string("^([0-9a-f]{32})?$"),
+            "spanId": string("^([0-9a-f]{16})?$"),
+            "flags": UINT,
+        }
+    ),
+    "TraceSummary": obj(
+        {
+            "traceId": TRACE_ID,
+            "rootService": STRING,
+            "rootName": STRING,
+            "rootSpanMissing": {"type": "boolean"},
+            "startTimeUnixNano": NANOS,
+            "durationMs": NUMBER,
+            "spanCount": UINT,
+            "errorCount": UINT,
+            "services": array(STRING),
+        }
+    ),
+    "Trace": obj({"traceId": TRACE_ID, "spans": array(ref("Span"))}),
+    "TracesData": _otlp_data("TracesData", "resourceSpans"),
+    "LogsData": _otlp_data("LogsData", "resourceLogs"),
+    "MetricsData": _otlp_data("MetricsData", "resourceMetrics"),
+    "FetchRequest": obj(
+        {
+            "startTimeUnixNano": {
+                "anyOf": [*TIME["anyOf"], UINT],
+                "description": "Unix nanoseconds (string or integer, whatever its size) or RFC 3339.",
+            },
+            "endTimeUnixNano": {"anyOf": [*TIME["anyOf"], UINT, {"type": "null"}]},
+            "limit": {"anyOf": [LIMIT, string("^(1000|[1-9][0-9]{0,2})$")], "default": 100},
+            "cursor": {"type": ["string", "null"]},
+        },
+        required=["startTimeUnixNano"],
+    ),
+    "ExportResponse": {
+        "type": "object",
+        "description": "`Export*ServiceResponse`: empty, or `partialSuccess` when items were rejected.",
+        "properties": {
+            "partialSuccess": {
+                "type": "object",
+                "properties": {f"rejected{n}": INT64 for n in ("Spans", "LogRecords", "DataPoints")}
+                | {"errorMessage": STRING},
+            }
+        },
+    },
+    "Health": obj(
+        {
+            "status": {"type": "string", "enum": ["ok", "starting", "draining"]},
+            "version": STRING,
+            "uptimeSeconds": NUMBER,
+            "ingest": obj(
+                {
+                    "receivedItems": COUNTS,
+                    **dict.fromkeys(QUEUE_FIELDS, UINT),
+                    "lastCommitSeconds": NUMBER,
+                }
+            ),
+            "store": obj(
+                {"diskBytes": UINT, "hotRows": COUNTS, "sealedFiles": UINT, "lastIngestSeq": INT}
+            ),
+        },
+        required=["status"],  # the rest needs a `read` token (or anonymous mode)
+    ),
+    "Ready": obj({"status": {"type": "string", "enum": ["ready", "not ready"]}}),
+}
+
+# -- parameters ------------------------------------------------------------------------------
+
+
+def query(name: str, schema: Schema, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
+
+
+def path_param(name: str, schema: Schema) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def limit(default: int = 100) -> dict[str, Any]:
+    return query("limit", LIMIT | {"default": default}, f"1..1000, default {default}.")
+
+
+def duration(name: str, what: str) -> dict[str, Any]:
+    return query(name, DURATION, f"{what}. {DURATION_TEXT}")
+
+
+WINDOW = [
+    query("start", TIME, f"{TIME_TEXT} Default: `end` minus 24 hours."),
+    query("end", TIME, f"{TIME_TEXT} Default: now."),
+]
+PAGE = [limit(), query("cursor", STRING, "The previous page's `nextCursor`.")]
+SERVICE = query("service", STRING, "Service name (`service.name` of the resource).")
+TRACE_PATH = path_param("traceId", ANY_TRACE_ID)
+AUTOCOMPLETE = [
+    query("signal", {"enum": ["traces", "logs", "metrics"], "default": "traces"}, "Signal."),
+    query("prefix", STRING, "Only keys (values: whose text) start with this."),
+    *WINDOW,
+    limit(),
+]
+
+# -- responses -------------------------------------------------------------------------------
+
+_ERRORS = {
+    400: ("BadRequest", "A parameter or the body is invalid (`bad_request`)."),
+    401: ("Unauthorized", "Missing or unknown token (`unauthorized`)."),
+    403: ("Forbidden", "Token without the needed scope, or a refused `Host` / `Origin`."),
+    404: ("NotFound", "Nothing with that id (`not_found`)."),
+    405: ("MethodNotAllowed", "The path does not take this method (`method_not_allowed`)."),
+    413: ("PayloadTooLarge", "Body over the limit after decompression (`payload_too_large`)."),
+    415: ("UnsupportedMediaType", "Content type or encoding not supported."),
+    429: ("Overloaded", "The ingest memory budget is spent (`overloaded`); retry later."),
+    500: ("InternalError", "Unexpected server error (`internal_error`)."),
+    503: ("Unavailable", "Draining, the store cannot commit, or a query timed out."),
+}
+_HEADERS = {401: "WWW-Authenticate", 405: "Allow", 429: "Retry-After", 503: "Retry-After"}
+READ = (400, 401, 403, 500, 503)
+
+
+def _error(status: int, content: dict[str, Any]) -> dict[str, Any]:
+    response = {"description": _ERRORS[status][1], "content": content}
+    if status in _HEADERS:
+        name = _HEADERS[status]
+        response["headers"] = {name: {"$ref": f"#/components/headers/{name.replace('-', '')}"}}
+    return response
+
+
+def errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"$ref": f"#/components/responses/{_ERRORS[s][0]}"} for s in statuses}
+
+
+def json_content(schema: Schema) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def ok(description: str, schema: Schema) -> dict[str, Any]:
+    return {"description": description, "content": json_content(schema)}
+
+
+def op(
+    op_id: str,
+    summary: str,
+    answer: dict[str, Any],
+    *,
+    params: list[dict[str, Any]] | None = None,
+    errs: tuple[int, ...] = READ,
+    text: str | None = None,
+    status: str = "200",
+    more: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One operation: its answer, the shared error responses ``errs`` and ``more``."""
+    out: dict[str, Any] = {"operationId": op_id, "summary": summary}
+    out |= {"description": text} if text else {}
+    out |= {"parameters": params} if params else {}
+    return out | extra | {"responses": {status: answer, **errors(*errs), **(more or {})}}
+
+
+def tagged(tag: str, paths: dict[str, Any]) -> dict[str, Any]:
+    """``paths`` with ``tag`` on each of their operations."""
+    for item in paths.values():
+        for key, operation in item.items():
+            if key != "parameters":
+                operation["tags"] = [tag]
+    return paths
+
+
+# -- paths -----------------------------------------------------------------------------------
+
+FOUND = (*READ, 404)  # the errors of a read by id
+SPANS = array(ref("Span"))
+DELETED = {"description": "Deleted from every later query (nothing to delete is no error)."}
+
+
+def json_or_protobuf(schema: Schema) -> dict[str, Any]:
+    return json_content(schema) | {"application/x-protobuf": {"schema": PROTOBUF}}
+
+
+def _otlp_export(signal: str, data: str) -> dict[str, Any]:
+    answers, status = json_or_protobuf(ref("ExportResponse")), json_or_protobuf(ref("RpcStatus"))
+    message = f"Export{data[:-4].replace('Traces', 'Trace')}ServiceRequest"
+    encoding = {"type": "string", "enum": ["gzip", "deflate", "zstd", "identity"]}
+    return op(
+        f"export_{signal}",
+        f"OTLP/HTTP export of {signal}",
+        {"description": "Committed; `partialSuccess` says what was rejected.", "content": answers},
+        text=f"An `{message}` as protobuf (`application/x-protobuf`, also `application/protobuf`) "
+        "or OTLP/JSON, answered in the same encoding once committed. Errors are a "
+        "`google.rpc.Status`; other methods on the path are a 405. Needs the `ingest` scope.",
+        params=[{"name": "Content-Encoding", "in": "header", "schema": encoding}],
+        requestBody={"required": True, "content": json_or_protobuf(ref(data))},
+        errs=(),
+        more={str(s): _error(s, status) for s in (400, 401, 403, 413, 415, 429, 500, 503)},
+    )
+
+
+def _fetch(signal: str, data: str, key: str) -> dict[str, Any]:
+    paged = {"properties": {"nextCursor": CURSOR_OUT}, "required": [key, "nextCursor"]}
+    answer = ok(f"OTLP/JSON `{data}` and `nextCursor`.", ref(data) | paged)
+    text = "Paging with `cursor` returns every item stored before the first page exactly once."
+    return {
+        "post": op(
+            f"fetch_{signal}",
+            f"{signal.title()} as OTLP/JSON, oldest first (oteleport compatible, for replay)",
+            answer,
+            text=text + " The body is at most 64 KiB.",
+            requestBody={"required": True, "content": json_content(ref("FetchRequest"))},
+        )
+    }
+
+
+WS_TEXT = """A WebSocket (a plain HTTP request is not served). Authenticate with `Authorization:
+Bearer <token>` or, from browsers, the subprotocol `otterscope.bearer.<base64url token>` (echoed
+back). Needs the `read` scope. Server messages, JSON text sent after commit:
+`{"type": "spanAdded", "details": {"newSpans": [[traceIdHex, spanIdHex], ...], "spans": [Span]}}`,
+`{"type": "logAdded", "details": {"newLogs": [Log]}}`,
+`{"type": "metricAdded", "details": {"newMetrics": [{"name", "service", "type", "points"}]}}`,
+and the replies `{"type": "subscribed", "details": {"signals", "service"}}` and
+`{"type": "error", "details": {"message"}}`. The client may send
+`{"type": "subscribe", "signals": ["traces", "logs", "metrics"], "service": "..."}`. A client that
+falls behind is closed with 1013; a refused handshake is an HTTP error or a close with 1008."""
+SEARCH_TRACES_TEXT = (
+    "`service`, `operation`, `status`, `minDuration`/`maxDuration` and every `attr.*` are "
+    "conditions on one and the same span; `minTraceDuration`/`maxTraceDuration` bound the whole "
+    "trace." + ATTR_TEXT
+)
+OTLP_TRACE = {"required": ["resourceSpans"]}
+OPERATION = obj({"name": STRING, "spanKind": SPAN_KIND, "spanCount": UINT})
+SEVERITY = {"type": "string", "enum": [*SEVERITIES, *(str(n) for n in range(1, 25))]}
+
+INGEST = {
+    "/v1/traces": {"post": _otlp_export("traces", "TracesData")},
+    "/v1/metrics": {"post": _otlp_export("metrics", "MetricsData")},
+    "/v1/logs": {"post": _otlp_export("logs", "LogsData")},
+}
+TRACES = {
+    "/api/traces": {
+        "get": op(
+            "search_traces",
+            "Search traces, newest first",
+            ok("Traces.", obj({"traces": array(ref("TraceSummary")), "nextCursor": CURSOR_OUT})),
+            text=SEARCH_TRACES_TEXT,
+            params=[
+                SERVICE,
+                query("operation", STRING, "Case-insensitive substring of the span name."),
+                query("status", {"enum": ["ok", "error", "unset"]}, "Span status."),
+                duration("minDuration", "Shortest span"),
+                duration("maxDuration", "Longest span"),
+                duration("minTraceDuration", "Shortest trace"),
+                duration("maxTraceDuration", "Longest trace"),
+                *WINDOW,
+                *PAGE,
+            ],
+        )
+    },
+    "/api/traces/{traceId}": {
+        "parameters": [TRACE_PATH],
+        "get": op(
+            "get_trace",
+            "Every span of one trace",
+            ok("Native, or OTLP/JSON.", {"anyOf": [ref("Trace"), ref("TracesData") | OTLP_TRACE]}),
+            params=[query("format", {"enum": ["native", "otlp"]}, "Default: native.")],
+            errs=FOUND,
+        ),
+    },
+    "/api/services/{service}/operations": {
+        "parameters": [path_param("service", STRING)],
+        "get": op(
+            "service_operations",
+            "A service's span names and kinds",
+            ok("Operations.", obj({"operations": array(OPERATION)})),
+            params=WINDOW,
+        ),
+    },
+}
+LOGS = {
+    "/api/logs": {
+        "get": op(
+            "search_logs",
+            "Search log records, newest first",
+            ok("Log records.", obj({"logs": array(ref("Log")), "nextCursor": CURSOR_OUT})),
+            text="Every condition applies to the same record." + ATTR_TEXT,
+            params=[
+                SERVICE,
+                query("severity", SEVERITY, "Minimum severity, by name (any case) or number."),
+                query("q", STRING, "Case-insensitive substring of the body."),
+                query("traceId", ANY_TRACE_ID, "Trace id."),
+                query("spanId", ANY_SPAN_ID, "Span id."),
+                *WINDOW,
+                *PAGE,
+            ],
+        )
+    },
+}
+FETCH = {
+    "/api/traces/fetch": _fetch("traces", "TracesData", "resourceSpans"),
+    "/api/metrics/fetch": _fetch("metrics", "MetricsData", "resourceMetrics"),
+    "/api/logs/fetch": _fetch("logs", "LogsData", "resourceLogs"),
+}
+COMPAT = {
+    "/v1/traces": {
+        "get": op(
+            "list_recent_traces",
+            "Recent traces with their spans (otel-worker compatible)",
+            ok("Traces by their last span's end, newest first.", array(ref("Trace"))),
+            params=[limit(20), query("time", TIME, f"Traces that ended by then. {TIME_TEXT}")],
+        )
+    },
+    "/v1/traces/{traceId}": {
+        "parameters": [TRACE_PATH],
+        "get": op("get_trace_compat", "One trace", ok("The trace.", ref("Trace")), errs=FOUND),
+        "delete": op("delete_trace", "Delete a trace (`admin`)", DELETED, status="204"),
+    },
+    "/v1/traces/{traceId}/spans": {
+        "parameters": [TRACE_PATH],
+        "get": op("get_trace_spans", "A trace's spans", ok("Spans.", SPANS), errs=FOUND),
+    },
+    "/v1/traces/{traceId}/spans/{spanId}": {
+        "parameters": [TRACE_PATH, path_param("spanId", ANY_SPAN_ID)],
+        "get": op("get_span", "One span", ok("The span.", ref("Span")), errs=FOUND),
+        "delete": op("delete_span", "Delete a span (`admin`)", DELETED, status="204"),
+    },
+    "/spans": {
+        "get": op(
+            "recent_spans",
+            "The most recent spans (storage-engine compatible)",
+            ok("Spans, most recent first.", SPANS),
+            params=[limit()],
+        )
+    },
+}
+ATTRIBUTES = {
+    "/api/attributes": {
+        "get": op(
+            "attribute_keys",
+            "Attribute keys in use, most used first",
+            ok("Keys.", obj({"keys": array(STRING)})),
+            params=AUTOCOMPLETE,
+        )
+    },
+    "/api/attributes/{key}/values": {
+        "parameters": [path_param("key", STRING)],
+        "get": op(
+            "attribute_values",
+            "Values of one attribute key, most used first",
+            ok("Typed values.", obj({"values": array(ref("AttributeValue"))})),
+            params=AUTOCOMPLETE,
+        ),
+    },
+}
+LIVE = {
+    "/api/ws": {
+        "get": op(
+            "live_feed",
+            "Live feed (WebSocket)",
+            {"description": "Switching Protocols: the WebSocket is open."},
+            text=WS_TEXT,
+            status="101",
+            errs=(400, 401, 403, 503),
+        )
+    }
+}
+HEALTH = {
+    "/health": {
+        "get": op(
+            "health",
+            "Health; counters need a `read` token",
+            ok("Health.", ref("Health")),
+            security=[{}, {"bearerAuth": []}],
+            errs=(400, 403, 500),
+        )
+    },
+    "/ready": {
+        "get": op(
+            "ready",
+            "Whether the store is open and the receivers listen",
+            ok("Ready.", ref("Ready")),
+            security=[],
+            errs=(403,),
+            more={"503": ok("Starting or draining.", ref("Ready"))},
+        )
+    },
+    "/metrics": {
+        "get": op(
+            "self_metrics",
+            "Prometheus text exposition (format 0.0.4)",
+            {"description": "Metrics.", "content": {"text/plain": {"schema": STRING}}},
+        )
+    },
+    "/openapi.json": {
+        "get": op(
+            "openapi", "This document", ok("OpenAPI 3.1.", OBJECT), security=[], errs=(400, 403)
+        )
+    },
+}
+_SECTIONS: dict[str, dict[str, Any]] = {
+    "ingest": INGEST,
+    "traces": TRACES,
+    "logs": LOGS,
+    "fetch": FETCH,
+    "compat": COMPAT,
+    "attributes": ATTRIBUTES,
+    "live": LIVE,
+    "health": HEALTH,
+}
+
+
+def _paths() -> dict[str, Any]:
+    """Every section's paths, tagged; a path in two sections (``/v1/traces``) is merged."""
+    paths: dict[str, Any] = {}
+    for tag, section in _SECTIONS.items():
+        for path, item in tagged(tag, section).items():
+            paths[path] = paths.get(path, {}) | item
+    return paths
+
+
+def _components() -> dict[str, Any]:
+    headers = {
+        "WWWAuthenticate": ('`Bearer realm="otterscope"`.', STRING),
+        "Allow": ("The methods the path takes.", STRING),
+        "RetryAfter": ("Seconds to wait before retrying.", {"type": "integer", "minimum": 1}),
+    }
+    json_error = json_content(ref("Error"))
+    return {
+        "schemas": SCHEMAS,
+        "responses": {name: _error(status, json_error) for status, (name, _) in _ERRORS.items()},
+        "headers": {k: {"description": d, "schema": s} for k, (d, s) in headers.items()},
+        "securitySchemes": {
+            "bearerAuth": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A configured token; anonymous mode (no token configured) needs none.",
+            }
+        },
+    }
+
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "otterscope",
+        "version": __version__,
+        "description": "OTLP/HTTP ingest and the JSON query API of otterscope. Times in query "
+        f"strings: {TIME_TEXT} Durations: {DURATION_TEXT} An unknown query parameter is a 400. "
+        'Errors are `{"error": {"code", "message"}}` (a `google.rpc.Status` on `POST /v1/*`); '
+        "a method a path does not take is a 405 with `Allow`, an unknown path a 404. Browser "
+        "preflights (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) are answered "
+        "204 on every path.",
+    },
+    "security": [{"bearerAuth": []}],
+    "tags": [{"name": tag} for tag in _SECTIONS],
+    "paths": _paths(),
+    "components": _components(),
+}
+_BODY = orjson.dumps(DOCUMENT)
+
+
+@api_endpoint
+async def openapi(request: Request) -> Response:
+    p.check_known(request.query_params, set(), attributes=False)
+    return Response(_BODY, media_type="application/json")
+
+
+ROUTES = [Route("/openapi.json", openapi, methods=["GET"])]
