@@ -1068,7 +1068,7 @@ def test_a_query_that_runs_too_long_is_stopped(data_dir: Path) -> None:
 
     store = EmbeddedStore(data_dir, EmbeddedOptions(query_timeout_s=0.001))
     try:
-        for k in range(20):
+        for k in range(40):
             trace = (0x5000 + k).to_bytes(16, "big")
             write_spans(store, [(resource("svc"), _bulk_spans(trace, T0 + k * 5000 * MS, 5000))])
         with pytest.raises(QueryTimeout) as err:

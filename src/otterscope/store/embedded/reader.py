@@ -33,12 +33,36 @@ TRACE_MARGIN_NS = HOUR_NS
 
 
 class _Snapshot:
-    """What one query reads: SQL for the source, the Arrow tables it names, the pin."""
+    """What one query reads: the files and hot rows of a signal as of one moment, the
+    Arrow tables to register, and the pin (the last ingest number it can see)."""
 
-    def __init__(self, source: str, tables: dict[str, pa.Table], pin: int) -> None:
-        self.source = source
+    def __init__(
+        self,
+        signal: str,
+        files: list[SealedFile],
+        tables: dict[str, pa.Table],
+        pin: int,
+        deletes: bool,
+    ) -> None:
+        self.signal = signal
+        self.files = files
         self.tables = tables
         self.pin = pin
+        self.deletes = deletes
+
+    def within(self, start_ns: int | None = None, end_ns: int | None = None) -> str:
+        """SQL for the rows, reading only files whose hour overlaps the window."""
+        files = [
+            str(f.path)
+            for f in self.files
+            if (start_ns is None or f.hour_start_ns + HOUR_NS > start_ns)
+            and (end_ns is None or f.hour_start_ns <= end_ns)
+        ]
+        return sql.source(self.signal, True, files, self.deletes)
+
+    @property
+    def source(self) -> str:
+        return self.within()
 
 
 def _rows(names: list[str], rows: list[tuple[Any, ...]]) -> list[Row]:
@@ -70,7 +94,7 @@ class Reader:
     ) -> _Snapshot:
         """The caller holds the read side of the sources lock."""
         files = [
-            str(f.path)
+            f
             for f in self._files
             if f.signal == signal
             and (tenant is None or f.tenant == tenant)
@@ -88,8 +112,9 @@ class Reader:
             traces, spans = self._deletes.tables(tenant)
             tables[sql.DELETED_TRACES] = traces
             tables[sql.DELETED_SPANS] = spans
-        source = sql.source(signal, True, files, deletes)
-        return _Snapshot(source, tables, visible if pin is None else min(pin, visible))
+        return _Snapshot(
+            signal, files, tables, visible if pin is None else min(pin, visible), deletes
+        )
 
     def _run(
         self, statement: str, params: Sequence[Any], tables: dict[str, pa.Table]
@@ -103,8 +128,10 @@ class Reader:
             # (or before the first) would otherwise be lost.
             if done.wait(self.query_timeout_s):
                 return
-            while not done.wait(0.01):
+            while True:
                 cur.interrupt()
+                if done.wait(0.01):
+                    return
 
         timer = threading.Thread(target=watchdog, name="otterscope-query-watchdog", daemon=True)
         timer.start()
@@ -146,6 +173,16 @@ class Reader:
         return _rows(names, rows)
 
     def search_traces(self, tenant: str, query: TraceQuery) -> Page[TraceSummary]:
+        """Traces with a span matching every condition, newest trace start first.
+
+        Exact without aggregating every matching trace: take the newest M matching spans,
+        summarise their traces, and keep those that start at or after the M-th span's start
+        (a trace that has no span among those M starts no later than it, so none can be
+        missed); when fewer than a page remain, M grows. A trace summary counts the spans
+        within an hour (TRACE_MARGIN_NS) of its matching spans.
+        """
+        want = query.limit + 1
+        count = max(4 * want, 256)
         with self._sources_lock.read():
             snap = self._snapshot(
                 "traces",
@@ -154,9 +191,38 @@ class Reader:
                 query.end_ns + TRACE_MARGIN_NS,
                 query.pin_seq,
             )
-            statement, params = sql.search_traces(snap.source, tenant, query, snap.pin)
-            _, rows = self._run(statement, params, snap.tables)
-        found = [
+            matching = snap.within(query.start_ns, query.end_ns)
+            while True:
+                statement, params = sql.trace_candidates(matching, tenant, query, snap.pin, count)
+                _, spans = self._run(statement, params, snap.tables)
+                exhausted = len(spans) < count
+                floor = None if exhausted else int(spans[-1][1])
+                found = self._summaries(snap, tenant, spans)
+                kept = sorted(
+                    (
+                        t
+                        for t in found
+                        if _wanted(t, query) and (floor is None or t.start_ns >= floor)
+                    ),
+                    key=lambda t: (-t.start_ns, t.trace_id),
+                )
+                if len(kept) >= want or exhausted:
+                    return Page(kept[: query.limit], snap.pin, len(kept) > query.limit)
+                count *= 4
+
+    def _summaries(
+        self, snap: _Snapshot, tenant: str, spans: list[tuple[Any, ...]]
+    ) -> list[TraceSummary]:
+        if not spans:
+            return []
+        ids = list(dict.fromkeys(r[0] for r in spans))
+        starts = [int(r[1]) for r in spans]
+        # The traces' other spans lie near their matching ones: read only those hours.
+        source = snap.within(min(starts) - TRACE_MARGIN_NS, max(starts) + TRACE_MARGIN_NS)
+        _, rows = self._run(
+            sql.trace_summaries(source, len(ids)), [tenant, snap.pin, *ids], snap.tables
+        )
+        return [
             TraceSummary(
                 trace_id=r[0],
                 root_service=r[1],
@@ -170,7 +236,6 @@ class Reader:
             )
             for r in rows
         ]
-        return Page(found[: query.limit], snap.pin, len(found) > query.limit)
 
     def recent_traces(self, tenant: str, limit: int, before_ns: int, window_ns: int) -> list[Row]:
         """Spans of the ``limit`` traces that ended last, up to ``before_ns``."""
@@ -272,6 +337,19 @@ class Reader:
                 snap.tables,
             )
         return [to_api(orjson.loads(r[0])) for r in rows]
+
+
+def _wanted(t: TraceSummary, q: TraceQuery) -> bool:
+    """The whole-trace conditions, and the page's place in the order (start desc, id)."""
+    duration = t.end_ns - t.start_ns
+    if q.min_trace_duration_ns is not None and duration < q.min_trace_duration_ns:
+        return False
+    if q.max_trace_duration_ns is not None and duration > q.max_trace_duration_ns:
+        return False
+    if q.after is not None:
+        start, trace_id = q.after
+        return t.start_ns < start or (t.start_ns == start and t.trace_id > trace_id)
+    return True
 
 
 def _span_key(row: Row) -> tuple[Any, ...]:

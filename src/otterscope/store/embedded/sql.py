@@ -128,15 +128,13 @@ def _pinned(src: str, tenant: str, pin: int) -> tuple[str, list[object]]:
     return f"SELECT * FROM {src} WHERE tenant = ? AND ingest_seq <= ?", [tenant, pin]
 
 
-def search_traces(src: str, tenant: str, q: TraceQuery, pin: int) -> tuple[str, list[object]]:
-    """Traces with a span matching every span condition, newest trace start first.
-
-    Exact under paging: a trace's start, spans and counts are computed from every stored
-    span of it up to the pin, so they cannot change between pages.
-    """
-    pinned, pinned_params = _pinned(src, tenant, pin)
+def _span_conditions(tenant: str, q: TraceQuery, pin: int) -> _Where:
+    """Conditions on one and the same span (Jaeger's semantics), in the window."""
     where = _Where(
-        ("start_time_unix_nano >= ?", q.start_ns), ("start_time_unix_nano <= ?", q.end_ns)
+        ("tenant = ?", tenant),
+        ("ingest_seq <= ?", pin),
+        ("start_time_unix_nano >= ?", q.start_ns),
+        ("start_time_unix_nano <= ?", q.end_ns),
     )
     where.add("service_name = ?", q.service)
     where.add("contains(lower(name), lower(?))", q.operation)
@@ -144,19 +142,32 @@ def search_traces(src: str, tenant: str, q: TraceQuery, pin: int) -> tuple[str, 
     where.add("duration_nano >= ?", q.min_duration_ns)
     where.add("duration_nano <= ?", q.max_duration_ns)
     where.attributes(q.attributes)
-    having = _Where()
-    having.add("(end_ns - start_ns) >= ?", q.min_trace_duration_ns)
-    having.add("(end_ns - start_ns) <= ?", q.max_trace_duration_ns)
-    if q.after is not None:
-        having.conditions.append("(start_ns < ? OR (start_ns = ? AND trace_id > ?))")
-        having.params.extend([q.after[0], q.after[0], q.after[1]])
+    return where
+
+
+def trace_candidates(
+    src: str, tenant: str, q: TraceQuery, pin: int, count: int
+) -> tuple[str, list[object]]:
+    """The newest ``count`` spans matching the span conditions: (trace id, start)."""
+    where = _span_conditions(tenant, q, pin)
     sql = (
-        f"WITH src AS ({pinned}), "
-        f"matches AS (SELECT DISTINCT trace_id FROM src WHERE {where.sql()}), "
-        # Duplicates of a span count once; they are the same span, so any copy will do.
-        "spans AS (SELECT DISTINCT ON (trace_id, span_id) trace_id, span_id, parent_span_id, "
-        "service_name, name, start_time_unix_nano, end_time_unix_nano, status_code FROM src "
-        "WHERE trace_id IN (SELECT trace_id FROM matches)), "
+        f"SELECT trace_id, start_time_unix_nano FROM {src} WHERE {where.sql()} "
+        f"ORDER BY start_time_unix_nano DESC LIMIT {int(count)}"
+    )
+    return sql, where.params
+
+
+def trace_summaries(src: str, count: int) -> str:
+    """Summaries of ``count`` traces (parameters: tenant, pin, the trace ids).
+
+    Duplicates of a span count once; they are the same span, so any copy will do.
+    """
+    marks = ", ".join("?" for _ in range(count))
+    return (
+        "WITH spans AS (SELECT DISTINCT ON (trace_id, span_id) trace_id, span_id, "
+        "parent_span_id, service_name, name, start_time_unix_nano, end_time_unix_nano, "
+        f"status_code FROM {src} WHERE tenant = ? AND ingest_seq <= ? "
+        f"AND trace_id IN ({marks})), "
         "agg AS (SELECT trace_id, "
         "min(start_time_unix_nano) AS start_ns, max(end_time_unix_nano) AS end_ns, "
         "count(*) AS span_count, count(*) FILTER (WHERE status_code = 2) AS error_count, "
@@ -168,10 +179,7 @@ def search_traces(src: str, tenant: str, q: TraceQuery, pin: int) -> tuple[str, 
         "FROM spans GROUP BY trace_id) "
         "SELECT trace_id, coalesce(root_service, first_service), coalesce(root_name, first_name), "
         "root_service IS NULL, start_ns, end_ns, span_count, error_count, services FROM agg"
-        + (f" WHERE {having.sql()}" if having.conditions else "")
-        + f" ORDER BY start_ns DESC, trace_id LIMIT {int(q.limit) + 1}"
     )
-    return sql, [*pinned_params, *where.params, *having.params]
 
 
 def search_logs(src: str, tenant: str, q: LogQuery, pin: int) -> tuple[str, list[object]]:

@@ -1,0 +1,128 @@
+"""Trace search against a brute-force reference: order, paging and the growing candidate
+set, with traces whose matching spans start long after the trace itself."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from otterscope.query.model import TraceQuery, TraceSummary
+from otterscope.store.embedded.store import EmbeddedStore
+from tests.test_store_embedded import MINUTE, MS, SEC, T0, resource, span, write_spans
+
+HOURISH = 60 * MINUTE
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
+    s = EmbeddedStore(tmp_path / "data")
+    yield s
+    s.close()
+
+
+def build(
+    store: EmbeddedStore, seed: int, traces: int
+) -> dict[bytes, list[tuple[int, int, str, int]]]:
+    """Random traces: (start, end, name, status) per span; some children start late."""
+    rng = random.Random(seed)
+    made: dict[bytes, list[tuple[int, int, str, int]]] = {}
+    batch = []
+    for t in range(traces):
+        tid = rng.randbytes(16)
+        start = T0 + rng.randrange(0, 30 * MINUTE)
+        spans = [(start, start + rng.randrange(1, 500) * MS, "root", 0)]
+        root_id = rng.randbytes(8)
+        batch.append(span(tid, root_id, "root", start, spans[0][1] - start))
+        for _ in range(rng.randrange(0, 4)):
+            s = start + rng.randrange(0, 20 * MINUTE)  # a late child: far after the root
+            e = s + rng.randrange(1, 200) * MS
+            name = rng.choice(["db", "cache", "call"])
+            status = rng.choice([0, 0, 2])
+            spans.append((s, e, name, status))
+            batch.append(span(tid, rng.randbytes(8), name, s, e - s, parent=root_id, status=status))
+        made[tid] = spans
+        if len(batch) > 300 or t == traces - 1:
+            write_spans(store, [(resource("svc"), batch)])
+            batch = []
+    return made
+
+
+def reference(
+    made: dict[bytes, list[tuple[int, int, str, int]]], name: str | None, min_ms: int
+) -> list[bytes]:
+    hits = []
+    for tid, spans in made.items():
+        if any((name is None or n == name) and e - s >= min_ms * MS for s, e, n, _ in spans):
+            hits.append((-min(s for s, _, _, _ in spans), tid))
+    return [tid for _, tid in sorted(hits)]
+
+
+def page_through(store: EmbeddedStore, query: TraceQuery) -> list[TraceSummary]:
+    out: list[TraceSummary] = []
+    after = None
+    pin = None
+    while True:
+        page = store.search_traces("default", replace(query, pin_seq=pin, after=after))
+        out += page.items
+        pin = page.pin
+        if not page.more:
+            return out
+        after = (page.items[-1].start_ns, page.items[-1].trace_id)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("name", "min_ms", "limit"), [(None, 0, 7), ("db", 0, 5), ("call", 150, 3), ("cache", 0, 1000)]
+)
+def test_search_matches_brute_force_across_pages(
+    store: EmbeddedStore, seed: int, name: str | None, min_ms: int, limit: int
+) -> None:
+    made = build(store, seed, 400)
+    query = TraceQuery(
+        start_ns=T0 - MINUTE,
+        end_ns=T0 + HOURISH,
+        limit=limit,
+        operation=name,
+        min_duration_ns=min_ms * MS if min_ms else None,
+    )
+    want = reference(made, name, min_ms)
+    found = page_through(store, query)
+    assert [t.trace_id for t in found] == want
+    for t in found:
+        spans = made[t.trace_id]
+        assert t.start_ns == min(s for s, _, _, _ in spans)
+        assert t.end_ns == max(e for _, e, _, _ in spans)
+        assert t.span_count == len(spans)
+        assert t.error_count == sum(1 for *_, st in spans if st == 2)
+    # The same answers once sealed into Parquet.
+    store.seal_now()
+    assert [t.trace_id for t in page_through(store, query)] == want
+
+
+def test_first_page_is_right_when_matches_are_rare_and_late(store: EmbeddedStore) -> None:
+    # Many recent non-matching spans push the few matching ones beyond the first candidates.
+    made = build(store, 7, 300)
+    rare = bytes(range(16))
+    write_spans(
+        store,
+        [
+            (
+                resource("svc"),
+                [
+                    span(rare, b"\x01" * 8, "root", T0 - 30 * SEC, SEC),
+                    span(rare, b"\x02" * 8, "needle", T0 + 25 * MINUTE, MS, parent=b"\x01" * 8),
+                ],
+            )
+        ],
+    )
+    page = store.search_traces(
+        "default", TraceQuery(start_ns=T0 - MINUTE, end_ns=T0 + HOURISH, operation="needle")
+    )
+    assert [t.trace_id for t in page.items] == [rare]
+    assert page.items[0].start_ns == T0 - 30 * SEC
+    assert page.items[0].span_count == 2
+    assert len(made) == 300
