@@ -7,8 +7,10 @@ value. No user string is ever spliced into SQL text.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
+import orjson
 import pyarrow as pa
 
 from otterscope.otlp.schema import SCHEMAS, TABLES
@@ -114,11 +116,19 @@ class _Where:
         # Span or resource attribute; typed values compare by their text (500 = "500").
         for key, value in attrs:
             path = json_path(key)
-            self.conditions.append(
-                "(json_extract_string(attributes, ?) = ? "
-                "OR json_extract_string(resource_attributes, ?) = ?)"
-            )
-            self.params.extend([path, value, path, value])
+            needles = attribute_needles(key, value)
+            either = []
+            for column in ("attributes", "resource_attributes"):
+                # A plain substring test first: far cheaper than parsing the JSON of every
+                # row, and it only ever lets through rows the exact test then decides.
+                if needles:
+                    found = " OR ".join(f"contains({column}, ?)" for _ in needles)
+                    either.append(f"(({found}) AND json_extract_string({column}, ?) = ?)")
+                    self.params.extend([*needles, path, value])
+                else:
+                    either.append(f"json_extract_string({column}, ?) = ?")
+                    self.params.extend([path, value])
+            self.conditions.append("(" + " OR ".join(either) + ")")
 
     def sql(self) -> str:
         return " AND ".join(self.conditions)
@@ -320,6 +330,34 @@ def attribute_values(src: str, signal: str, limit: int) -> str:
         "WHERE v IS NOT NULL AND starts_with(lower(json_extract_string(v, '$')), lower(?)) "
         f"GROUP BY value ORDER BY n DESC, value LIMIT {int(limit)}"
     )
+
+
+_CANONICAL = re.compile(r"-?(0|[1-9][0-9]{0,17})|true|false")
+
+
+def attribute_needles(key: str, value: str) -> list[str]:
+    """Texts of which one must occur in a stored attribute set for ``key`` to have a value
+    whose text is ``value``; empty when no such text can be named.
+
+    Stored attribute JSON is written compactly (``"key":value``, orjson's escaping). A
+    string value appears quoted; an integer or bool as its canonical literal. Doubles have
+    more than one spelling, so a value that reads as one gets no needle.
+    """
+    head = orjson.dumps(key).decode() + ":"
+    needles = [head + orjson.dumps(value).decode()]
+    if _CANONICAL.fullmatch(value):
+        needles.append(head + value)
+    elif _looks_numeric(value):
+        return []
+    return needles
+
+
+def _looks_numeric(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return value.strip().lower() in ("nan", "inf", "-inf", "infinity", "-infinity")
+    return True
 
 
 def json_path(key: str) -> str:
