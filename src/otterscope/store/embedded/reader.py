@@ -93,9 +93,11 @@ class Reader:
         pin: int | None = None,
     ) -> _Snapshot:
         """The caller holds the read side of the sources lock."""
+        # Newest first: a top-N by time then finds its threshold in the first files read
+        # and skips older row groups by their statistics.
         files = [
             f
-            for f in self._files
+            for f in sorted(self._files, key=lambda f: (f.hour_start_ns, f.segment), reverse=True)
             if f.signal == signal
             and (tenant is None or f.tenant == tenant)
             and (start_ns is None or f.hour_start_ns + HOUR_NS > start_ns)
