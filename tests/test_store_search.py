@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from otterscope.query.model import TraceQuery, TraceSummary
+from otterscope.store.embedded import reader
 from otterscope.store.embedded.store import EmbeddedStore
 from tests.test_store_embedded import MINUTE, MS, SEC, T0, resource, span, write_spans
 
@@ -74,14 +75,23 @@ def page_through(store: EmbeddedStore, query: TraceQuery) -> list[TraceSummary]:
         after = (page.items[-1].start_ns, page.items[-1].trace_id)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("first_scan", [4096, 4])
+@pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize(
     ("name", "min_ms", "limit"), [(None, 0, 7), ("db", 0, 5), ("call", 150, 3), ("cache", 0, 1000)]
 )
 def test_search_matches_brute_force_across_pages(
-    store: EmbeddedStore, seed: int, name: str | None, min_ms: int, limit: int
+    store: EmbeddedStore,
+    seed: int,
+    name: str | None,
+    min_ms: int,
+    limit: int,
+    first_scan: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    made = build(store, seed, 400)
+    # A tiny first scan makes every search take the longer prefixes and the rescans.
+    monkeypatch.setattr(reader, "FIRST_SCAN", first_scan)
+    made = build(store, seed, 150)
     query = TraceQuery(
         start_ns=T0 - MINUTE,
         end_ns=T0 + HOURISH,
@@ -126,3 +136,46 @@ def test_first_page_is_right_when_matches_are_rare_and_late(store: EmbeddedStore
     assert page.items[0].start_ns == T0 - 30 * SEC
     assert page.items[0].span_count == 2
     assert len(made) == 300
+
+
+def test_resource_attribute_conditions_hot_sealed_and_reopened(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "data")
+    ids = {}
+    try:
+        for n, env in enumerate(["prod", "staging", "prod", "dev"]):
+            tid = bytes([n + 1]) * 16
+            ids.setdefault(env, []).append(tid)
+            write_spans(
+                store,
+                [
+                    (
+                        resource(f"svc{n}", **{"deployment.environment": env, "host.cpus": n}),
+                        [span(tid, b"\x01" * 8, "op", T0 + n * SEC, MS)],
+                    )
+                ],
+            )
+
+        def found(key: str, value: str) -> list[bytes]:
+            q = TraceQuery(start_ns=T0 - MINUTE, end_ns=T0 + MINUTE, attributes=((key, value),))
+            return sorted(t.trace_id for t in store.search_traces("default", q).items)
+
+        expect = {
+            ("deployment.environment", "prod"): sorted(ids["prod"]),
+            ("deployment.environment", "qa"): [],
+            ("host.cpus", "3"): ids["dev"],
+            ("service.name", "svc1"): ids["staging"],
+        }
+        for (key, value), want in expect.items():
+            assert found(key, value) == want
+        store.seal_now()
+        for (key, value), want in expect.items():
+            assert found(key, value) == want
+    finally:
+        store.close()
+    again = EmbeddedStore(tmp_path / "data")  # the per-file resource sets are read lazily
+    try:
+        for (key, value), want in expect.items():
+            q = TraceQuery(start_ns=T0 - MINUTE, end_ns=T0 + MINUTE, attributes=((key, value),))
+            assert sorted(t.trace_id for t in again.search_traces("default", q).items) == want
+    finally:
+        again.close()

@@ -16,6 +16,8 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from otterscope.errors import QueryTimeout, StoreError
 from otterscope.otlp.anyvalue import to_api
@@ -30,6 +32,9 @@ from otterscope.store.embedded.segment import Segment, all_rows
 # How far past a search window a trace's other spans are looked for (its summary counts
 # spans up to this far outside the window).
 TRACE_MARGIN_NS = HOUR_NS
+# The fewest matching spans a trace search's first scan takes: a top-N this size costs about
+# what a smaller one does, and it usually saves a second scan.
+FIRST_SCAN = 4096
 
 
 class _Snapshot:
@@ -80,6 +85,8 @@ class Reader:
     _visible_seq: int
     _con: duckdb.DuckDBPyConnection
     _deletes: Tombstones
+    _resource_sets: dict[str, frozenset[str]]  # sealed file -> its resource attribute sets
+    _resource_lock: threading.Lock
     query_timeout_s: float
 
     # -- plumbing ------------------------------------------------------------------------
@@ -159,6 +166,41 @@ class Reader:
         with self._publish_lock:
             return self._visible_seq
 
+    def _file_resources(self, path: str) -> frozenset[str]:
+        with self._resource_lock:
+            known = self._resource_sets.get(path)
+        if known is None:
+            # Dictionary-encoded in the file: reading the column is cheap, and files never
+            # gain resources (a rewrite only drops rows), so the answer can be kept.
+            column = pq.read_table(path, columns=["resource_attributes"]).column(0)
+            known = frozenset(v for v in pc.unique(column).to_pylist() if v is not None)
+            with self._resource_lock:
+                self._resource_sets[path] = known
+        return known
+
+    def _resource_matches(
+        self, snap: _Snapshot, attrs: Sequence[tuple[str, str]]
+    ) -> list[list[str]] | None:
+        """Per attribute condition, the resource attribute sets in the snapshot that meet
+        it (None when there is no condition)."""
+        if not attrs:
+            return None
+        stored: set[str] = set()
+        for f in snap.files:
+            stored |= self._file_resources(str(f.path))
+        hot = snap.tables[sql.hot_view(snap.signal)].column("resource_attributes")
+        stored.update(v for v in pc.unique(hot.cast(pa.string())).to_pylist() if v is not None)
+        if not stored:
+            return [[] for _ in attrs]
+        listed = sorted(stored)
+        out = []
+        for key, value in attrs:
+            _, rows = self._run(
+                sql.matching_resources(len(listed)), [*listed, sql.json_path(key), value], {}
+            )
+            out.append([r[0] for r in rows])
+        return out
+
     # -- traces --------------------------------------------------------------------------
 
     def get_trace(self, tenant: str, trace_id: bytes) -> list[Row]:
@@ -177,14 +219,15 @@ class Reader:
     def search_traces(self, tenant: str, query: TraceQuery) -> Page[TraceSummary]:
         """Traces with a span matching every condition, newest trace start first.
 
-        Exact without aggregating every matching trace: take the newest M matching spans,
-        summarise their traces, and keep those that start at or after the M-th span's start
-        (a trace that has no span among those M starts no later than it, so none can be
-        missed); when fewer than a page remain, M grows. A trace summary counts the spans
-        within an hour (TRACE_MARGIN_NS) of its matching spans.
+        Exact without aggregating every matching trace. One scan takes the newest matching
+        spans (newest first); the traces of a prefix of them are summarised, and a trace is
+        kept when it starts after the last span of the prefix: a trace with no span in the
+        prefix starts no later than that, so none can be missed. Too few kept: a longer
+        prefix, and only when the scan's spans run out, a longer scan. A trace summary
+        counts the spans within an hour (TRACE_MARGIN_NS) of its matching spans.
         """
         want = query.limit + 1
-        count = max(4 * want, 256)
+        count = max(16 * want, FIRST_SCAN)
         with self._sources_lock.read():
             snap = self._snapshot(
                 "traces",
@@ -194,23 +237,36 @@ class Reader:
                 query.pin_seq,
             )
             matching = snap.within(query.start_ns, query.end_ns)
+            resources = self._resource_matches(snap, query.attributes)
             while True:
-                statement, params = sql.trace_candidates(matching, tenant, query, snap.pin, count)
+                statement, params = sql.trace_candidates(
+                    matching, tenant, query, snap.pin, count, resources
+                )
                 _, spans = self._run(statement, params, snap.tables)
                 exhausted = len(spans) < count
-                floor = None if exhausted else int(spans[-1][1])
-                found = self._summaries(snap, tenant, spans)
-                kept = sorted(
-                    (
-                        t
-                        for t in found
-                        if _wanted(t, query) and (floor is None or t.start_ns >= floor)
-                    ),
-                    key=lambda t: (-t.start_ns, t.trace_id),
-                )
-                if len(kept) >= want or exhausted:
-                    return Page(kept[: query.limit], snap.pin, len(kept) > query.limit)
-                count *= 4
+                known: dict[bytes, TraceSummary] = {}
+                traces = 2 * want
+                while True:
+                    prefix = _prefix(spans, traces)
+                    complete = len(prefix) == len(spans)
+                    fresh = [r for r in prefix if r[0] not in known]
+                    known.update((t.trace_id, t) for t in self._summaries(snap, tenant, fresh))
+                    every = complete and exhausted
+                    floor = int(prefix[-1][1]) if prefix else 0
+                    kept = sorted(
+                        (
+                            t
+                            for t in known.values()
+                            if _wanted(t, query) and (every or t.start_ns > floor)
+                        ),
+                        key=lambda t: (-t.start_ns, t.trace_id),
+                    )
+                    if len(kept) >= want or every:
+                        return Page(kept[: query.limit], snap.pin, len(kept) > query.limit)
+                    if complete:
+                        break
+                    traces *= 2
+                count *= 8
 
     def _summaries(
         self, snap: _Snapshot, tenant: str, spans: list[tuple[Any, ...]]
@@ -283,7 +339,8 @@ class Reader:
     def search_logs(self, tenant: str, query: LogQuery) -> Page[Row]:
         with self._sources_lock.read():
             snap = self._snapshot("logs", tenant, query.start_ns, query.end_ns, query.pin_seq)
-            statement, params = sql.search_logs(snap.source, tenant, query, snap.pin)
+            resources = self._resource_matches(snap, query.attributes)
+            statement, params = sql.search_logs(snap.source, tenant, query, snap.pin, resources)
             names, rows = self._run(statement, params, snap.tables)
         found = _rows(names, rows)
         return Page(found[: query.limit], snap.pin, len(found) > query.limit)
@@ -339,6 +396,17 @@ class Reader:
                 snap.tables,
             )
         return [to_api(orjson.loads(r[0])) for r in rows]
+
+
+def _prefix(spans: list[tuple[Any, ...]], traces: int) -> list[tuple[Any, ...]]:
+    """The leading spans that belong to the first ``traces`` distinct traces."""
+    seen: set[bytes] = set()
+    for i, row in enumerate(spans):
+        if row[0] not in seen:
+            if len(seen) == traces:
+                return spans[:i]
+            seen.add(row[0])
+    return spans
 
 
 def _wanted(t: TraceSummary, q: TraceQuery) -> bool:

@@ -112,22 +112,37 @@ class _Where:
             self.conditions.append(condition)
             self.params.append(value)
 
-    def attributes(self, attrs: Sequence[tuple[str, str]]) -> None:
-        # Span or resource attribute; typed values compare by their text (500 = "500").
-        for key, value in attrs:
+    def attributes(
+        self,
+        attrs: Sequence[tuple[str, str]],
+        resources: Sequence[Sequence[str]] | None = None,
+    ) -> None:
+        """Span (or record) or resource attribute ``key`` whose value's text is ``value``
+        (typed values compare by their text: 500 = "500").
+
+        ``resources``, when given, holds per condition the stored resource attribute sets
+        that satisfy it: resources repeat, so they are tested once each beforehand and the
+        rows are matched by plain string equality instead of parsing every row's JSON.
+        """
+        for i, (key, value) in enumerate(attrs):
             path = json_path(key)
             needles = attribute_needles(key, value)
-            either = []
-            for column in ("attributes", "resource_attributes"):
-                # A plain substring test first: far cheaper than parsing the JSON of every
-                # row, and it only ever lets through rows the exact test then decides.
-                if needles:
-                    found = " OR ".join(f"contains({column}, ?)" for _ in needles)
-                    either.append(f"(({found}) AND json_extract_string({column}, ?) = ?)")
-                    self.params.extend([*needles, path, value])
-                else:
-                    either.append(f"json_extract_string({column}, ?) = ?")
-                    self.params.extend([path, value])
+            # A plain substring test first: far cheaper than parsing the JSON of every
+            # row, and it only ever lets through rows the exact test then decides.
+            if needles:
+                found = " OR ".join("contains(attributes, ?)" for _ in needles)
+                either = [f"(({found}) AND json_extract_string(attributes, ?) = ?)"]
+                self.params.extend([*needles, path, value])
+            else:
+                either = ["json_extract_string(attributes, ?) = ?"]
+                self.params.extend([path, value])
+            if resources is None:
+                either.append("json_extract_string(resource_attributes, ?) = ?")
+                self.params.extend([path, value])
+            elif resources[i]:
+                marks = ", ".join("?" for _ in resources[i])
+                either.append(f"resource_attributes IN ({marks})")
+                self.params.extend(resources[i])
             self.conditions.append("(" + " OR ".join(either) + ")")
 
     def sql(self) -> str:
@@ -138,7 +153,9 @@ def _pinned(src: str, tenant: str, pin: int) -> tuple[str, list[object]]:
     return f"SELECT * FROM {src} WHERE tenant = ? AND ingest_seq <= ?", [tenant, pin]
 
 
-def _span_conditions(tenant: str, q: TraceQuery, pin: int) -> _Where:
+def _span_conditions(
+    tenant: str, q: TraceQuery, pin: int, resources: Sequence[Sequence[str]] | None
+) -> _Where:
     """Conditions on one and the same span (Jaeger's semantics), in the window."""
     where = _Where(
         ("tenant = ?", tenant),
@@ -151,15 +168,20 @@ def _span_conditions(tenant: str, q: TraceQuery, pin: int) -> _Where:
     where.add("status_code = ?", q.status)
     where.add("duration_nano >= ?", q.min_duration_ns)
     where.add("duration_nano <= ?", q.max_duration_ns)
-    where.attributes(q.attributes)
+    where.attributes(q.attributes, resources)
     return where
 
 
 def trace_candidates(
-    src: str, tenant: str, q: TraceQuery, pin: int, count: int
+    src: str,
+    tenant: str,
+    q: TraceQuery,
+    pin: int,
+    count: int,
+    resources: Sequence[Sequence[str]] | None = None,
 ) -> tuple[str, list[object]]:
     """The newest ``count`` spans matching the span conditions: (trace id, start)."""
-    where = _span_conditions(tenant, q, pin)
+    where = _span_conditions(tenant, q, pin, resources)
     sql = (
         f"SELECT trace_id, start_time_unix_nano FROM {src} WHERE {where.sql()} "
         f"ORDER BY start_time_unix_nano DESC LIMIT {int(count)}"
@@ -192,7 +214,13 @@ def trace_summaries(src: str, count: int) -> str:
     )
 
 
-def search_logs(src: str, tenant: str, q: LogQuery, pin: int) -> tuple[str, list[object]]:
+def search_logs(
+    src: str,
+    tenant: str,
+    q: LogQuery,
+    pin: int,
+    resources: Sequence[Sequence[str]] | None = None,
+) -> tuple[str, list[object]]:
     where = _Where(
         ("tenant = ?", tenant),
         ("ingest_seq <= ?", pin),
@@ -204,7 +232,7 @@ def search_logs(src: str, tenant: str, q: LogQuery, pin: int) -> tuple[str, list
     where.add("contains(lower(body_text), lower(?))", q.text)
     where.add("trace_id = ?", q.trace_id)
     where.add("span_id = ?", q.span_id)
-    where.attributes(q.attributes)
+    where.attributes(q.attributes, resources)
     if q.after is not None:
         ts, seq = q.after
         where.add("timestamp_unix_nano <= ?", ts)  # plain bound: prunes files and row groups
@@ -372,4 +400,14 @@ def files_holding_traces(files: Sequence[str], count: int) -> str:
     return (
         f"SELECT DISTINCT filename FROM read_parquet([{listed}], filename = true) "
         f"WHERE trace_id IN ({marks})"
+    )
+
+
+def matching_resources(count: int) -> str:
+    """Which of ``count`` stored resource attribute sets have ``key`` at a value whose text
+    is ``value`` (parameters: the sets, path, value): the same test rows would get."""
+    marks = ", ".join("?" for _ in range(count))
+    return (
+        f"SELECT r FROM (SELECT unnest([{marks}]::VARCHAR[]) AS r) "
+        "WHERE json_extract_string(r, ?) = ?"
     )

@@ -80,6 +80,8 @@ class EmbeddedStore(Reader):
         self.query_timeout_s = self.options.query_timeout_s
         self.layout.open()
         self._deletes = Tombstones(data_dir)
+        self._resource_sets = {}
+        self._resource_lock = threading.Lock()
         self._con = duckdb.connect(
             ":memory:",
             config={
@@ -278,6 +280,11 @@ class EmbeddedStore(Reader):
             seal.write_sorted(signal, rows, tmp)
             tmp.replace(path)
             fsync_path(path.parent)
+            resources = pc.unique(rows.column("resource_attributes").cast(pa.string()))
+            with self._resource_lock:
+                self._resource_sets[str(path)] = frozenset(
+                    v for v in resources.to_pylist() if v is not None
+                )
             written.append(
                 SealedFile(path, signal, tenant, hour * HOUR_NS, number, path.stat().st_size)
             )
@@ -365,6 +372,9 @@ class EmbeddedStore(Reader):
         with self._sources_lock.write():
             gone = {f.path for f in doomed}
             self._files = [f for f in self._files if f.path not in gone]
+        with self._resource_lock:
+            for path in gone:
+                self._resource_sets.pop(str(path), None)
         for f in doomed:
             f.path.unlink(missing_ok=True)
             for parent in (f.path.parent, f.path.parent.parent):
