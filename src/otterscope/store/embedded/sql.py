@@ -179,9 +179,12 @@ def trace_candidates(
     pin: int,
     count: int,
     resources: Sequence[Sequence[str]] | None = None,
+    before_ns: int | None = None,
 ) -> tuple[str, list[object]]:
-    """The newest ``count`` spans matching the span conditions: (trace id, start)."""
+    """The newest ``count`` spans matching the span conditions (starting no later than
+    ``before_ns``): (trace id, start)."""
     where = _span_conditions(tenant, q, pin, resources)
+    where.add("start_time_unix_nano <= ?", before_ns)
     sql = (
         f"SELECT trace_id, start_time_unix_nano FROM {src} WHERE {where.sql()} "
         f"ORDER BY start_time_unix_nano DESC LIMIT {int(count)}"
