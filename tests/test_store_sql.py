@@ -67,3 +67,11 @@ def test_needles_are_found_whenever_the_exact_test_matches(
             matches = exact == typed
             if matches and needles:
                 assert any(n in text for n in needles), (key, typed, text, needles)
+
+
+def test_values_with_more_than_one_spelling_get_no_needle() -> None:
+    # Tagged values (non-finite doubles, bytes), arrays, kvlists and doubles.
+    for value in ('{"\\u0000d":"Infinity"}', "[1, 2]", '{"a": 1}', "1.5", "1e3", "NaN"):
+        assert attribute_needles("k", value) == []
+    assert attribute_needles("k", "500") == ['"k":"500"', '"k":500']
+    assert attribute_needles('a"b', "x") == ['"a\\"b":"x"']

@@ -374,6 +374,8 @@ def attribute_needles(key: str, value: str) -> list[str]:
     string value appears quoted; an integer or bool as its canonical literal. Doubles have
     more than one spelling, so a value that reads as one gets no needle.
     """
+    if value[:1] in ("{", "["):
+        return []  # arrays, kvlists and tagged values: JSON text has more than one spelling
     head = orjson.dumps(key).decode() + ":"
     needles = [head + orjson.dumps(value).decode()]
     if _CANONICAL.fullmatch(value):
