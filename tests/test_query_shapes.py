@@ -669,3 +669,18 @@ def test_logs_otlp_json(tmp_path: Path) -> None:
         if rl.get("schemaUrl") == "https://opentelemetry.io/schemas/1.26.0"
     ]
     assert checkout[0]["resource"]["entityRefs"] == [{"type": "host", "idKeys": ["host.id"]}]
+
+
+def test_a_kvlist_that_only_looks_like_a_tag_reads_back_as_a_kvlist() -> None:
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+    from otterscope.otlp.anyvalue import from_json, to_api
+
+    for fake in ({"\x00b": "not base64!"}, {"\x00d": "1.5"}, {"\x00b": 7}):
+        av = AnyValue()
+        from_json(fake, av)
+        assert av.WhichOneof("value") == "kvlist_value"
+        assert to_api(fake) == fake
+    av = AnyValue()
+    from_json({"\x00b": "AAE="}, av)
+    assert av.bytes_value == b"\x00\x01"

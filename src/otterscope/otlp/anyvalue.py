@@ -120,6 +120,31 @@ def attributes_to_json(
     return out, affected
 
 
+_NON_FINITE = ("NaN", "Infinity", "-Infinity")
+
+
+def tagged(value: dict[str, Any]) -> tuple[str, str] | None:
+    """(tag, text) when ``value`` is a tagged bytes or non-finite double value.
+
+    A kvlist a sender built to look like a tag but that does not hold a valid one (say
+    ``{"\u0000b": "not base64!"}``) stays a kvlist, so it can always be read back.
+    """
+    if len(value) != 1:
+        return None
+    ((key, text),) = value.items()
+    if not isinstance(text, str):
+        return None
+    if key == DOUBLE_TAG and text in _NON_FINITE:
+        return key, text
+    if key == BYTES_TAG:
+        try:
+            base64.b64decode(text, validate=True)
+        except ValueError:
+            return None
+        return key, text
+    return None
+
+
 def from_json(value: Any, av: AnyValue) -> None:
     """Fill ``av`` from a storage JSON value (the inverse of ``to_json``)."""
     if value is None:
@@ -138,10 +163,11 @@ def from_json(value: Any, av: AnyValue) -> None:
         for item in value:
             from_json(item, arr.values.add())
     elif isinstance(value, dict):
-        if len(value) == 1 and BYTES_TAG in value:
-            av.bytes_value = base64.b64decode(value[BYTES_TAG])
-        elif len(value) == 1 and DOUBLE_TAG in value:
-            av.double_value = float(value[DOUBLE_TAG].replace("Infinity", "inf"))
+        tag = tagged(value)
+        if tag is not None and tag[0] == BYTES_TAG:
+            av.bytes_value = base64.b64decode(tag[1], validate=True)
+        elif tag is not None:
+            av.double_value = float(tag[1].replace("Infinity", "inf"))
         else:
             kvl = av.kvlist_value
             kvl.SetInParent()
@@ -166,10 +192,8 @@ def to_api(value: Any) -> Any:
     if isinstance(value, list):
         return [to_api(x) for x in value]
     if isinstance(value, dict):
-        if len(value) == 1:
-            if BYTES_TAG in value:
-                return value[BYTES_TAG]
-            if DOUBLE_TAG in value:
-                return value[DOUBLE_TAG]
+        tag = tagged(value)
+        if tag is not None:
+            return tag[1]
         return {k: to_api(x) for k, x in value.items()}
     raise TypeError(f"not a storage attribute value: {type(value).__name__}")
