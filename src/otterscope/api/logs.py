@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -62,18 +60,11 @@ async def search(request: Request) -> Response:
     query = log_query(request)
     q = request.query_params
     paging = begin(state.cursors, who, "logs", q.multi_items(), q.get("cursor"))
-    window = paging.window(query.start_ns, query.end_ns)
-    after = paging.after
-    query = replace(
-        query,
-        start_ns=window[0],
-        end_ns=window[1],
-        pin_seq=paging.pin,
-        after=(int(after[0]), int(after[1])) if after else None,
-    )
+    query = paging.resume(query, lambda a: (int(a[0]), int(a[1])))
     page = await run_in_threadpool(state.store.search_logs, who.tenant, query)
     last = page.items[-1] if page.items else None
     key = (last["timestamp_unix_nano"], last["ingest_seq"]) if last else None
+    window = (query.start_ns, query.end_ns)
     return json_response(
         {
             "logs": [log_to_api(r) for r in page.items],

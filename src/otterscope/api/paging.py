@@ -7,12 +7,15 @@ same window, whatever arrived meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from otterscope.api.auth import Principal
 from otterscope.query.cursor import CursorCodec, Position, query_digest
+from otterscope.query.model import LogQuery, TraceQuery
+
+Q = TypeVar("Q", TraceQuery, LogQuery)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,19 @@ class Paging:
     @property
     def after(self) -> tuple[Any, ...] | None:
         return self.position.after if self.position is not None else None
+
+    def resume(self, query: Q, key: Callable[[tuple[Any, ...]], Any]) -> Q:
+        """``query`` as this page reads it: the first page's window and pin, and after the
+        last item of the previous page (``key`` types the cursor's values)."""
+        start_ns, end_ns = self.window(query.start_ns, query.end_ns)
+        after = self.after
+        return replace(
+            query,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            pin_seq=self.pin,
+            after=key(after) if after is not None else None,
+        )
 
     def next_cursor(
         self, pin: int, window: tuple[int, int], more: bool, last: tuple[Any, ...] | None

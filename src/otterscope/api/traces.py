@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -87,15 +86,8 @@ async def search(request: Request) -> Response:
         request.query_params.multi_items(),
         request.query_params.get("cursor"),
     )
-    window = paging.window(query.start_ns, query.end_ns)
-    after = paging.after
-    query = replace(
-        query,
-        start_ns=window[0],
-        end_ns=window[1],
-        pin_seq=paging.pin,
-        after=(int(after[0]), bytes(after[1])) if after else None,
-    )
+    query = paging.resume(query, lambda a: (int(a[0]), bytes(a[1])))
+    window = (query.start_ns, query.end_ns)
     page = await run_in_threadpool(state.store.search_traces, who.tenant, query)
     last = page.items[-1] if page.items else None
     return json_response(

@@ -21,6 +21,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from otterscope.store.embedded.layout import fsync_path
+
 FILE = "deletes.jsonl"
 
 
@@ -51,14 +53,6 @@ def _parse(line: bytes) -> Tombstone:
         bytes.fromhex(span) if span else None,
         doc["seq"],
     )
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Tombstones:
@@ -106,7 +100,7 @@ class Tombstones:
                 f.flush()
                 os.fsync(f.fileno())
             tmp.replace(self._path)
-            _fsync_dir(self._path.parent)
+            fsync_path(self._path.parent)
             self._items = keep
 
     def tables(self, tenant: str | None) -> tuple[pa.Table, pa.Table]:
