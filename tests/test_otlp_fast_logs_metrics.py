@@ -582,7 +582,8 @@ def test_rich_metrics_values() -> None:
     summary = by_type[5]
     assert summary[0]["quantile_values"] == "[]" and summary[0]["min"] is None
     assert summary[2]["quantile_values"] == (
-        '[{"quantile":0.0,"value":null},{"quantile":0.25,"value":null}]'
+        '[{"quantile":0.0,"value":{"\\u0000d":"Infinity"}},'
+        '{"quantile":0.25,"value":{"\\u0000d":"-Infinity"}}]'
     )
     ex = orjson.loads(gauge[2]["exemplars"])
     assert ex[0]["asInt"] == 0 and ex[1]["traceId"] == "ffffff" and "asInt" not in ex[1]

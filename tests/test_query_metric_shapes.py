@@ -379,16 +379,21 @@ def test_what_rows_cannot_say() -> None:
     e = sm.metrics.add(name="e").exponential_histogram.data_points.add()  # buckets absent
     sm.metrics.add(name="empty").gauge.SetInParent()  # no points: no rows
     rows = python_rows(req)
-    assert (
-        rows[0]["quantile_values"]
-        == '[{"quantile":null,"value":null},{"quantile":0.5,"value":null}]'
+    # Non-finite quantiles are tagged like every other stored double, and come back.
+    assert rows[0]["quantile_values"] == (
+        '[{"quantile":{"\\u0000d":"NaN"},"value":{"\\u0000d":"Infinity"}},'
+        '{"quantile":0.5,"value":{"\\u0000d":"-Infinity"}}]'
     )
     rebuilt = metrics_to_otlp(rows)
     (sm2,) = rebuilt.resource_metrics[0].scope_metrics
     assert [m.name for m in sm2.metrics] == ["q", "e"]
     values = sm2.metrics[0].summary.data_points[0].quantile_values
     assert math.isnan(values[0].quantile) and values[1].quantile == 0.5
-    assert all(math.isnan(v.value) for v in values)
+    assert values[0].value == math.inf and values[1].value == -math.inf
+    # Rows written before the tags (null) still read back, as NaN.
+    old = dict(rows[0], quantile_values='[{"quantile":null,"value":null}]')
+    (q_old,) = metrics_to_otlp([old]).resource_metrics[0].scope_metrics[0].metrics
+    assert math.isnan(q_old.summary.data_points[0].quantile_values[0].value)
     point = sm2.metrics[1].exponential_histogram.data_points[0]
     assert point.HasField("positive") and point.HasField("negative")
     assert not e.HasField("positive")

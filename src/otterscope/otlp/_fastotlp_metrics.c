@@ -191,10 +191,8 @@ static int do_buckets(Ctx *c, const SegVec *occ, int level, int32_t *offset, U64
 }
 
 static int put_json_number(Buf *b, uint64_t bits) {
-    double d = u2d(bits);
-    /* orjson writes NaN and infinities as null */
-    if (!isfinite(d)) return PUTS(b, "null");
-    return put_finite_double(b, d);
+    /* Non-finite doubles tagged, as everywhere else in stored JSON (see anyvalue.py). */
+    return put_double(b, u2d(bits));
 }
 
 /* SummaryDataPoint.quantile_values -> [{"quantile": q, "value": v}, ...] */

@@ -192,8 +192,12 @@ def to_api(value: Any) -> Any:
     if isinstance(value, list):
         return [to_api(x) for x in value]
     if isinstance(value, dict):
-        tag = tagged(value)
-        if tag is not None:
-            return tag[1]
+        # Any one-key object under a tag shows its value (body_text, computed at ingest by
+        # both decoders, reads it the same way).
+        if len(value) == 1:
+            if BYTES_TAG in value:
+                return value[BYTES_TAG]
+            if DOUBLE_TAG in value:
+                return value[DOUBLE_TAG]
         return {k: to_api(x) for k, x in value.items()}
     raise TypeError(f"not a storage attribute value: {type(value).__name__}")

@@ -444,7 +444,10 @@ def metrics_batch(req: ExportMetricsServiceRequest, tenant: str, limits: Limits)
                                 "sum": dp.sum,
                                 "quantile_values": _dumps(
                                     [
-                                        {"quantile": q.quantile, "value": q.value}
+                                        {
+                                            "quantile": anyvalue.to_json_double(q.quantile),
+                                            "value": anyvalue.to_json_double(q.value),
+                                        }
                                         for q in dp.quantile_values
                                     ]
                                 ).decode(),

@@ -12,9 +12,8 @@ each with its data points:
   the protobuf JSON mapping with enums as integers and exemplar trace and span ids as
   lowercase hex, as the OTLP/JSON encoding requires.
 
-What the rows cannot say is rebuilt the usual way: summary quantile values are kept as JSON,
-where non-finite doubles became ``null``, so they come back as NaN; exponential histogram
-points always carry their positive and negative buckets, even when those are empty.
+What the rows cannot say is rebuilt the usual way: exponential histogram points always
+carry their positive and negative buckets, even when those are empty.
 Resource and scope rebuilding, attribute JSON and id conversion are ``shapes``' own.
 
 It knows nothing of any store and does no I/O.
@@ -160,11 +159,10 @@ def _add_point(metric: Metric, row: Row) -> None:
         point.count = _int(row.get("count"))
         point.sum = _float(row.get("sum"))
         for q in _loads(row.get("quantile_values"), []):
-            # orjson wrote non-finite doubles as null: NaN is all that can be said of them.
-            quantile, value = q.get("quantile"), q.get("value")
             point.quantile_values.add(
-                quantile=math.nan if quantile is None else float(quantile),
-                value=math.nan if value is None else float(value),
+                # null: written before non-finite quantiles were tagged; NaN is all it says.
+                quantile=math.nan if q.get("quantile") is None else _json_double(q["quantile"]),
+                value=math.nan if q.get("value") is None else _json_double(q["value"]),
             )
         return
     _fill_exemplars(point, row.get("exemplars"))
