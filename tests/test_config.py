@@ -50,7 +50,12 @@ def test_every_key_reads_from_its_env_name_or_is_file_only() -> None:
     for key in KEYS:
         assert key.env == f"OTTERSCOPE_{key.section.upper()}__{key.name.upper()}"
     file_only = {k.dotted for k in KEYS if k.file_only}
-    assert file_only == {"server.allowed_hosts", "auth.tokens", "cors.origins"}
+    assert file_only == {
+        "server.allowed_hosts",
+        "auth.tokens",
+        "cors.origins",
+        "metrics.exclude_resource_attributes",
+    }
 
 
 def test_file_beats_defaults(tmp_path: Path) -> None:

@@ -285,6 +285,28 @@ KEYS: tuple[Key, ...] = (
         _int,
         "Messages waiting for one /api/ws client; a client further behind is closed (1013).",
     ),
+    Key(
+        "metrics",
+        "exclude_resource_attributes",
+        ("service.instance.id",),
+        _str_list,
+        "Resource attributes left out of a metric series' identity (per-invocation ones).",
+        file_only=True,
+    ),
+    Key(
+        "metrics",
+        "stale_after",
+        3600.0,
+        parse_seconds,
+        "Series not updated for this long are left out of /metrics (their state is kept).",
+    ),
+    Key(
+        "metrics",
+        "snapshot_interval",
+        60.0,
+        parse_seconds,
+        "How often the accumulated metrics state is snapshotted to the data dir.",
+    ),
 )
 
 

@@ -26,13 +26,15 @@ from otterscope.api.auth import Authenticator
 from otterscope.api.guard import Guard, is_loopback
 from otterscope.api.state import AppState
 from otterscope.config import Settings
-from otterscope.errors import ConfigError
+from otterscope.errors import ConfigError, OtterscopeError
 from otterscope.ingest.budget import MemoryBudget
 from otterscope.ingest.grpc import OtlpGrpcReceiver
 from otterscope.ingest.http import OtlpHttpReceiver
 from otterscope.ingest.service import IngestService
 from otterscope.ingest.writer import Writer
 from otterscope.live.hub import LiveHub
+from otterscope.metrics.accumulator import Accumulator
+from otterscope.metrics.state import MetricsState
 from otterscope.otlp.anyvalue import Limits
 from otterscope.query.cursor import CursorCodec, load_key
 from otterscope.selfmetrics import SelfMetrics
@@ -93,6 +95,10 @@ class Server:
         self.writer.add_listener(
             lambda _seq, _b, seconds: self.metrics.commit_seconds.observe(seconds)
         )
+        self.metrics_state = MetricsState(
+            s.data_dir, Accumulator(s["metrics.exclude_resource_attributes"]), self.store
+        )
+        self.metrics_state.load()
         self.live = LiveHub(buffer_messages=s["live.buffer_messages"])
         self.writer.add_listener(self.live.on_commit)
         self.budget = MemoryBudget(s["ingest.memory_budget_bytes"], s["ingest.retry_after"])
@@ -113,6 +119,7 @@ class Server:
             metrics=self.metrics,
             cursors=CursorCodec(load_key(s["storage.cursor_encryption_key"], s.data_dir)),
             live=self.live,
+            metrics_state=self.metrics_state,
         )
         self._register_gauges()
         self._stop = threading.Event()
@@ -143,12 +150,20 @@ class Server:
 
     def _maintain(self) -> None:
         last_retention = 0.0
+        last_snapshot = time.monotonic()
         interval = self.settings["retention.interval"]
         while not self._stop.is_set():
             self.store.wait_for_work(MAINTENANCE_PERIOD_S)
             if self._stop.is_set():
                 break
             now = time.monotonic()
+            if now - last_snapshot >= self.settings["metrics.snapshot_interval"]:
+                try:
+                    self.metrics_state.save()
+                except (OSError, OtterscopeError):
+                    log.exception("saving the metrics state failed; will try again")
+                else:
+                    last_snapshot = now
             try:
                 self.store.maintain(time.time_ns(), retention=now - last_retention >= interval)
             except Exception:
@@ -242,6 +257,9 @@ class Server:
         self._stop.set()
         self.store.wake()
         self._maintenance.join(max(0.0, deadline - time.monotonic()))
+        if clean:
+            # Every acknowledged point is applied: the next start replays nothing.
+            self.metrics_state.save()
         self.store.close()
         if not clean:
             log.error("shutdown timeout reached before every accepted batch was committed")

@@ -13,6 +13,7 @@ from otterscope import __version__
 from otterscope.api.responses import json_response
 from otterscope.api.state import api_endpoint, app_state, principal
 from otterscope.errors import Forbidden, Unauthorized
+from otterscope.metrics.exposition import render
 
 
 @api_endpoint
@@ -64,8 +65,18 @@ async def ready(request: Request) -> Response:
 
 @api_endpoint
 async def metrics(request: Request) -> Response:
-    principal(request, "read")
-    text = app_state(request).metrics.render()
+    """The tenant's accumulated OTLP metrics, then otterscope's own."""
+    who = principal(request, "read")
+    state = app_state(request)
+    lines: list[str] = []
+    if state.metrics_state is not None:
+        # Fold in what was committed since the last scrape: every acknowledged point shows.
+        await run_in_threadpool(state.metrics_state.refresh)
+        _, series = state.metrics_state.accumulator.snapshot()
+        mine = [s for s in series if s.tenant == who.tenant]
+        stale = int(state.settings["metrics.stale_after"] * 1e9)
+        lines = list(render(mine, time.time_ns(), stale))
+    text = "\n".join(lines) + ("\n" if lines else "") + state.metrics.render()
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

@@ -17,6 +17,7 @@ from otterscope.errors import OtterscopeError
 from otterscope.ingest.budget import MemoryBudget
 from otterscope.ingest.writer import Writer
 from otterscope.live.hub import LiveHub
+from otterscope.metrics.state import MetricsState
 from otterscope.query.cursor import CursorCodec
 from otterscope.selfmetrics import SelfMetrics
 from otterscope.store.base import Store
@@ -33,6 +34,7 @@ class AppState:
     cursors: CursorCodec
     started_at: float = field(default_factory=time.time)
     ready: bool = False
+    metrics_state: MetricsState | None = None  # accumulated OTLP metrics for /metrics
     live: LiveHub | None = None  # the live feed; GET /api/ws answers 503 without it
 
 

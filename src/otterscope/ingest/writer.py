@@ -74,7 +74,8 @@ class Writer:
         self._thread.start()
 
     def add_listener(self, listener: CommitListener) -> None:
-        """Called on the writer thread after each commit: keep it short."""
+        """Called on the writer thread after each commit, before its senders are answered:
+        keep it short."""
         self._listeners.append(listener)
 
     @property
@@ -159,13 +160,15 @@ class Writer:
             memory[key] = total
         while len(memory) > TRACE_MEMORY:
             memory.popitem(last=False)
-        for p, (_, rejected, message) in zip(taken, capped, strict=True):
-            p.future.set_result(Commit(seq, rejected, message))
+        # Listeners first (they only take references), so what follows a commit is set in
+        # motion before its senders are answered.
         for listener in self._listeners:
             try:
                 listener(seq, batches, self.last_commit_seconds)
             except Exception:
                 log.exception("commit listener failed")
+        for p, (_, rejected, message) in zip(taken, capped, strict=True):
+            p.future.set_result(Commit(seq, rejected, message))
 
     def _apply_cap(
         self, batch: Batch, staged: dict[tuple[str, bytes], int]

@@ -69,6 +69,10 @@ class Store(Protocol):
         limit: int,
     ) -> list[Any]: ...
 
+    def metric_aggregates(self, after_seq: int) -> tuple[int, list[Row], list[Row]]:
+        """Metric points numbered after ``after_seq``, folded per stored series."""
+        ...
+
     def delete(self, tenant: str, trace_id: bytes, span_id: bytes | None = None) -> int:
         """Hide a trace (or one span) from every later query; return the spans deleted."""
         ...

@@ -372,6 +372,16 @@ class Reader:
             more = len(found) > query.limit
         return Page(found[: query.limit], snap.pin, more)
 
+    def metric_aggregates(self, after_seq: int) -> tuple[int, list[Row], list[Row]]:
+        """Metric points numbered after ``after_seq`` folded per stored series: (the last
+        number folded, the aggregates, the summed bucket counts of delta histograms)."""
+        with self._sources_lock.read():
+            snap = self._snapshot("metrics", None)
+            params = [after_seq, snap.pin]
+            names, rows = self._run(sql.metric_aggregates(snap.source), params, snap.tables)
+            bnames, brows = self._run(sql.delta_bucket_sums(snap.source), params, snap.tables)
+        return snap.pin, _rows(names, rows), _rows(bnames, brows)
+
     def attribute_keys(
         self, tenant: str, signal: str, prefix: str, start_ns: int, end_ns: int, limit: int
     ) -> list[str]:

@@ -1,0 +1,1 @@
+"""Metrics from OTLP: delta-to-cumulative accumulation and Prometheus exposition."""

@@ -1,0 +1,226 @@
+"""Delta-to-cumulative accumulation: the current value of every metric series.
+
+Stateless senders (functions, batch jobs) push each invocation's contribution as a DELTA
+point; Prometheus wants cumulative series it can scrape. This module keeps, per series, what
+a scrape shows.
+
+A series is (tenant, resource attributes, scope name and version, metric name, kind, point
+attributes). For DELTA points the per-invocation resource attributes
+(``metrics.exclude_resource_attributes``, by default ``service.instance.id``) are left out,
+so concurrent invocations of one function add to one series; a cumulative series keeps
+them, because each instance counts on its own.
+
+The state is folded from the committed points, never on the ingest path: ``Accumulator.fold``
+takes the points numbered after the last fold, aggregated per stored series by the store
+(vectorised), and merges them. Rules:
+- delta sums and delta histograms: added, never de-duplicated (two invocations may send
+  identical points), whatever their time, so points that arrive late are not lost; a delta
+  histogram whose bucket bounds differ from the series' restarts it (counted as a reset);
+- cumulative sums, histograms, summaries and gauges: the point with the latest time wins;
+  points older than the one kept are ignored; a cumulative start time that moves forward is
+  a reset (the new start is kept);
+- exponential histograms are not accumulated yet.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+GAUGE, SUM, HISTOGRAM, EXP_HISTOGRAM, SUMMARY = 1, 2, 3, 4, 5
+DELTA, CUMULATIVE = 1, 2
+
+DEFAULT_EXCLUDED = ("service.instance.id",)
+
+SeriesKey = tuple[str, str, str, str, str, str, int, bool]
+Row = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Series:
+    """What a scrape shows of one series, and what the rules need to update it."""
+
+    tenant: str
+    resource: str  # JSON object (keys sorted)
+    scope_name: str
+    scope_version: str
+    name: str
+    kind: int  # GAUGE, SUM, HISTOGRAM, SUMMARY
+    monotonic: bool
+    attributes: str  # JSON object (keys sorted)
+    unit: str = ""
+    description: str = ""
+    start_ns: int = 0
+    time_ns: int = 0
+    value: float = 0.0
+    count: int = 0
+    sum: float = 0.0
+    min: float | None = None
+    max: float | None = None
+    bounds: tuple[float, ...] = ()
+    buckets: list[int] = field(default_factory=list)
+    quantiles: list[tuple[float, float]] = field(default_factory=list)
+    resets: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Series:
+        doc = dict(doc)
+        doc["bounds"] = tuple(doc.get("bounds", ()))
+        doc["buckets"] = list(doc.get("buckets", []))
+        doc["quantiles"] = [tuple(q) for q in doc.get("quantiles", [])]
+        return cls(**doc)
+
+    @property
+    def key(self) -> SeriesKey:
+        return (
+            self.tenant,
+            self.resource,
+            self.scope_name + "\0" + self.scope_version,
+            self.name,
+            self.attributes,
+            str(self.kind),
+            int(self.monotonic),
+            self.kind in (SUM, HISTOGRAM),
+        )
+
+
+def _canonical(text: str | None, drop: frozenset[str] = frozenset()) -> str:
+    attrs = orjson.loads(text or "{}")
+    return orjson.dumps({k: attrs[k] for k in sorted(attrs) if k not in drop}).decode()
+
+
+class Accumulator:
+    def __init__(self, excluded: Iterable[str] = DEFAULT_EXCLUDED) -> None:
+        self._excluded = frozenset(excluded)
+        self._series: dict[SeriesKey, Series] = {}
+        self._lock = threading.Lock()
+        self.seq = 0  # every point numbered up to this is folded in
+
+    def snapshot(self) -> tuple[int, list[Series]]:
+        """The folded sequence number and a copy of every series."""
+        with self._lock:
+            return self.seq, [Series.from_json(s.to_json()) for s in self._series.values()]
+
+    def restore(self, seq: int, series: Iterable[Series]) -> None:
+        with self._lock:
+            self.seq = seq
+            self._series = {s.key: s for s in series}
+
+    def fold(self, upto: int, aggregates: list[Row], delta_buckets: list[Row]) -> int:
+        """Merge the aggregates of the points numbered in (self.seq, upto]; return how many
+        points they held."""
+        sums: dict[tuple[Any, ...], list[int]] = {
+            _stored_key(r): list(r["buckets"] or []) for r in delta_buckets
+        }
+        points = 0
+        with self._lock:
+            for row in aggregates:
+                points += int(row["points"])
+                self._merge(row, sums.get(_stored_key(row)))
+            self.seq = max(self.seq, upto)
+        return points
+
+    def _merge(self, row: Row, delta_buckets: list[int] | None) -> None:
+        kind = int(row["metric_type"])
+        delta = row["aggregation_temporality"] == DELTA
+        drop = self._excluded if delta else frozenset()
+        incoming = Series(
+            tenant=row["tenant"],
+            resource=_canonical(row["resource_attributes"], drop),
+            scope_name=row["scope_name"] or "",
+            scope_version=row["scope_version"] or "",
+            name=row["metric_name"],
+            kind=kind,
+            monotonic=bool(row["is_monotonic"]),
+            attributes=_canonical(row["attributes"]),
+            unit=row["unit"] or "",
+            description=row["description"] or "",
+        )
+        s = self._series.get(incoming.key)
+        fresh = s is None
+        if s is None:
+            s = self._series[incoming.key] = incoming
+            s.start_ns = int(row["start_min"] or row["time_max"] or 0)
+        s.unit = incoming.unit or s.unit
+        s.description = incoming.description or s.description
+        time = int(row["time_max"] or 0)
+        if kind in (GAUGE, SUM) and delta:
+            s.value += float(row["value_sum"] or 0.0)
+            s.time_ns = max(s.time_ns, time)
+        elif kind == HISTOGRAM and delta:
+            _add_histogram(s, row, delta_buckets or [], fresh)
+        elif fresh or time >= s.time_ns:
+            _take_latest(s, row, kind, fresh)
+
+
+def _stored_key(row: Row) -> tuple[Any, ...]:
+    return (
+        row["tenant"],
+        row["resource_attributes"],
+        row["scope_name"],
+        row["scope_version"],
+        row["metric_name"],
+        row["metric_type"],
+        row["aggregation_temporality"],
+        row["is_monotonic"],
+        row["attributes"],
+        tuple(row["explicit_bounds"] or ()),
+    )
+
+
+def _add_histogram(s: Series, row: Row, buckets: list[int], fresh: bool) -> None:
+    bounds = tuple(float(b) for b in row["explicit_bounds"] or ())
+    if len(buckets) != len(bounds) + 1:
+        buckets = [0] * len(bounds) + [int(row["count_sum"] or 0)]
+    if not fresh and bounds != s.bounds:
+        s.resets += 1  # another bucket layout: the series starts again
+        fresh = True
+    if fresh:
+        s.bounds, s.buckets, s.count, s.sum, s.min, s.max = (
+            bounds,
+            [0] * len(buckets),
+            0,
+            0.0,
+            None,
+            None,
+        )
+    s.buckets = [a + int(b) for a, b in zip(s.buckets, buckets, strict=True)]
+    s.count += int(row["count_sum"] or 0)
+    s.sum += float(row["sum_sum"] or 0.0)
+    lo, hi = row["min_min"], row["max_max"]
+    s.min = lo if s.min is None else (s.min if lo is None else min(s.min, lo))
+    s.max = hi if s.max is None else (s.max if hi is None else max(s.max, hi))
+    s.time_ns = max(s.time_ns, int(row["time_max"] or 0))
+
+
+def _take_latest(s: Series, row: Row, kind: int, fresh: bool) -> None:
+    start = int(row["start_last"] or 0)
+    if not fresh and kind != GAUGE and start > s.start_ns:
+        s.resets += 1
+        s.start_ns = start
+    s.time_ns = int(row["time_max"] or 0)
+    if kind in (GAUGE, SUM):
+        s.value = float(row["value_last"] or 0.0)
+    elif kind == HISTOGRAM:
+        s.bounds = tuple(float(b) for b in row["explicit_bounds"] or ())
+        s.buckets = [int(c) for c in row["buckets_last"] or ()]
+        if len(s.buckets) != len(s.bounds) + 1:
+            s.buckets = [0] * len(s.bounds) + [int(row["count_last"] or 0)]
+        s.count = int(row["count_last"] or 0)
+        s.sum = float(row["sum_last"] or 0.0)
+        s.min, s.max = row["min_last"], row["max_last"]
+    elif kind == SUMMARY:
+        s.count = int(row["count_last"] or 0)
+        s.sum = float(row["sum_last"] or 0.0)
+        s.quantiles = [
+            (float(q["quantile"]), float(q["value"]))
+            for q in orjson.loads(row["quantiles_last"] or "[]")
+            if not isinstance(q.get("quantile"), dict) and not isinstance(q.get("value"), dict)
+        ]

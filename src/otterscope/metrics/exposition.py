@@ -1,0 +1,213 @@
+"""Accumulated OTLP metrics as Prometheus text exposition (format 0.0.4).
+
+Naming follows the OpenTelemetry-to-Prometheus rules: characters outside ``[a-zA-Z0-9_:]``
+become ``_`` (runs collapsed); the unit is appended as a word (``s`` -> ``_seconds``, ``ms``
+-> ``_milliseconds``, ``By`` -> ``_bytes``, ``1`` -> ``_ratio`` for gauges, ``{...}``
+annotations dropped, ``a/b`` -> ``_a_per_b``) unless the name already ends with it;
+monotonic sums get ``_total`` unless they already end with it (never ``_total_total``).
+Point attributes become labels (keys sanitised the same way); ``service.name`` and
+``service.namespace`` become the ``job`` label and ``service.instance.id`` (kept by
+cumulative series only) the ``instance`` label; the rest of the resource goes to one
+``target_info`` series per job and instance. Histograms are ``_bucket{le}``/``_sum``/``_count``,
+summaries ``{quantile}``/``_sum``/``_count``. Series not updated for ``stale_after_ns`` are
+left out (their state is kept: they come back with their full value when updated again).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import orjson
+
+from otterscope.metrics.accumulator import GAUGE, HISTOGRAM, SUM, SUMMARY, Series
+
+_INVALID = re.compile(r"[^a-zA-Z0-9_:]+")
+_LABEL_INVALID = re.compile(r"[^a-zA-Z0-9_]+")
+_UNITS = {
+    "d": "days",
+    "h": "hours",
+    "min": "minutes",
+    "s": "seconds",
+    "ms": "milliseconds",
+    "us": "microseconds",
+    "ns": "nanoseconds",
+    "By": "bytes",
+    "KiBy": "kibibytes",
+    "MiBy": "mebibytes",
+    "GiBy": "gibibytes",
+    "KBy": "kilobytes",
+    "MBy": "megabytes",
+    "GBy": "gigabytes",
+    "m": "meters",
+    "V": "volts",
+    "A": "amperes",
+    "J": "joules",
+    "W": "watts",
+    "g": "grams",
+    "Cel": "celsius",
+    "Hz": "hertz",
+    "%": "percent",
+}
+_PER = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week", "mo": "month"}
+
+
+def _sanitize(name: str, pattern: re.Pattern[str] = _INVALID) -> str:
+    out = pattern.sub("_", name).strip("_") or "_"
+    out = re.sub(r"__+", "_", out)
+    return "_" + out if out[0].isdigit() else out
+
+
+def unit_word(unit: str, kind: int) -> str:
+    """The Prometheus unit suffix of an OTel unit ('' when none)."""
+    unit = re.sub(r"\{[^}]*\}", "", unit).strip()
+    if not unit:
+        return ""
+    if unit == "1":
+        return "ratio" if kind == GAUGE else ""
+    if "/" in unit:
+        top, _, bottom = unit.partition("/")
+        first = _UNITS.get(top, _sanitize(top)) if top else ""
+        second = _PER.get(bottom, _UNITS.get(bottom, _sanitize(bottom)))
+        return f"{first}_per_{second}" if first else f"per_{second}"
+    return _UNITS.get(unit, _sanitize(unit))
+
+
+def prometheus_name(name: str, unit: str, kind: int, monotonic: bool) -> str:
+    out = _sanitize(name)
+    word = unit_word(unit, kind)
+    counter = kind == SUM and monotonic
+    base = out[: -len("_total")] if counter and out.endswith("_total") else out
+    if word and not base.endswith("_" + word) and base != word:
+        base = f"{base}_{word}"
+    return f"{base}_total" if counter else base
+
+
+def _label_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return _num(float(value)) if isinstance(value, float) else str(value)
+    return orjson.dumps(value).decode()
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _num(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def _labels(items: Iterable[tuple[str, str]]) -> str:
+    parts = [f'{k}="{_escape(v)}"' for k, v in items]
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def _job(resource: dict[str, Any]) -> str:
+    name = _label_value(resource.get("service.name", "unknown_service"))
+    namespace = resource.get("service.namespace")
+    return f"{_label_value(namespace)}/{name}" if namespace else name
+
+
+def _target(resource: dict[str, Any]) -> list[tuple[str, str]]:
+    """``job`` and, for series that keep their instance (cumulative ones), ``instance``."""
+    out = [("job", _job(resource))]
+    if "service.instance.id" in resource:
+        out.append(("instance", _label_value(resource["service.instance.id"])))
+    return out
+
+
+def _series_labels(s: Series, resource: dict[str, Any]) -> list[tuple[str, str]]:
+    labels = dict(_target(resource))
+    for key, value in orjson.loads(s.attributes).items():
+        labels.setdefault(_sanitize(key, _LABEL_INVALID), _label_value(value))
+    return sorted(labels.items())
+
+
+_TYPES = {GAUGE: "gauge", HISTOGRAM: "histogram", SUMMARY: "summary"}
+_TARGET_KEYS = ("service.name", "service.namespace", "service.instance.id")
+
+
+def render(series: Iterable[Series], now_ns: int, stale_after_ns: int) -> Iterator[str]:
+    """Exposition lines for the fresh series, one family (HELP, TYPE, samples) per name."""
+    families: dict[str, tuple[str, str, list[Series]]] = {}
+    targets: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
+    for s in series:
+        if stale_after_ns and now_ns - s.time_ns > stale_after_ns:
+            continue
+        name = prometheus_name(s.name, s.unit, s.kind, s.monotonic)
+        kind = "counter" if s.kind == SUM and s.monotonic else _TYPES.get(s.kind, "gauge")
+        family = families.setdefault(name, (kind, s.description, []))
+        if family[0] == kind:  # the first type wins a name; others would break the format
+            family[2].append(s)
+        resource = orjson.loads(s.resource)
+        target = tuple(_target(resource))
+        if target not in targets:
+            targets[target] = sorted(
+                (_sanitize(k, _LABEL_INVALID), _label_value(v))
+                for k, v in resource.items()
+                if k not in _TARGET_KEYS
+            )
+    for name, (kind, help_text, members) in sorted(families.items()):
+        yield f"# HELP {name} {_escape(help_text) if help_text else name}"
+        yield f"# TYPE {name} {kind}"
+        for label_set, merged in sorted(_merged(members).items()):
+            yield from _samples(name, merged, list(label_set))
+    if targets:
+        yield "# HELP target_info Target metadata"
+        yield "# TYPE target_info gauge"
+        for target, labels in sorted(targets.items()):
+            yield f"target_info{_labels(sorted([*target, *labels]))} 1"
+
+
+def _merged(members: list[Series]) -> dict[tuple[tuple[str, str], ...], Series]:
+    """One series per label set. Resources that differ only in attributes that are not
+    labels (say ``host.name`` of two instances of one job) would otherwise give the same
+    series twice, which Prometheus refuses: sums and histograms add up, gauges and
+    summaries keep the latest."""
+    out: dict[tuple[tuple[str, str], ...], Series] = {}
+    for s in sorted(members, key=lambda m: (m.resource, m.attributes)):
+        labels = tuple(_series_labels(s, orjson.loads(s.resource)))
+        seen = out.get(labels)
+        if seen is None:
+            out[labels] = s
+        elif s.kind == SUM:
+            out[labels] = replace(seen, value=seen.value + s.value)
+        elif s.kind == HISTOGRAM and s.bounds == seen.bounds:
+            out[labels] = replace(
+                seen,
+                buckets=[a + b for a, b in zip(seen.buckets, s.buckets, strict=True)],
+                count=seen.count + s.count,
+                sum=seen.sum + s.sum,
+            )
+        elif s.time_ns > seen.time_ns and s.kind in (GAUGE, SUMMARY):
+            out[labels] = s
+    return out
+
+
+def _samples(name: str, s: Series, labels: list[tuple[str, str]]) -> Iterator[str]:
+    if s.kind in (GAUGE, SUM):
+        yield f"{name}{_labels(labels)} {_num(s.value)}"
+        return
+    if s.kind == HISTOGRAM:
+        running = 0
+        for bound, count in zip((*s.bounds, math.inf), s.buckets, strict=False):
+            running += count
+            yield f"{name}_bucket{_labels([*labels, ('le', _num(bound))])} {running}"
+    elif s.kind == SUMMARY:
+        for quantile, value in s.quantiles:
+            yield f"{name}{_labels([*labels, ('quantile', _num(quantile))])} {_num(value)}"
+    yield f"{name}_sum{_labels(labels)} {_num(s.sum)}"
+    yield f"{name}_count{_labels(labels)} {s.count}"

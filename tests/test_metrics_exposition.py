@@ -1,0 +1,237 @@
+"""Delta-to-cumulative accumulation and ``GET /metrics`` over real sockets, across restarts."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from otterscope.metrics.accumulator import GAUGE, HISTOGRAM, SUM
+from otterscope.metrics.exposition import prometheus_name
+from tests.conftest import RunningServer, start_server
+from tests.payloads import attr, post
+
+
+def metric_body(
+    service: str, instance: str, metrics: list[dict[str, Any]], **resource: str
+) -> dict[str, Any]:
+    attrs = [attr("service.name", service), attr("service.instance.id", instance)]
+    attrs += [attr(k, v) for k, v in resource.items()]
+    return {
+        "resourceMetrics": [
+            {
+                "resource": {"attributes": attrs},
+                "scopeMetrics": [{"scope": {"name": "fn"}, "metrics": metrics}],
+            }
+        ]
+    }
+
+
+def delta_counter(name: str, value: int, unit: str = "", **labels: str) -> dict[str, Any]:
+    now = time.time_ns()
+    return {
+        "name": name,
+        "unit": unit,
+        "sum": {
+            "aggregationTemporality": 1,
+            "isMonotonic": True,
+            "dataPoints": [
+                {
+                    "startTimeUnixNano": str(now - 10**9),
+                    "timeUnixNano": str(now),
+                    "asInt": str(value),
+                    "attributes": [attr(k, v) for k, v in labels.items()],
+                }
+            ],
+        },
+    }
+
+
+def delta_histogram(name: str, values: list[float], unit: str = "ms") -> dict[str, Any]:
+    bounds = [10.0, 100.0]
+    counts = [sum(1 for v in values if v <= 10), sum(1 for v in values if 10 < v <= 100)]
+    counts.append(len(values) - sum(counts))
+    now = time.time_ns()
+    return {
+        "name": name,
+        "unit": unit,
+        "histogram": {
+            "aggregationTemporality": 1,
+            "dataPoints": [
+                {
+                    "startTimeUnixNano": str(now - 10**9),
+                    "timeUnixNano": str(now),
+                    "count": str(len(values)),
+                    "sum": sum(values),
+                    "bucketCounts": [str(c) for c in counts],
+                    "explicitBounds": bounds,
+                }
+            ],
+        },
+    }
+
+
+def gauge(name: str, value: float) -> dict[str, Any]:
+    return {
+        "name": name,
+        "gauge": {"dataPoints": [{"timeUnixNano": str(time.time_ns()), "asDouble": value}]},
+    }
+
+
+def scrape(srv: RunningServer, headers: dict[str, str] | None = None) -> dict[str, float]:
+    r = httpx.get(f"{srv.url}/metrics", headers=headers or srv.headers())
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for line in r.text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def test_delta_counters_from_invocations_add_up_and_survive_restarts(make_server: Any) -> None:
+    srv: RunningServer = make_server()
+    for i in range(5):  # five invocations, each its own instance, some sending twice
+        body = metric_body("checkout-fn", f"inst-{i}", [delta_counter("invocations", 1)])
+        post(srv.url, "metrics", body)
+        if i % 2:
+            post(srv.url, "metrics", body)  # the same point again: still added
+    series = 'invocations_total{job="checkout-fn"}'
+    assert scrape(srv)[series] == 7  # appears on the first push, no second push needed
+    assert srv.stop() == 0
+    srv.start()
+    assert scrape(srv)[series] == 7
+    post(srv.url, "metrics", metric_body("checkout-fn", "x", [delta_counter("invocations", 2)]))
+    assert scrape(srv)[series] == 9
+    srv.kill()  # no snapshot at exit: the points after the last one are replayed
+    srv.start()
+    assert scrape(srv)[series] == 9
+
+
+def test_histograms_units_labels_and_target_info(server: RunningServer) -> None:
+    post(
+        server.url,
+        "metrics",
+        metric_body(
+            "api",
+            "a",
+            [
+                delta_histogram("http.server.duration", [5, 50, 500]),
+                delta_counter("bytes.sent", 100, unit="By", route="/a"),
+                delta_counter("requests_total", 3),
+                gauge("queue.depth", 7.5),
+            ],
+            **{"deployment.environment": "prod"},
+        ),
+    )
+    post(
+        server.url,
+        "metrics",
+        metric_body("api", "b", [delta_histogram("http.server.duration", [1, 2000])]),
+    )
+    got = scrape(server)
+    h = "http_server_duration_milliseconds"
+    # Two resources of one job (one has deployment.environment): one series, added up.
+    assert got[f'{h}_bucket{{job="api",le="10"}}'] == 2
+    assert got[f'{h}_bucket{{job="api",le="100"}}'] == 3
+    assert got[f'{h}_bucket{{job="api",le="+Inf"}}'] == 5
+    assert got[f'{h}_count{{job="api"}}'] == 5
+    assert got[f'{h}_sum{{job="api"}}'] == 2556
+    assert got['bytes_sent_bytes_total{job="api",route="/a"}'] == 100
+    assert got['requests_total{job="api"}'] == 3  # never requests_total_total
+    # A gauge is not a delta: it keeps its instance.
+    assert got['queue_depth{instance="a",job="api"}'] == 7.5
+    assert got['target_info{deployment_environment="prod",job="api"}'] == 1
+    assert "otterscope_received_items_total" in " ".join(got)
+
+
+def cumulative_counter(name: str, value: int, start: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "sum": {
+            "aggregationTemporality": 2,
+            "isMonotonic": True,
+            "dataPoints": [
+                {
+                    "startTimeUnixNano": str(start),
+                    "timeUnixNano": str(time.time_ns()),
+                    "asInt": str(value),
+                }
+            ],
+        },
+    }
+
+
+def test_cumulative_series_keep_their_instance_and_the_latest_value(
+    server: RunningServer,
+) -> None:
+    start = time.time_ns() - 60 * 10**9
+    for value in (3, 10):
+        for inst in ("pod-1", "pod-2"):
+            body = metric_body("svc", inst, [cumulative_counter("jobs", value, start)])
+            post(server.url, "metrics", body)
+    # An older point arriving late changes nothing.
+    late = cumulative_counter("jobs", 1, start)
+    late["sum"]["dataPoints"][0]["timeUnixNano"] = str(start + 1)
+    post(server.url, "metrics", metric_body("svc", "pod-1", [late]))
+    got = scrape(server)
+    assert got['jobs_total{instance="pod-1",job="svc"}'] == 10
+    assert got['jobs_total{instance="pod-2",job="svc"}'] == 10
+    assert got['target_info{instance="pod-1",job="svc"}'] == 1
+
+
+def test_tenants_see_only_their_series(tmp_path: Path) -> None:
+    tokens = [
+        {"token": "metrics-alpha-token-1", "tenant": "alpha", "scopes": ["ingest", "read"]},
+        {"token": "metrics-beta-token-22", "tenant": "beta", "scopes": ["ingest", "read"]},
+    ]
+    srv = start_server(tmp_path, {"auth": {"tokens": tokens}})
+    try:
+        alpha = {"Authorization": "Bearer metrics-alpha-token-1"}
+        beta = {"Authorization": "Bearer metrics-beta-token-22"}
+        post(srv.url, "metrics", metric_body("a", "1", [delta_counter("only_a", 1)]), alpha)
+        assert 'only_a_total{job="a"}' in scrape(srv, alpha)
+        assert not any(k.startswith("only_a") for k in scrape(srv, beta))
+    finally:
+        srv.stop()
+
+
+def test_stale_series_are_hidden_but_keep_their_state(make_server: Any) -> None:
+    srv: RunningServer = make_server(env={"OTTERSCOPE_METRICS__STALE_AFTER": "2s"})
+    post(srv.url, "metrics", metric_body("job", "1", [delta_counter("ticks", 4)]))
+    assert scrape(srv)['ticks_total{job="job"}'] == 4
+    time.sleep(2.5)
+    assert 'ticks_total{job="job"}' not in scrape(srv)
+    post(srv.url, "metrics", metric_body("job", "2", [delta_counter("ticks", 1)]))
+    assert scrape(srv)['ticks_total{job="job"}'] == 5
+
+
+@pytest.mark.parametrize(
+    ("name", "unit", "kind", "monotonic", "expected"),
+    [
+        (
+            "http.server.request.duration",
+            "s",
+            HISTOGRAM,
+            False,
+            "http_server_request_duration_seconds",
+        ),
+        ("requests", "", SUM, True, "requests_total"),
+        ("requests_total", "", SUM, True, "requests_total"),
+        ("process.memory", "By", GAUGE, False, "process_memory_bytes"),
+        ("latency_seconds", "s", HISTOGRAM, False, "latency_seconds"),
+        ("cpu.utilization", "1", GAUGE, False, "cpu_utilization_ratio"),
+        ("items", "{item}", SUM, True, "items_total"),
+        ("throughput", "By/s", GAUGE, False, "throughput_bytes_per_second"),
+        ("2xx.count", "", SUM, False, "_2xx_count"),
+        ("a..b--c", "", GAUGE, False, "a_b_c"),
+    ],
+)
+def test_prometheus_names(name: str, unit: str, kind: int, monotonic: bool, expected: str) -> None:
+    assert prometheus_name(name, unit, kind, monotonic) == expected
+    assert re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expected)
