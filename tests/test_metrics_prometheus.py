@@ -1,0 +1,139 @@
+"""A real Prometheus scrapes otterscope while stateless "invocations" push delta metrics
+through ``otterscope.client``; otterscope restarts in the middle. Prometheus's own HTTP API
+must show the right counter value, no counter reset, and the right histogram quantile.
+
+Prometheus is the Debian package; it is installed here when missing (as root), and the test
+fails, not skips, when it cannot be.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from otterscope.client import Telemetry
+from tests.conftest import RunningServer, free_port
+
+
+def prometheus_binary() -> str:
+    found = shutil.which("prometheus")
+    if found:
+        return found
+    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, timeout=600)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "prometheus"],
+        check=True,
+        env=env,
+        timeout=900,
+    )
+    found = shutil.which("prometheus")
+    assert found, "the prometheus package installed no prometheus binary"
+    return found
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path, server: RunningServer) -> Iterator[str]:
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n"
+        "scrape_configs:\n"
+        "  - job_name: otterscope\n"
+        "    honor_labels: true\n"  # keep otterscope's job/instance labels
+        f"    static_configs:\n      - targets: ['127.0.0.1:{server.http_port}']\n"
+    )
+    log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - the child's lifetime
+    proc = subprocess.Popen(
+        [
+            prometheus_binary(),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
+            assert time.monotonic() < deadline, "prometheus did not get ready"
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+
+
+def query(prom: str, expr: str) -> list[dict[str, Any]]:
+    r = httpx.get(f"{prom}/api/v1/query", params={"query": expr}, timeout=10)
+    assert r.status_code == 200, r.text
+    result: list[dict[str, Any]] = r.json()["data"]["result"]
+    return result
+
+
+def wait_for(prom: str, expr: str, want: float, timeout: float = 30.0) -> float:
+    deadline = time.monotonic() + timeout
+    seen: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        seen = query(prom, expr)
+        if seen and abs(float(seen[0]["value"][1]) - want) < 1e-9:
+            return float(seen[0]["value"][1])
+        time.sleep(0.5)
+    raise AssertionError(f"{expr}: wanted {want}, Prometheus has {seen}")
+
+
+def invoke(url: str, orders: int, durations: list[float]) -> None:
+    """One function invocation: its own Telemetry (its own service.instance.id)."""
+    t = Telemetry(service_name="checkout-fn", endpoint=url)
+    t.counter("orders", orders, {"region": "eu"})
+    for d in durations:
+        t.histogram("work", d, {"region": "eu"}, boundaries=[10, 50, 100, 500])
+    assert t.flush(), t.last_error
+
+
+def test_prometheus_sees_right_totals_across_an_otterscope_restart(
+    server: RunningServer, prometheus: str
+) -> None:
+    counter = 'orders_total{job="checkout-fn",region="eu"}'
+    invoke(server.url, 3, [20, 30, 40])
+    invoke(server.url, 2, [30])
+    wait_for(prometheus, counter, 5)
+    assert server.stop() == 0  # a restart in the middle
+    server.start()
+    for _ in range(5):
+        invoke(server.url, 1, [45, 60])
+    wait_for(prometheus, counter, 10)
+    invoke(server.url, 10, [400])
+    wait_for(prometheus, counter, 20)
+    # No reset: the restart neither started the counter again nor counted anything twice.
+    (resets,) = query(prometheus, f"resets({counter}[5m])")
+    assert float(resets["value"][1]) == 0
+    # increase() over the whole run sees 20 - 5 from the first scraped value (Prometheus
+    # extrapolates towards the window's ends, so allow its tolerance).
+    (inc,) = query(prometheus, f"increase({counter}[5m])")
+    assert 15 <= float(inc["value"][1]) <= 15 * 1.5
+    # 15 durations: 9 in (10, 50], 5 in (50, 100], 1 in (100, 500]: the median is in
+    # (10, 50]; linear interpolation inside the bucket.
+    count = wait_for(prometheus, 'work_count{job="checkout-fn",region="eu"}', 15)
+    assert count == 15
+    (median,) = query(
+        prometheus,
+        'histogram_quantile(0.5, sum by (le) (work_bucket{job="checkout-fn"}))',
+    )
+    assert 10 < float(median["value"][1]) <= 50
