@@ -235,3 +235,16 @@ def test_stale_series_are_hidden_but_keep_their_state(make_server: Any) -> None:
 def test_prometheus_names(name: str, unit: str, kind: int, monotonic: bool, expected: str) -> None:
     assert prometheus_name(name, unit, kind, monotonic) == expected
     assert re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expected)
+
+
+def test_series_beyond_the_limit_go_to_the_overflow_series(make_server: Any) -> None:
+    srv: RunningServer = make_server(env={"OTTERSCOPE_METRICS__MAX_SERIES_PER_METRIC": "3"})
+    counters = [delta_counter("hits", i + 1, user=f"u{i}") for i in range(6)]
+    post(srv.url, "metrics", metric_body("web", "1", counters))
+    post(srv.url, "metrics", metric_body("web", "2", [delta_counter("hits", 100, user="u9")]))
+    got = scrape(srv)
+    hits = {k: v for k, v in got.items() if k.startswith("hits_total{")}
+    overflow = [k for k in hits if 'otel_metric_overflow="true"' in k]
+    assert len(hits) == 4 and len(overflow) == 1  # three series, then the overflow one
+    assert sum(hits.values()) == sum(range(1, 7)) + 100  # nothing dropped
+    assert got['otterscope_metric_overflow_points_total{metric="hits"}'] == 4

@@ -295,6 +295,13 @@ KEYS: tuple[Key, ...] = (
     ),
     Key(
         "metrics",
+        "max_series_per_metric",
+        2000,
+        _int,
+        "Series one metric may have per tenant; points of further series go to its overflow series.",
+    ),
+    Key(
+        "metrics",
         "stale_after",
         3600.0,
         parse_seconds,

@@ -123,6 +123,10 @@ class SelfMetrics:
             "otterscope_attributes_truncated_total",
             "Attribute values truncated by the length limit.",
         )
+        self.metric_overflow_points = Counter(
+            "otterscope_metric_overflow_points_total",
+            "Metric points folded into a metric's overflow series (per-metric series limit).",
+        )
         self.commit_seconds = Histogram(
             "otterscope_commit_duration_seconds",
             "Time to commit one group of batches to the store.",
@@ -141,6 +145,7 @@ class SelfMetrics:
             self.rejected_items,
             self.attributes_dropped,
             self.attributes_truncated,
+            self.metric_overflow_points,
             self.commit_seconds,
             *self.gauges,
         ]

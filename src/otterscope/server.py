@@ -95,9 +95,14 @@ class Server:
         self.writer.add_listener(
             lambda _seq, _b, seconds: self.metrics.commit_seconds.observe(seconds)
         )
-        self.metrics_state = MetricsState(
-            s.data_dir, Accumulator(s["metrics.exclude_resource_attributes"]), self.store
+        accumulator = Accumulator(
+            s["metrics.exclude_resource_attributes"],
+            s["metrics.max_series_per_metric"],
+            lambda tenant, name, points: self.metrics.metric_overflow_points.inc(
+                points, metric=name
+            ),
         )
+        self.metrics_state = MetricsState(s.data_dir, accumulator, self.store)
         self.metrics_state.load()
         self.live = LiveHub(buffer_messages=s["live.buffer_messages"])
         self.writer.add_listener(self.live.on_commit)

@@ -20,12 +20,17 @@ takes the points numbered after the last fold, aggregated per stored series by t
   points older than the one kept are ignored; a cumulative start time that moves forward is
   a reset (the new start is kept);
 - exponential histograms are not accumulated yet.
+
+Cardinality is bounded: a metric holds at most ``metrics.max_series_per_metric`` series per
+tenant; points of further series go to one overflow series (attributes
+``{"otel.metric.overflow": true}``, as the OpenTelemetry SDKs do) and are counted in
+``otterscope_metric_overflow_points_total``. Nothing is dropped and memory stays bounded.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,10 +101,24 @@ def _canonical(text: str | None, drop: frozenset[str] = frozenset()) -> str:
     return orjson.dumps({k: attrs[k] for k in sorted(attrs) if k not in drop}).decode()
 
 
+OVERFLOW_ATTRIBUTES = orjson.dumps({"otel.metric.overflow": True}).decode()
+OverflowListener = Callable[[str, str, int], None]
+
+
 class Accumulator:
-    def __init__(self, excluded: Iterable[str] = DEFAULT_EXCLUDED) -> None:
+    def __init__(
+        self,
+        excluded: Iterable[str] = DEFAULT_EXCLUDED,
+        max_series_per_metric: int = 2000,
+        on_overflow: OverflowListener | None = None,
+    ) -> None:
         self._excluded = frozenset(excluded)
         self._series: dict[SeriesKey, Series] = {}
+        # Series per (tenant, metric name): past the limit, new series go to one overflow
+        # series, as the OpenTelemetry SDKs do, so memory stays bounded.
+        self._per_metric: dict[tuple[str, str], int] = {}
+        self._limit = max_series_per_metric
+        self._on_overflow = on_overflow
         self._lock = threading.Lock()
         self.seq = 0  # every point numbered up to this is folded in
 
@@ -112,6 +131,10 @@ class Accumulator:
         with self._lock:
             self.seq = seq
             self._series = {s.key: s for s in series}
+            self._per_metric = {}
+            for s in self._series.values():
+                metric = (s.tenant, s.name)
+                self._per_metric[metric] = self._per_metric.get(metric, 0) + 1
 
     def fold(self, upto: int, aggregates: list[Row], delta_buckets: list[Row]) -> int:
         """Merge the aggregates of the points numbered in (self.seq, upto]; return how many
@@ -144,10 +167,17 @@ class Accumulator:
             description=row["description"] or "",
         )
         s = self._series.get(incoming.key)
+        if s is None and self._per_metric.get((incoming.tenant, incoming.name), 0) >= self._limit:
+            incoming.attributes = OVERFLOW_ATTRIBUTES
+            s = self._series.get(incoming.key)
+            if self._on_overflow is not None:
+                self._on_overflow(incoming.tenant, incoming.name, int(row["points"]))
         fresh = s is None
         if s is None:
             s = self._series[incoming.key] = incoming
             s.start_ns = int(row["start_min"] or row["time_max"] or 0)
+            metric = (s.tenant, s.name)
+            self._per_metric[metric] = self._per_metric.get(metric, 0) + 1
         s.unit = incoming.unit or s.unit
         s.description = incoming.description or s.description
         time = int(row["time_max"] or 0)
