@@ -248,3 +248,40 @@ def test_series_beyond_the_limit_go_to_the_overflow_series(make_server: Any) -> 
     assert len(hits) == 4 and len(overflow) == 1  # three series, then the overflow one
     assert sum(hits.values()) == sum(range(1, 7)) + 100  # nothing dropped
     assert got['otterscope_metric_overflow_points_total{metric="hits"}'] == 4
+
+
+def test_red_metrics_from_spans_with_the_spanmetrics_names(make_server: Any) -> None:
+    from tests.payloads import new_span_id, new_trace_id, span, traces_body
+
+    srv: RunningServer = make_server()
+    t0 = time.time_ns() - 10**9
+    spans = [
+        span(new_trace_id(), new_span_id(), "GET /cart", t0, ms * 10**6, status=status)
+        for ms, status in ((1, 0), (3, 0), (45, 2), (300, 2), (20_000, 0))
+    ]
+    post(srv.url, "traces", traces_body("shop", spans))
+    labels = 'job="shop",service_name="shop",span_kind="SPAN_KIND_SERVER",span_name="GET /cart"'
+    calls = "traces_span_metrics_calls_total"
+    duration = "traces_span_metrics_duration_milliseconds"
+
+    def check() -> None:
+        got = scrape(srv)
+        assert got[f'{calls}{{{labels},status_code="STATUS_CODE_ERROR"}}'] == 2
+        assert got[f'{calls}{{{labels},status_code="STATUS_CODE_UNSET"}}'] == 3
+        unset = f'{labels},status_code="STATUS_CODE_UNSET"'
+        assert got[f'{duration}_bucket{{{unset},le="2"}}'] == 1
+        assert got[f'{duration}_bucket{{{unset},le="4"}}'] == 2
+        assert got[f'{duration}_bucket{{{unset},le="15000"}}'] == 2
+        assert got[f'{duration}_bucket{{{unset},le="+Inf"}}'] == 3
+        assert got[f"{duration}_sum{{{unset}}}"] == 20_004
+        error = f'{labels},status_code="STATUS_CODE_ERROR"'
+        assert got[f'{duration}_bucket{{{error},le="50"}}'] == 1
+        assert got[f"{duration}_count{{{error}}}"] == 2
+
+    check()
+    assert srv.stop() == 0
+    srv.start()
+    check()  # restored from the snapshot, not counted again
+    srv.kill()
+    srv.start()
+    check()

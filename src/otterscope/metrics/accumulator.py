@@ -21,6 +21,11 @@ takes the points numbered after the last fold, aggregated per stored series by t
   a reset (the new start is kept);
 - exponential histograms are not accumulated yet.
 
+Spans are folded the same way into request, error and duration metrics named as the
+OpenTelemetry Collector's spanmetrics connector names them: ``traces_span_metrics_calls_total``
+and the ``traces_span_metrics_duration_milliseconds`` histogram, labelled ``service_name``,
+``span_name``, ``span_kind`` and ``status_code``, with its default buckets.
+
 Cardinality is bounded: a metric holds at most ``metrics.max_series_per_metric`` series per
 tenant; points of further series go to one overflow series (attributes
 ``{"otel.metric.overflow": true}``, as the OpenTelemetry SDKs do) and are counted in
@@ -29,12 +34,15 @@ tenant; points of further series go to one overflow series (attributes
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from otterscope.store.base import SPAN_DURATION_BOUNDS_MS, MetricAggregates
 
 GAUGE, SUM, HISTOGRAM, EXP_HISTOGRAM, SUMMARY = 1, 2, 3, 4, 5
 DELTA, CUMULATIVE = 1, 2
@@ -101,6 +109,21 @@ def _canonical(text: str | None, drop: frozenset[str] = frozenset()) -> str:
     return orjson.dumps({k: attrs[k] for k in sorted(attrs) if k not in drop}).decode()
 
 
+# RED metrics from spans, named as the OpenTelemetry Collector's spanmetrics connector names
+# them (with its default buckets), so dashboards built for it work unchanged.
+RED_CALLS = "traces.span.metrics.calls"
+RED_DURATION = "traces.span.metrics.duration"
+RED_BOUNDS_MS = SPAN_DURATION_BOUNDS_MS
+SPAN_KINDS = (
+    "SPAN_KIND_UNSPECIFIED",
+    "SPAN_KIND_INTERNAL",
+    "SPAN_KIND_SERVER",
+    "SPAN_KIND_CLIENT",
+    "SPAN_KIND_PRODUCER",
+    "SPAN_KIND_CONSUMER",
+)
+STATUS_CODES = ("STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR")
+
 OVERFLOW_ATTRIBUTES = orjson.dumps({"otel.metric.overflow": True}).decode()
 OverflowListener = Callable[[str, str, int], None]
 
@@ -136,19 +159,85 @@ class Accumulator:
                 metric = (s.tenant, s.name)
                 self._per_metric[metric] = self._per_metric.get(metric, 0) + 1
 
-    def fold(self, upto: int, aggregates: list[Row], delta_buckets: list[Row]) -> int:
-        """Merge the aggregates of the points numbered in (self.seq, upto]; return how many
-        points they held."""
+    def fold(self, folded: MetricAggregates) -> int:
+        """Merge what was committed in (self.seq, folded.upto]; return the points and spans
+        it held."""
         sums: dict[tuple[Any, ...], list[int]] = {
-            _stored_key(r): list(r["buckets"] or []) for r in delta_buckets
+            _stored_key(r): list(r["buckets"] or []) for r in folded.delta_buckets
         }
-        points = 0
+        count = 0
         with self._lock:
-            for row in aggregates:
-                points += int(row["points"])
+            for row in folded.points:
+                count += int(row["points"])
                 self._merge(row, sums.get(_stored_key(row)))
-            self.seq = max(self.seq, upto)
-        return points
+            for row in folded.spans:
+                count += int(row["calls"])
+                self._merge_red(row)
+            self.seq = max(self.seq, folded.upto)
+        return count
+
+    def _merge_red(self, row: Row) -> None:
+        """Spans as the spanmetrics connector's calls counter and duration histogram."""
+        service = row["service_name"] or "unknown_service"
+        kind = int(row["kind"] or 0)
+        status = int(row["status_code"] or 0)
+        attrs = orjson.dumps(
+            {
+                "service.name": service,
+                "span.kind": SPAN_KINDS[kind] if 0 <= kind < len(SPAN_KINDS) else str(kind),
+                "span.name": row["name"] or "",
+                "status.code": STATUS_CODES[status] if 0 <= status < 3 else str(status),
+            }
+        ).decode()
+        resource = orjson.dumps({"service.name": service}).decode()
+        calls = int(row["calls"])
+        cumulative = [int(row[f"le_{i}"]) for i in range(len(RED_BOUNDS_MS))] + [calls]
+        buckets = [cumulative[0]] + [b - a for a, b in itertools.pairwise(cumulative)]
+        for name, kind_ in ((RED_CALLS, SUM), (RED_DURATION, HISTOGRAM)):
+            key = (row["tenant"], resource, "\0", name, attrs, str(kind_), 1, True)
+            s = self._series.get(key)
+            if s is None and self._per_metric.get((row["tenant"], name), 0) >= self._limit:
+                # Span names can be as many as URLs: the same limit as for any metric.
+                key = (
+                    row["tenant"],
+                    resource,
+                    "\0",
+                    name,
+                    OVERFLOW_ATTRIBUTES,
+                    str(kind_),
+                    1,
+                    True,
+                )
+                s = self._series.get(key)
+                attrs_here = OVERFLOW_ATTRIBUTES
+                if self._on_overflow is not None:
+                    self._on_overflow(row["tenant"], name, calls)
+            else:
+                attrs_here = attrs
+            if s is None:
+                s = Series(
+                    tenant=row["tenant"],
+                    resource=resource,
+                    scope_name="",
+                    scope_version="",
+                    name=name,
+                    kind=kind_,
+                    monotonic=True,
+                    attributes=attrs_here,
+                    unit="ms" if kind_ == HISTOGRAM else "",
+                    start_ns=int(row["start_min"] or 0),
+                    bounds=tuple(float(b) for b in RED_BOUNDS_MS),
+                    buckets=[0] * (len(RED_BOUNDS_MS) + 1),
+                )
+                self._series[s.key] = s
+                self._per_metric[(s.tenant, name)] = self._per_metric.get((s.tenant, name), 0) + 1
+            s.time_ns = max(s.time_ns, int(row["time_max"] or 0))
+            if kind_ == SUM:
+                s.value += calls
+            else:
+                s.buckets = [a + b for a, b in zip(s.buckets, buckets, strict=True)]
+                s.count += calls
+                s.sum += float(row["sum_ms"] or 0.0)
 
     def _merge(self, row: Row, delta_buckets: list[int] | None) -> None:
         kind = int(row["metric_type"])

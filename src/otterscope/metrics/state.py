@@ -51,14 +51,12 @@ class MetricsState:
     def refresh(self) -> int:
         """Fold in every metric point committed since the last fold."""
         with self._fold_lock:
-            upto, aggregates, buckets = self._store.metric_aggregates(self.accumulator.seq)
-            return self.accumulator.fold(upto, aggregates, buckets)
+            return self.accumulator.fold(self._store.metric_aggregates(self.accumulator.seq))
 
     def save(self) -> int:
         """Fold, then write the snapshot durably; return the sequence number it covers."""
         with self._fold_lock:
-            upto, aggregates, buckets = self._store.metric_aggregates(self.accumulator.seq)
-            self.accumulator.fold(upto, aggregates, buckets)
+            self.accumulator.fold(self._store.metric_aggregates(self.accumulator.seq))
             seq, series = self.accumulator.snapshot()
         doc = {"version": _VERSION, "seq": seq, "series": [s.to_json() for s in series]}
         tmp = self.path.with_name(FILE + ".tmp")

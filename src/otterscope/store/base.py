@@ -25,6 +25,36 @@ class StoreStats:
     last_seq: int
 
 
+# The span duration buckets of the RED metrics: the OpenTelemetry Collector spanmetrics
+# connector's defaults, in milliseconds.
+SPAN_DURATION_BOUNDS_MS = (
+    2,
+    4,
+    6,
+    8,
+    10,
+    50,
+    100,
+    200,
+    400,
+    800,
+    1000,
+    1400,
+    2000,
+    5000,
+    10000,
+    15000,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricAggregates:
+    upto: int  # the last ingest sequence number folded in
+    points: list[Row]  # per stored metric series (see sql.metric_aggregates)
+    delta_buckets: list[Row]  # per delta histogram series, bucket counts added up
+    spans: list[Row]  # per (tenant, service, span name, kind, status): calls, durations
+
+
 class Store(Protocol):
     def write(self, batches: Sequence[Batch]) -> int:
         """Commit the batches in one transaction; return the ingest sequence number."""
@@ -69,8 +99,9 @@ class Store(Protocol):
         limit: int,
     ) -> list[Any]: ...
 
-    def metric_aggregates(self, after_seq: int) -> tuple[int, list[Row], list[Row]]:
-        """Metric points numbered after ``after_seq``, folded per stored series."""
+    def metric_aggregates(self, after_seq: int) -> MetricAggregates:
+        """What was committed after ``after_seq``, folded per series (metric points, and
+        the spans' request, error and duration figures)."""
         ...
 
     def delete(self, tenant: str, trace_id: bytes, span_id: bytes | None = None) -> int:

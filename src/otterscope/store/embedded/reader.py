@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from otterscope.errors import QueryTimeout, StoreError
 from otterscope.otlp.anyvalue import to_api
 from otterscope.query.model import FetchQuery, LogQuery, Page, TraceQuery, TraceSummary
-from otterscope.store.base import Row
+from otterscope.store.base import MetricAggregates, Row
 from otterscope.store.embedded import sql
 from otterscope.store.embedded.deletes import Tombstones
 from otterscope.store.embedded.layout import HOUR_NS, SealedFile
@@ -372,15 +372,19 @@ class Reader:
             more = len(found) > query.limit
         return Page(found[: query.limit], snap.pin, more)
 
-    def metric_aggregates(self, after_seq: int) -> tuple[int, list[Row], list[Row]]:
-        """Metric points numbered after ``after_seq`` folded per stored series: (the last
-        number folded, the aggregates, the summed bucket counts of delta histograms)."""
+    def metric_aggregates(self, after_seq: int) -> MetricAggregates:
+        """What was committed after ``after_seq``, folded per series: metric points (and
+        the summed bucket counts of delta histograms) and the spans' RED figures."""
         with self._sources_lock.read():
             snap = self._snapshot("metrics", None)
             params = [after_seq, snap.pin]
             names, rows = self._run(sql.metric_aggregates(snap.source), params, snap.tables)
             bnames, brows = self._run(sql.delta_bucket_sums(snap.source), params, snap.tables)
-        return snap.pin, _rows(names, rows), _rows(bnames, brows)
+            spans = self._snapshot("traces", None, pin=snap.pin)
+            rnames, rrows = self._run(sql.span_red(spans.source), params, spans.tables)
+        return MetricAggregates(
+            snap.pin, _rows(names, rows), _rows(bnames, brows), _rows(rnames, rrows)
+        )
 
     def attribute_keys(
         self, tenant: str, signal: str, prefix: str, start_ns: int, end_ns: int, limit: int

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from otterscope.otlp.schema import SCHEMAS, TABLES
 from otterscope.query.model import FetchQuery, LogQuery, TraceQuery
+from otterscope.store.base import SPAN_DURATION_BOUNDS_MS
 
 _TYPES = {
     pa.string(): "VARCHAR",
@@ -460,4 +461,21 @@ def delta_bucket_sums(src: str) -> str:
         f"FROM {src} WHERE ingest_seq > ? AND ingest_seq <= ? "
         "AND metric_type = 3 AND aggregation_temporality = 1"
         f") GROUP BY {_SERIES}, i) GROUP BY {_SERIES}"
+    )
+
+
+def span_red(src: str) -> str:
+    """Request, error and duration figures of the spans numbered in (after, upto], per
+    tenant, service, span name, kind and status (parameters: after, upto). ``le_i`` counts
+    the spans no longer than the i-th bound of SPAN_DURATION_BOUNDS_MS (cumulative)."""
+    buckets = ", ".join(
+        f"count(*) FILTER (WHERE duration_nano <= {int(ms) * 1_000_000}) AS le_{i}"
+        for i, ms in enumerate(SPAN_DURATION_BOUNDS_MS)
+    )
+    return (
+        "SELECT tenant, service_name, name, kind, status_code, count(*) AS calls, "
+        "sum(duration_nano) / 1e6 AS sum_ms, min(start_time_unix_nano) AS start_min, "
+        f"max(end_time_unix_nano) AS time_max, {buckets} "
+        f"FROM {src} WHERE ingest_seq > ? AND ingest_seq <= ? "
+        "GROUP BY tenant, service_name, name, kind, status_code"
     )
