@@ -42,6 +42,7 @@ from typing import Any
 
 import orjson
 
+from otterscope.query.shapes import SPAN_KINDS, STATUS_CODES
 from otterscope.store.base import SPAN_DURATION_BOUNDS_MS, MetricAggregates
 
 GAUGE, SUM, HISTOGRAM, EXP_HISTOGRAM, SUMMARY = 1, 2, 3, 4, 5
@@ -114,15 +115,6 @@ def _canonical(text: str | None, drop: frozenset[str] = frozenset()) -> str:
 RED_CALLS = "traces.span.metrics.calls"
 RED_DURATION = "traces.span.metrics.duration"
 RED_BOUNDS_MS = SPAN_DURATION_BOUNDS_MS
-SPAN_KINDS = (
-    "SPAN_KIND_UNSPECIFIED",
-    "SPAN_KIND_INTERNAL",
-    "SPAN_KIND_SERVER",
-    "SPAN_KIND_CLIENT",
-    "SPAN_KIND_PRODUCER",
-    "SPAN_KIND_CONSUMER",
-)
-STATUS_CODES = ("STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR")
 
 OVERFLOW_ATTRIBUTES = orjson.dumps({"otel.metric.overflow": True}).decode()
 OverflowListener = Callable[[str, str, int], None]
