@@ -285,3 +285,51 @@ def test_red_metrics_from_spans_with_the_spanmetrics_names(make_server: Any) -> 
     srv.kill()
     srv.start()
     check()
+
+
+def test_api_metrics_lists_names_types_units_and_labels(server: RunningServer) -> None:
+    from tests.payloads import new_span_id, new_trace_id, span, traces_body
+
+    post(
+        server.url,
+        "metrics",
+        metric_body(
+            "api",
+            "a",
+            [
+                delta_histogram("http.server.duration", [5]),
+                delta_counter("bytes.sent", 100, unit="By", route="/a"),
+                gauge("queue.depth", 7.5),
+            ],
+        ),
+    )
+    post(
+        server.url,
+        "traces",
+        traces_body("api", [span(new_trace_id(), new_span_id(), "op", time.time_ns())]),
+    )
+    r = httpx.get(f"{server.url}/api/metrics")
+    assert r.status_code == 200, r.text
+    by_name = {m["name"]: m for m in r.json()["metrics"]}
+    assert by_name["bytes.sent"] == {
+        "name": "bytes.sent",
+        "prometheusName": "bytes_sent_bytes_total",
+        "type": "counter",
+        "unit": "By",
+        "description": "",
+        "labels": ["job", "route"],
+    }
+    assert by_name["http.server.duration"]["type"] == "histogram"
+    assert by_name["http.server.duration"]["prometheusName"] == "http_server_duration_milliseconds"
+    assert by_name["queue.depth"]["labels"] == ["instance", "job"]
+    assert (
+        by_name["traces.span.metrics.calls"]["prometheusName"] == "traces_span_metrics_calls_total"
+    )
+    assert by_name["traces.span.metrics.duration"]["labels"] == [
+        "job",
+        "service_name",
+        "span_kind",
+        "span_name",
+        "status_code",
+    ]
+    assert httpx.get(f"{server.url}/api/metrics?x=1").status_code == 400

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from otterscope.api import attributes, compat, fetch, health, live, logs, openapi, traces
+from otterscope.api import attributes, compat, fetch, health, live, logs, metrics, openapi, traces
 from otterscope.api.errors import error_response
 from otterscope.api.state import AppState, Endpoint
 from otterscope.errors import MethodNotAllowed, NotFound, OtterscopeError
@@ -59,7 +59,7 @@ def build_app(state: AppState, receiver: OtlpHttpReceiver) -> ASGIApp:
     routes.append(Route("/v1/traces", _traces_root(receiver), methods=ALL_METHODS))
     # fetch before traces: /api/traces/fetch is not a trace id.
     routes += health.ROUTES + fetch.ROUTES + traces.ROUTES + logs.ROUTES
-    routes += compat.ROUTES + attributes.ROUTES
+    routes += compat.ROUTES + attributes.ROUTES + metrics.ROUTES
     routes += live.ROUTES
     routes += openapi.ROUTES
     app = Starlette(

@@ -495,6 +495,42 @@ ATTRIBUTES = {
         ),
     },
 }
+METRICS = {
+    "/api/metrics": {
+        "get": op(
+            "list_metrics",
+            "The tenant's metrics, with their Prometheus names and labels",
+            ok(
+                "Metrics.",
+                obj(
+                    {
+                        "metrics": array(
+                            obj(
+                                {
+                                    "name": STRING,
+                                    "prometheusName": STRING,
+                                    "type": {
+                                        "type": "string",
+                                        "enum": [
+                                            "counter",
+                                            "updowncounter",
+                                            "gauge",
+                                            "histogram",
+                                            "summary",
+                                        ],
+                                    },
+                                    "unit": STRING,
+                                    "description": STRING,
+                                    "labels": array(STRING),
+                                }
+                            )
+                        )
+                    }
+                ),
+            ),
+        )
+    },
+}
 LIVE = {
     "/api/ws": {
         "get": op(
@@ -547,6 +583,7 @@ _SECTIONS: dict[str, dict[str, Any]] = {
     "fetch": FETCH,
     "compat": COMPAT,
     "attributes": ATTRIBUTES,
+    "metrics": METRICS,
     "live": LIVE,
     "health": HEALTH,
 }

@@ -136,6 +136,11 @@ def _series_labels(s: Series, resource: dict[str, Any]) -> list[tuple[str, str]]
     return sorted(labels.items())
 
 
+def label_names(s: Series, resource: dict[str, Any]) -> list[str]:
+    """The label names a series is exposed with."""
+    return [name for name, _ in _series_labels(s, resource)]
+
+
 _TYPES = {GAUGE: "gauge", HISTOGRAM: "histogram", SUMMARY: "summary"}
 _TARGET_KEYS = ("service.name", "service.namespace", "service.instance.id")
 
