@@ -333,3 +333,49 @@ def test_api_metrics_lists_names_types_units_and_labels(server: RunningServer) -
         "status_code",
     ]
     assert httpx.get(f"{server.url}/api/metrics?x=1").status_code == 400
+
+
+def exp_histogram(scale: int, offset: int, counts: list[int], zero: int = 0) -> dict[str, Any]:
+    now = time.time_ns()
+    return {
+        "name": "payload.size",
+        "unit": "By",
+        "exponentialHistogram": {
+            "aggregationTemporality": 1,
+            "dataPoints": [
+                {
+                    "startTimeUnixNano": str(now - 10**9),
+                    "timeUnixNano": str(now),
+                    "count": str(sum(counts) + zero),
+                    "sum": 10.0,
+                    "scale": scale,
+                    "zeroCount": str(zero),
+                    "positive": {"offset": offset, "bucketCounts": [str(c) for c in counts]},
+                }
+            ],
+        },
+    }
+
+
+def test_exponential_histograms_add_across_scales_and_show_as_classic_buckets(
+    make_server: Any,
+) -> None:
+    srv: RunningServer = make_server()
+    # Scale 1: buckets (1, 1.41], (1.41, 2]; scale 0: bucket (2, 4]. Added at scale 0.
+    post(srv.url, "metrics", metric_body("up", "1", [exp_histogram(1, 0, [1, 2], zero=1)]))
+    post(srv.url, "metrics", metric_body("up", "2", [exp_histogram(0, 1, [3])]))
+
+    def check() -> None:
+        got = scrape(srv)
+        name = "payload_size_bytes"
+        assert got[f'{name}_bucket{{job="up",le="0"}}'] == 1
+        assert got[f'{name}_bucket{{job="up",le="2"}}'] == 4
+        assert got[f'{name}_bucket{{job="up",le="4"}}'] == 7
+        assert got[f'{name}_bucket{{job="up",le="+Inf"}}'] == 7
+        assert got[f'{name}_count{{job="up"}}'] == 7
+        assert got[f'{name}_sum{{job="up"}}'] == 20
+
+    check()
+    assert srv.stop() == 0
+    srv.start()
+    check()

@@ -19,7 +19,8 @@ takes the points numbered after the last fold, aggregated per stored series by t
 - cumulative sums, histograms, summaries and gauges: the point with the latest time wins;
   points older than the one kept are ignored; a cumulative start time that moves forward is
   a reset (the new start is kept);
-- exponential histograms are not accumulated yet.
+- exponential histograms: deltas are added bucket by bucket after bringing both to the
+  coarser scale; cumulative ones take the latest; exposed as classic buckets.
 
 Spans are folded the same way into request, error and duration metrics named as the
 OpenTelemetry Collector's spanmetrics connector names them: ``traces_span_metrics_calls_total``
@@ -42,6 +43,7 @@ from typing import Any
 
 import orjson
 
+from otterscope.metrics import exponential
 from otterscope.query.shapes import SPAN_KINDS, STATUS_CODES
 from otterscope.store.base import SPAN_DURATION_BOUNDS_MS, MetricAggregates
 
@@ -78,6 +80,14 @@ class Series:
     bounds: tuple[float, ...] = ()
     buckets: list[int] = field(default_factory=list)
     quantiles: list[tuple[float, float]] = field(default_factory=list)
+    # Exponential histograms: scale, zero bucket, and the positive and negative buckets.
+    scale: int = 0
+    zero_count: int = 0
+    zero_threshold: float = 0.0
+    pos_offset: int = 0
+    pos: list[int] = field(default_factory=list)
+    neg_offset: int = 0
+    neg: list[int] = field(default_factory=list)
     resets: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -162,6 +172,9 @@ class Accumulator:
             for row in folded.points:
                 count += int(row["points"])
                 self._merge(row, sums.get(_stored_key(row)))
+            for row in folded.exp_points:
+                count += 1
+                self._merge_exponential(row)
             for row in folded.spans:
                 count += int(row["calls"])
                 self._merge_red(row)
@@ -231,8 +244,8 @@ class Accumulator:
                 s.count += calls
                 s.sum += float(row["sum_ms"] or 0.0)
 
-    def _merge(self, row: Row, delta_buckets: list[int] | None) -> None:
-        kind = int(row["metric_type"])
+    def _series_for(self, row: Row, points: int) -> tuple[Series, bool]:
+        """The series a stored series' row folds into (created when new: True)."""
         delta = row["aggregation_temporality"] == DELTA
         drop = self._excluded if delta else frozenset()
         incoming = Series(
@@ -241,7 +254,7 @@ class Accumulator:
             scope_name=row["scope_name"] or "",
             scope_version=row["scope_version"] or "",
             name=row["metric_name"],
-            kind=kind,
+            kind=int(row["metric_type"]),
             monotonic=bool(row["is_monotonic"]),
             attributes=_canonical(row["attributes"]),
             unit=row["unit"] or "",
@@ -252,15 +265,21 @@ class Accumulator:
             incoming.attributes = OVERFLOW_ATTRIBUTES
             s = self._series.get(incoming.key)
             if self._on_overflow is not None:
-                self._on_overflow(incoming.tenant, incoming.name, int(row["points"]))
-        fresh = s is None
-        if s is None:
-            s = self._series[incoming.key] = incoming
-            s.start_ns = int(row["start_min"] or row["time_max"] or 0)
-            metric = (s.tenant, s.name)
-            self._per_metric[metric] = self._per_metric.get(metric, 0) + 1
-        s.unit = incoming.unit or s.unit
-        s.description = incoming.description or s.description
+                self._on_overflow(incoming.tenant, incoming.name, points)
+        if s is not None:
+            s.unit = incoming.unit or s.unit
+            s.description = incoming.description or s.description
+            return s, False
+        s = self._series[incoming.key] = incoming
+        s.start_ns = int(row["start_min"] or row["time_max"] or 0)
+        metric = (s.tenant, s.name)
+        self._per_metric[metric] = self._per_metric.get(metric, 0) + 1
+        return s, True
+
+    def _merge(self, row: Row, delta_buckets: list[int] | None) -> None:
+        kind = int(row["metric_type"])
+        delta = row["aggregation_temporality"] == DELTA
+        s, fresh = self._series_for(row, int(row["points"]))
         time = int(row["time_max"] or 0)
         if kind in (GAUGE, SUM) and delta:
             s.value += float(row["value_sum"] or 0.0)
@@ -269,6 +288,13 @@ class Accumulator:
             _add_histogram(s, row, delta_buckets or [], fresh)
         elif fresh or time >= s.time_ns:
             _take_latest(s, row, kind, fresh)
+
+    def _merge_exponential(self, row: Row) -> None:
+        s, fresh = self._series_for(row, 1)
+        if row["aggregation_temporality"] == DELTA:
+            exponential.add(s, row, fresh)
+        elif fresh or int(row["time_max"] or 0) >= s.time_ns:
+            exponential.take(s, row, fresh)
 
 
 def _stored_key(row: Row) -> tuple[Any, ...]:

@@ -9,7 +9,8 @@ Point attributes become labels (keys sanitised the same way); ``service.name`` a
 ``service.namespace`` become the ``job`` label and ``service.instance.id`` (kept by
 cumulative series only) the ``instance`` label; the rest of the resource goes to one
 ``target_info`` series per job and instance. Histograms are ``_bucket{le}``/``_sum``/``_count``,
-summaries ``{quantile}``/``_sum``/``_count``. Series not updated for ``stale_after_ns`` are
+summaries ``{quantile}``/``_sum``/``_count``; exponential histograms become classic
+histograms with one ``le`` per exponential bucket. Series not updated for ``stale_after_ns`` are
 left out (their state is kept: they come back with their full value when updated again).
 """
 
@@ -23,7 +24,8 @@ from typing import Any
 
 import orjson
 
-from otterscope.metrics.accumulator import GAUGE, HISTOGRAM, SUM, SUMMARY, Series
+from otterscope.metrics.accumulator import EXP_HISTOGRAM, GAUGE, HISTOGRAM, SUM, SUMMARY, Series
+from otterscope.metrics.exponential import classic_buckets
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]+")
 _LABEL_INVALID = re.compile(r"[^a-zA-Z0-9_]+")
@@ -141,7 +143,7 @@ def label_names(s: Series, resource: dict[str, Any]) -> list[str]:
     return [name for name, _ in _series_labels(s, resource)]
 
 
-_TYPES = {GAUGE: "gauge", HISTOGRAM: "histogram", SUMMARY: "summary"}
+_TYPES = {GAUGE: "gauge", HISTOGRAM: "histogram", EXP_HISTOGRAM: "histogram", SUMMARY: "summary"}
 _TARGET_KEYS = ("service.name", "service.namespace", "service.instance.id")
 
 
@@ -206,9 +208,14 @@ def _samples(name: str, s: Series, labels: list[tuple[str, str]]) -> Iterator[st
     if s.kind in (GAUGE, SUM):
         yield f"{name}{_labels(labels)} {_num(s.value)}"
         return
-    if s.kind == HISTOGRAM:
+    if s.kind in (HISTOGRAM, EXP_HISTOGRAM):
+        pairs = (
+            zip((*s.bounds, math.inf), s.buckets, strict=False)
+            if s.kind == HISTOGRAM
+            else classic_buckets(s)
+        )
         running = 0
-        for bound, count in zip((*s.bounds, math.inf), s.buckets, strict=False):
+        for bound, count in pairs:
             running += count
             yield f"{name}_bucket{_labels([*labels, ('le', _num(bound))])} {running}"
     elif s.kind == SUMMARY:

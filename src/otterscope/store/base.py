@@ -8,7 +8,7 @@ called from any thread at any time and never see a half-written batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from otterscope.otlp.rows import Batch
@@ -53,6 +53,7 @@ class MetricAggregates:
     points: list[Row]  # per stored metric series (see sql.metric_aggregates)
     delta_buckets: list[Row]  # per delta histogram series, bucket counts added up
     spans: list[Row]  # per (tenant, service, span name, kind, status): calls, durations
+    exp_points: list[Row] = field(default_factory=list)  # exponential histogram points
 
 
 class Store(Protocol):

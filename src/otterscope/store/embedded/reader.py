@@ -380,10 +380,15 @@ class Reader:
             params = [after_seq, snap.pin]
             names, rows = self._run(sql.metric_aggregates(snap.source), params, snap.tables)
             bnames, brows = self._run(sql.delta_bucket_sums(snap.source), params, snap.tables)
+            enames, erows = self._run(sql.exponential_points(snap.source), params, snap.tables)
             spans = self._snapshot("traces", None, pin=snap.pin)
             rnames, rrows = self._run(sql.span_red(spans.source), params, spans.tables)
         return MetricAggregates(
-            snap.pin, _rows(names, rows), _rows(bnames, brows), _rows(rnames, rrows)
+            snap.pin,
+            _rows(names, rows),
+            _rows(bnames, brows),
+            _rows(rnames, rrows),
+            _rows(enames, erows),
         )
 
     def attribute_keys(

@@ -479,3 +479,18 @@ def span_red(src: str) -> str:
         f"FROM {src} WHERE ingest_seq > ? AND ingest_seq <= ? "
         "GROUP BY tenant, service_name, name, kind, status_code"
     )
+
+
+def exponential_points(src: str) -> str:
+    """Exponential histogram points numbered in (after, upto], in commit order (parameters:
+    after, upto); they are folded one by one (their buckets shift with the scale)."""
+    return (
+        "SELECT tenant, resource_attributes, scope_name, scope_version, metric_name, "
+        "metric_type, aggregation_temporality, is_monotonic, attributes, "
+        "metric_unit AS unit, metric_description AS description, "
+        "start_time_unix_nano AS start_min, time_unix_nano AS time_max, count, sum, min, max, "
+        "scale, zero_count, zero_threshold, positive_offset, positive_bucket_counts, "
+        "negative_offset, negative_bucket_counts "
+        f"FROM {src} WHERE ingest_seq > ? AND ingest_seq <= ? AND metric_type = 4 "
+        "ORDER BY ingest_seq"
+    )
