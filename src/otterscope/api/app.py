@@ -13,13 +13,11 @@ from starlette.types import ASGIApp
 
 from otterscope.api import attributes, compat, fetch, health, live, logs, metrics, openapi, traces
 from otterscope.api.errors import error_response
-from otterscope.api.state import AppState, Endpoint
+from otterscope.api.state import ALL_METHODS, AppState, Endpoint
 from otterscope.errors import MethodNotAllowed, NotFound, OtterscopeError
 from otterscope.ingest.http import OtlpHttpReceiver
 
 log = logging.getLogger("otterscope.api")
-
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from otterscope.api.paging import begin
 from otterscope.api.responses import json_response
-from otterscope.api.state import api_endpoint, app_state, principal
+from otterscope.api.state import ALL_METHODS, api_endpoint, app_state, principal
 from otterscope.errors import BadRequest, MethodNotAllowed, PayloadTooLarge
 from otterscope.query import params as p
 from otterscope.query.metric_shapes import metrics_to_otlp_json
@@ -29,7 +29,6 @@ from otterscope.query.shapes import logs_to_otlp_json, spans_to_otlp_json
 from otterscope.store.base import Row
 
 MAX_BODY = 64 * 1024
-_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 _FIELDS = {"startTimeUnixNano", "endTimeUnixNano", "limit", "cursor"}
 
 _ENCODERS: dict[str, Callable[[Iterable[Row]], dict[str, Any]]] = {
@@ -143,6 +142,6 @@ def _after(
 
 
 ROUTES = [
-    Route(f"/api/{signal}/fetch", endpoint(signal), methods=_ALL_METHODS)
+    Route(f"/api/{signal}/fetch", endpoint(signal), methods=ALL_METHODS)
     for signal in ("traces", "metrics", "logs")
 ]

@@ -51,6 +51,9 @@ def principal(request: Request, scope: str) -> Principal:
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
+# Routes that answer every method themselves (405 with Allow where one is not theirs).
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
 
 def api_endpoint(fn: Endpoint) -> Endpoint:
     """Turn any ``OtterscopeError`` raised by a route into the JSON error shape."""

@@ -38,7 +38,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -52,7 +52,7 @@ DELTA, CUMULATIVE = 1, 2
 
 DEFAULT_EXCLUDED = ("service.instance.id",)
 
-SeriesKey = tuple[str, str, str, str, str, str, int, bool]
+SeriesKey = tuple[str, str, str, str, str, int, bool]
 Row = dict[str, Any]
 
 
@@ -109,9 +109,8 @@ class Series:
             self.scope_name + "\0" + self.scope_version,
             self.name,
             self.attributes,
-            str(self.kind),
-            int(self.monotonic),
-            self.kind in (SUM, HISTOGRAM),
+            self.kind,
+            self.monotonic,
         )
 
 
@@ -150,7 +149,17 @@ class Accumulator:
     def snapshot(self) -> tuple[int, list[Series]]:
         """The folded sequence number and a copy of every series."""
         with self._lock:
-            return self.seq, [Series.from_json(s.to_json()) for s in self._series.values()]
+            # Only the lists are mutable in place; the rest is replaced on update.
+            return self.seq, [
+                replace(
+                    s,
+                    buckets=list(s.buckets),
+                    quantiles=list(s.quantiles),
+                    pos=list(s.pos),
+                    neg=list(s.neg),
+                )
+                for s in self._series.values()
+            ]
 
     def restore(self, seq: int, series: Iterable[Series]) -> None:
         with self._lock:
@@ -199,20 +208,11 @@ class Accumulator:
         cumulative = [int(row[f"le_{i}"]) for i in range(len(RED_BOUNDS_MS))] + [calls]
         buckets = [cumulative[0]] + [b - a for a, b in itertools.pairwise(cumulative)]
         for name, kind_ in ((RED_CALLS, SUM), (RED_DURATION, HISTOGRAM)):
-            key = (row["tenant"], resource, "\0", name, attrs, str(kind_), 1, True)
+            key = (row["tenant"], resource, "\0", name, attrs, kind_, True)
             s = self._series.get(key)
             if s is None and self._per_metric.get((row["tenant"], name), 0) >= self._limit:
                 # Span names can be as many as URLs: the same limit as for any metric.
-                key = (
-                    row["tenant"],
-                    resource,
-                    "\0",
-                    name,
-                    OVERFLOW_ATTRIBUTES,
-                    str(kind_),
-                    1,
-                    True,
-                )
+                key = (row["tenant"], resource, "\0", name, OVERFLOW_ATTRIBUTES, kind_, True)
                 s = self._series.get(key)
                 attrs_here = OVERFLOW_ATTRIBUTES
                 if self._on_overflow is not None:
