@@ -531,6 +531,73 @@ METRICS = {
         )
     },
 }
+METRIC_QUERY_TEXT = (
+    "Series of one metric per step. `label.<key>=<value>` (repeatable) keeps the series "
+    "with that label, by OTLP attribute key (point attributes, then resource) or by "
+    "Prometheus label name (`job`, `instance`, sanitised keys). Counters aggregate each "
+    "series' reset-aware increase in the step; gauges each series' latest value; histograms "
+    "their observations (`count`, `sum`, `avg`, `rate`, percentiles from the buckets). The "
+    "RED metrics derived from spans are queried by their names. Steps are aligned to the "
+    "epoch; `unixMs` is a step's start; a step without points has no entry."
+)
+METRICS["/api/metrics/query"] = {
+    "get": op(
+        "query_metric",
+        "A metric's series, aggregated per step and group",
+        ok(
+            "Series.",
+            obj(
+                {
+                    "series": array(
+                        obj(
+                            {
+                                "labels": {"type": "object", "additionalProperties": STRING},
+                                "points": array(
+                                    {
+                                        "type": "array",
+                                        "prefixItems": [INT, NUMBER],
+                                        "minItems": 2,
+                                        "maxItems": 2,
+                                        "description": "[unixMs, value]",
+                                    }
+                                ),
+                            }
+                        )
+                    )
+                }
+            ),
+        ),
+        params=[
+            query("name", STRING, "The OTLP metric name or its Prometheus name.")
+            | {"required": True},
+            query(
+                "agg",
+                {
+                    "enum": ["sum", "avg", "min", "max", "count", "rate", "increase"]
+                    + ["p50", "p90", "p95", "p99"],
+                    "default": "sum",
+                },
+                "Aggregation. `rate` is per second; `rate`, `increase` need a counter or a "
+                "histogram, percentiles a histogram (or a summary reporting that quantile).",
+            ),
+            query(
+                "groupBy",
+                STRING,
+                "Comma-separated label keys (as for `label.`); one series per combination.",
+            ),
+            query(
+                "step",
+                string(f"^({_NUM}|({_NUM}(ns|us|µs|ms|s|m|h))+)$"),
+                "A duration (`30s`, `5m`) or plain seconds. Default: about 120 steps over "
+                "the window, rounded (1s, 5s, 10s, 15s, 30s, 1m, 2m, 5m, ...).",
+            ),
+            query("start", TIME, f"{TIME_TEXT} Default: `end` minus 1 hour."),
+            query("end", TIME, f"{TIME_TEXT} Default: now."),
+        ],
+        text=METRIC_QUERY_TEXT,
+        errs=(*READ, 404),
+    )
+}
 LIVE = {
     "/api/ws": {
         "get": op(

@@ -125,6 +125,28 @@ RED_CALLS = "traces.span.metrics.calls"
 RED_DURATION = "traces.span.metrics.duration"
 RED_BOUNDS_MS = SPAN_DURATION_BOUNDS_MS
 
+
+def red_identity(row: Row) -> tuple[str, str]:
+    """The resource and attributes (JSON) of the RED series of a row of span figures
+    (``service_name``, ``name``, ``kind``, ``status_code``)."""
+    service = row["service_name"] or "unknown_service"
+    kind = int(row["kind"] or 0)
+    status = int(row["status_code"] or 0)
+    attrs = {
+        "service.name": service,
+        "span.kind": SPAN_KINDS[kind] if 0 <= kind < len(SPAN_KINDS) else str(kind),
+        "span.name": row["name"] or "",
+        "status.code": STATUS_CODES[status] if 0 <= status < 3 else str(status),
+    }
+    return orjson.dumps({"service.name": service}).decode(), orjson.dumps(attrs).decode()
+
+
+def red_buckets(row: Row) -> list[int]:
+    """Per-bucket span counts from a row's cumulative ``le_i`` counts and ``calls``."""
+    cumulative = [int(row[f"le_{i}"]) for i in range(len(RED_BOUNDS_MS))] + [int(row["calls"])]
+    return [cumulative[0]] + [b - a for a, b in itertools.pairwise(cumulative)]
+
+
 OVERFLOW_ATTRIBUTES = orjson.dumps({"otel.metric.overflow": True}).decode()
 OverflowListener = Callable[[str, str, int], None]
 
@@ -146,6 +168,11 @@ class Accumulator:
         self._lock = threading.Lock()
         self.seq = 0  # every point numbered up to this is folded in
 
+    @property
+    def excluded(self) -> frozenset[str]:
+        """The resource attributes a delta series' identity leaves out."""
+        return self._excluded
+
     def snapshot(self) -> tuple[int, list[Series]]:
         """The folded sequence number and a copy of every series."""
         with self._lock:
@@ -160,6 +187,15 @@ class Accumulator:
                 )
                 for s in self._series.values()
             ]
+
+    def metric_names(self, tenant: str) -> set[tuple[str, str, int, bool]]:
+        """(name, unit, kind, monotonic) of every metric the tenant has series of."""
+        with self._lock:
+            return {
+                (s.name, s.unit, s.kind, s.monotonic)
+                for s in self._series.values()
+                if s.tenant == tenant
+            }
 
     def restore(self, seq: int, series: Iterable[Series]) -> None:
         with self._lock:
@@ -192,21 +228,9 @@ class Accumulator:
 
     def _merge_red(self, row: Row) -> None:
         """Spans as the spanmetrics connector's calls counter and duration histogram."""
-        service = row["service_name"] or "unknown_service"
-        kind = int(row["kind"] or 0)
-        status = int(row["status_code"] or 0)
-        attrs = orjson.dumps(
-            {
-                "service.name": service,
-                "span.kind": SPAN_KINDS[kind] if 0 <= kind < len(SPAN_KINDS) else str(kind),
-                "span.name": row["name"] or "",
-                "status.code": STATUS_CODES[status] if 0 <= status < 3 else str(status),
-            }
-        ).decode()
-        resource = orjson.dumps({"service.name": service}).decode()
+        resource, attrs = red_identity(row)
         calls = int(row["calls"])
-        cumulative = [int(row[f"le_{i}"]) for i in range(len(RED_BOUNDS_MS))] + [calls]
-        buckets = [cumulative[0]] + [b - a for a, b in itertools.pairwise(cumulative)]
+        buckets = red_buckets(row)
         for name, kind_ in ((RED_CALLS, SUM), (RED_DURATION, HISTOGRAM)):
             key = (row["tenant"], resource, "\0", name, attrs, kind_, True)
             s = self._series.get(key)

@@ -88,7 +88,7 @@ def prometheus_name(name: str, unit: str, kind: int, monotonic: bool) -> str:
     return f"{base}_total" if counter else base
 
 
-def _label_value(value: Any) -> str:
+def label_value(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -118,24 +118,29 @@ def _labels(items: Iterable[tuple[str, str]]) -> str:
 
 
 def _job(resource: dict[str, Any]) -> str:
-    name = _label_value(resource.get("service.name", "unknown_service"))
+    name = label_value(resource.get("service.name", "unknown_service"))
     namespace = resource.get("service.namespace")
-    return f"{_label_value(namespace)}/{name}" if namespace else name
+    return f"{label_value(namespace)}/{name}" if namespace else name
 
 
 def _target(resource: dict[str, Any]) -> list[tuple[str, str]]:
     """``job`` and, for series that keep their instance (cumulative ones), ``instance``."""
     out = [("job", _job(resource))]
     if "service.instance.id" in resource:
-        out.append(("instance", _label_value(resource["service.instance.id"])))
+        out.append(("instance", label_value(resource["service.instance.id"])))
     return out
 
 
-def _series_labels(s: Series, resource: dict[str, Any]) -> list[tuple[str, str]]:
+def prometheus_labels(resource: dict[str, Any], attributes: dict[str, Any]) -> dict[str, str]:
+    """The labels a series of this resource and these point attributes is exposed with."""
     labels = dict(_target(resource))
-    for key, value in orjson.loads(s.attributes).items():
-        labels.setdefault(_sanitize(key, _LABEL_INVALID), _label_value(value))
-    return sorted(labels.items())
+    for key, value in attributes.items():
+        labels.setdefault(_sanitize(key, _LABEL_INVALID), label_value(value))
+    return labels
+
+
+def _series_labels(s: Series, resource: dict[str, Any]) -> list[tuple[str, str]]:
+    return sorted(prometheus_labels(resource, orjson.loads(s.attributes)).items())
 
 
 def label_names(s: Series, resource: dict[str, Any]) -> list[str]:
@@ -163,7 +168,7 @@ def render(series: Iterable[Series], now_ns: int, stale_after_ns: int) -> Iterat
         target = tuple(_target(resource))
         if target not in targets:
             targets[target] = sorted(
-                (_sanitize(k, _LABEL_INVALID), _label_value(v))
+                (_sanitize(k, _LABEL_INVALID), label_value(v))
                 for k, v in resource.items()
                 if k not in _TARGET_KEYS
             )

@@ -140,9 +140,9 @@ def parse_limit(value: str | None, default: int = 100) -> int:
     return n
 
 
-def time_window(params: Mapping[str, str]) -> tuple[int, int]:
+def time_window(params: Mapping[str, str], default_ns: int = DEFAULT_WINDOW_NS) -> tuple[int, int]:
     end = parse_time("end", params["end"]) if params.get("end") else time.time_ns()
-    start = parse_time("start", params["start"]) if params.get("start") else end - DEFAULT_WINDOW_NS
+    start = parse_time("start", params["start"]) if params.get("start") else end - default_ns
     if start > end:
         raise BadRequest("start must not be after end")
     return start, end

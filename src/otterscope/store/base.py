@@ -105,6 +105,26 @@ class Store(Protocol):
         the spans' request, error and duration figures)."""
         ...
 
+    def metric_steps(
+        self,
+        tenant: str,
+        names: Sequence[str],
+        window: tuple[int, int, int],
+        step_ns: int,
+        limit: int,
+    ) -> list[Row]:
+        """What each series of the ``names`` metrics added per step in the window (read
+        start, start, end): see ``embedded.metric_sql.metric_steps`` for the rows. At most
+        ``limit`` rows."""
+        ...
+
+    def span_red_steps(
+        self, tenant: str, window: tuple[int, int], step_ns: int, limit: int
+    ) -> list[Row]:
+        """The spans' calls and duration buckets per step, service, span name, kind and
+        status. At most ``limit`` rows."""
+        ...
+
     def delete(self, tenant: str, trace_id: bytes, span_id: bytes | None = None) -> int:
         """Hide a trace (or one span) from every later query; return the spans deleted."""
         ...

@@ -23,7 +23,7 @@ from otterscope.errors import QueryTimeout, StoreError
 from otterscope.otlp.anyvalue import to_api
 from otterscope.query.model import FetchQuery, LogQuery, Page, TraceQuery, TraceSummary
 from otterscope.store.base import MetricAggregates, Row
-from otterscope.store.embedded import sql
+from otterscope.store.embedded import metric_sql, sql
 from otterscope.store.embedded.deletes import Tombstones
 from otterscope.store.embedded.layout import HOUR_NS, SealedFile
 from otterscope.store.embedded.rwlock import RWLock
@@ -378,11 +378,15 @@ class Reader:
         with self._sources_lock.read():
             snap = self._snapshot("metrics", None)
             params = [after_seq, snap.pin]
-            names, rows = self._run(sql.metric_aggregates(snap.source), params, snap.tables)
-            bnames, brows = self._run(sql.delta_bucket_sums(snap.source), params, snap.tables)
-            enames, erows = self._run(sql.exponential_points(snap.source), params, snap.tables)
+            names, rows = self._run(metric_sql.metric_aggregates(snap.source), params, snap.tables)
+            bnames, brows = self._run(
+                metric_sql.delta_bucket_sums(snap.source), params, snap.tables
+            )
+            enames, erows = self._run(
+                metric_sql.exponential_points(snap.source), params, snap.tables
+            )
             spans = self._snapshot("traces", None, pin=snap.pin)
-            rnames, rrows = self._run(sql.span_red(spans.source), params, spans.tables)
+            rnames, rrows = self._run(metric_sql.span_red(spans.source), params, spans.tables)
         return MetricAggregates(
             snap.pin,
             _rows(names, rows),
@@ -390,6 +394,35 @@ class Reader:
             _rows(rnames, rrows),
             _rows(enames, erows),
         )
+
+    def metric_steps(
+        self,
+        tenant: str,
+        names: Sequence[str],
+        window: tuple[int, int, int],
+        step_ns: int,
+        limit: int,
+    ) -> list[Row]:
+        with self._sources_lock.read():
+            snap = self._snapshot("metrics", tenant, window[0], window[2])
+            statement, params = metric_sql.metric_steps(
+                snap.source, tenant, snap.pin, names, window, step_ns, limit
+            )
+            names_, rows = self._run(statement, params, snap.tables)
+        return _rows(names_, rows)
+
+    def span_red_steps(
+        self, tenant: str, window: tuple[int, int], step_ns: int, limit: int
+    ) -> list[Row]:
+        with self._sources_lock.read():
+            # A span is filed under its start hour; one that ends in the window may have
+            # started up to an hour (the trace margin) before it.
+            snap = self._snapshot("traces", tenant, window[0] - TRACE_MARGIN_NS, window[1])
+            statement, params = metric_sql.span_red_steps(
+                snap.source, tenant, snap.pin, window, step_ns, limit
+            )
+            names, rows = self._run(statement, params, snap.tables)
+        return _rows(names, rows)
 
     def attribute_keys(
         self, tenant: str, signal: str, prefix: str, start_ns: int, end_ns: int, limit: int

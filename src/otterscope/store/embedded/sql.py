@@ -15,7 +15,6 @@ import pyarrow as pa
 
 from otterscope.otlp.schema import SCHEMAS, TABLES
 from otterscope.query.model import FetchQuery, LogQuery, TraceQuery
-from otterscope.store.base import SPAN_DURATION_BOUNDS_MS
 
 _TYPES = {
     pa.string(): "VARCHAR",
@@ -416,81 +415,4 @@ def matching_resources(count: int) -> str:
     return (
         f"SELECT r FROM (SELECT unnest([{marks}]::VARCHAR[]) AS r) "
         "WHERE json_extract_string(r, ?) = ?"
-    )
-
-
-# What identifies a metric series as stored (the accumulator narrows it further).
-_SERIES = (
-    "tenant, resource_attributes, scope_name, scope_version, metric_name, metric_type, "
-    "aggregation_temporality, is_monotonic, attributes, explicit_bounds"
-)
-
-
-def metric_aggregates(src: str) -> str:
-    """Per stored series, the points numbered in (after, upto] folded together: sums of
-    deltas, the latest of everything else (parameters: after, upto).
-
-    Exponential histograms are left out (not accumulated yet).
-    """
-    t = "time_unix_nano"
-    v = "coalesce(value_double, value_int::DOUBLE)"
-    return (
-        f"SELECT {_SERIES}, any_value(metric_unit) AS unit, "
-        "any_value(metric_description) AS description, count(*) AS points, "
-        f"min(start_time_unix_nano) AS start_min, max({t}) AS time_max, "
-        f"arg_max(start_time_unix_nano, {t}) AS start_last, "
-        f"sum({v}) AS value_sum, arg_max({v}, {t}) AS value_last, "
-        f"sum(count) AS count_sum, arg_max(count, {t}) AS count_last, "
-        f"sum(sum) AS sum_sum, arg_max(sum, {t}) AS sum_last, "
-        f"min(min) AS min_min, max(max) AS max_max, "
-        f"arg_max(min, {t}) AS min_last, arg_max(max, {t}) AS max_last, "
-        f"arg_max(bucket_counts, {t}) AS buckets_last, "
-        f"arg_max(quantile_values, {t}) AS quantiles_last "
-        f"FROM {src} WHERE ingest_seq > ? AND ingest_seq <= ? AND metric_type != 4 "
-        f"GROUP BY {_SERIES}"
-    )
-
-
-def delta_bucket_sums(src: str) -> str:
-    """Per delta histogram series, its bucket counts added up element-wise over the points
-    numbered in (after, upto] (parameters: after, upto)."""
-    return (
-        f"SELECT {_SERIES}, list(total ORDER BY i) AS buckets FROM ("
-        f"SELECT {_SERIES}, i, sum(c) AS total FROM ("
-        f"SELECT {_SERIES}, unnest(bucket_counts) AS c, generate_subscripts(bucket_counts, 1) AS i "
-        f"FROM {src} WHERE ingest_seq > ? AND ingest_seq <= ? "
-        "AND metric_type = 3 AND aggregation_temporality = 1"
-        f") GROUP BY {_SERIES}, i) GROUP BY {_SERIES}"
-    )
-
-
-def span_red(src: str) -> str:
-    """Request, error and duration figures of the spans numbered in (after, upto], per
-    tenant, service, span name, kind and status (parameters: after, upto). ``le_i`` counts
-    the spans no longer than the i-th bound of SPAN_DURATION_BOUNDS_MS (cumulative)."""
-    buckets = ", ".join(
-        f"count(*) FILTER (WHERE duration_nano <= {int(ms) * 1_000_000}) AS le_{i}"
-        for i, ms in enumerate(SPAN_DURATION_BOUNDS_MS)
-    )
-    return (
-        "SELECT tenant, service_name, name, kind, status_code, count(*) AS calls, "
-        "sum(duration_nano) / 1e6 AS sum_ms, min(start_time_unix_nano) AS start_min, "
-        f"max(end_time_unix_nano) AS time_max, {buckets} "
-        f"FROM {src} WHERE ingest_seq > ? AND ingest_seq <= ? "
-        "GROUP BY tenant, service_name, name, kind, status_code"
-    )
-
-
-def exponential_points(src: str) -> str:
-    """Exponential histogram points numbered in (after, upto], in commit order (parameters:
-    after, upto); they are folded one by one (their buckets shift with the scale)."""
-    return (
-        "SELECT tenant, resource_attributes, scope_name, scope_version, metric_name, "
-        "metric_type, aggregation_temporality, is_monotonic, attributes, "
-        "metric_unit AS unit, metric_description AS description, "
-        "start_time_unix_nano AS start_min, time_unix_nano AS time_max, count, sum, min, max, "
-        "scale, zero_count, zero_threshold, positive_offset, positive_bucket_counts, "
-        "negative_offset, negative_bucket_counts "
-        f"FROM {src} WHERE ingest_seq > ? AND ingest_seq <= ? AND metric_type = 4 "
-        "ORDER BY ingest_seq"
     )
