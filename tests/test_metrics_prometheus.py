@@ -1,6 +1,8 @@
 """A real Prometheus scrapes otterscope while stateless "invocations" push delta metrics
 through ``otterscope.client``; otterscope restarts in the middle. Prometheus's own HTTP API
 must show the right counter value, no counter reset, and the right histogram quantile.
+A Prometheus scrape asks for OpenMetrics: exemplars recorded by the OpenTelemetry SDK inside
+a span reach Prometheus's exemplar storage with the span's trace id.
 
 Prometheus is the Debian package; it is installed here when missing (as root), and the test
 fails, not skips, when it cannot be.
@@ -17,6 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from otterscope.client import Telemetry
 from tests.conftest import RunningServer, free_port
@@ -57,6 +66,7 @@ def prometheus(tmp_path: Path, server: RunningServer) -> Iterator[str]:
             f"--config.file={config}",
             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{port}",
+            "--enable-feature=exemplar-storage",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -146,3 +156,54 @@ def test_prometheus_sees_right_totals_across_an_otterscope_restart(
         'histogram_quantile(0.5, sum by (le) (work_bucket{job="checkout-fn"}))',
     )
     assert 10 < float(median["value"][1]) <= 50
+
+
+def test_prometheus_stores_exemplars_that_link_to_the_trace(
+    server: RunningServer, prometheus: str
+) -> None:
+    resource = Resource.create({"service.name": "payments"})
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(f"{server.url}/v1/traces"))
+    )
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(f"{server.url}/v1/metrics"), export_interval_millis=3_600_000
+    )
+    meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+    took = meter_provider.get_meter("pay").create_histogram("pay.duration", unit="ms")
+    paid = meter_provider.get_meter("pay").create_counter("payments")
+    tracer = tracer_provider.get_tracer("pay")
+    with tracer.start_as_current_span("charge") as span:
+        took.record(42.0, {"route": "/pay"})  # inside a sampled span: an exemplar
+        paid.add(1, {"route": "/pay"})
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    assert meter_provider.force_flush(10_000)
+    meter_provider.shutdown()
+    tracer_provider.shutdown()
+
+    def exemplars(expr: str) -> list[dict[str, Any]]:
+        now = time.time()
+        r = httpx.get(
+            f"{prometheus}/api/v1/query_exemplars",
+            params={"query": expr, "start": now - 600, "end": now + 60},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        found: list[dict[str, Any]] = [
+            e for series in r.json()["data"] for e in series["exemplars"]
+        ]
+        return found
+
+    deadline = time.monotonic() + 30
+    while not (exemplars("pay_duration_milliseconds_bucket") and exemplars("payments_total")):
+        assert time.monotonic() < deadline, "no exemplar reached Prometheus"
+        time.sleep(0.5)
+    (bucket,) = exemplars("pay_duration_milliseconds_bucket")
+    assert bucket["labels"]["trace_id"] == trace_id
+    assert float(bucket["value"]) == 42.0
+    (count,) = exemplars("payments_total")
+    assert count["labels"]["trace_id"] == trace_id
+    # The link resolves: otterscope has that trace.
+    r = httpx.get(f"{server.url}/api/traces/{trace_id}")
+    assert r.status_code == 200
+    assert [s["name"] for s in r.json()["spans"]] == ["charge"]

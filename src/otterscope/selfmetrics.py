@@ -1,9 +1,11 @@
-"""otterscope's own metrics (``otterscope_*``) and their Prometheus text exposition."""
+"""otterscope's own metrics (``otterscope_*``) and their exposition: Prometheus text, or
+OpenMetrics (counter families named without ``_total``, ``_created`` samples)."""
 
 from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable, Iterable
 
 _Labels = tuple[tuple[str, str], ...]
@@ -33,11 +35,14 @@ class Counter:
         self.name = name
         self.help = help
         self._values: dict[_Labels, float] = {}
+        self._created: dict[_Labels, float] = {}
         self._lock = threading.Lock()
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
         key = tuple(sorted(labels.items()))
         with self._lock:
+            if key not in self._values:
+                self._created[key] = time.time()
             self._values[key] = self._values.get(key, 0.0) + amount
 
     def value(self, **labels: str) -> float:
@@ -46,13 +51,17 @@ class Counter:
     def total(self) -> float:
         return sum(self._values.values())
 
-    def render(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} counter"
+    def render(self, openmetrics: bool = False) -> Iterable[str]:
+        base = self.name.removesuffix("_total") if openmetrics else self.name
+        yield f"# HELP {base} {self.help}"
+        yield f"# TYPE {base} counter"
         with self._lock:
             items = sorted(self._values.items())
+            created = dict(self._created)
         for labels, value in items:
             yield f"{self.name}{_fmt_labels(labels)} {_num(value)}"
+            if openmetrics:
+                yield f"{base}_created{_fmt_labels(labels)} {created[labels]!r}"
 
 
 class Gauge:
@@ -63,7 +72,7 @@ class Gauge:
         self.help = help
         self._read = read
 
-    def render(self) -> Iterable[str]:
+    def render(self, openmetrics: bool = False) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} gauge"
         yield f"{self.name} {_num(self._read())}"
@@ -77,6 +86,7 @@ class Histogram:
         self._counts = [0] * (len(buckets) + 1)
         self._sum = 0.0
         self._count = 0
+        self._created = time.time()
         self._lock = threading.Lock()
 
     def observe(self, value: float) -> None:
@@ -90,7 +100,7 @@ class Histogram:
             self._sum += value
             self._count += 1
 
-    def render(self) -> Iterable[str]:
+    def render(self, openmetrics: bool = False) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} histogram"
         with self._lock:
@@ -101,6 +111,8 @@ class Histogram:
             yield f'{self.name}_bucket{{le="{_num(bound)}"}} {cumulative}'
         yield f"{self.name}_sum {_num(total)}"
         yield f"{self.name}_count {count}"
+        if openmetrics:
+            yield f"{self.name}_created {self._created!r}"
 
 
 class SelfMetrics:
@@ -137,7 +149,7 @@ class SelfMetrics:
     def gauge(self, name: str, help: str, read: Callable[[], float]) -> None:
         self.gauges.append(Gauge(name, help, read))
 
-    def render(self) -> str:
+    def render(self, openmetrics: bool = False) -> str:
         lines: list[str] = []
         metrics: list[Counter | Histogram | Gauge] = [
             self.received_items,
@@ -150,5 +162,5 @@ class SelfMetrics:
             *self.gauges,
         ]
         for metric in metrics:
-            lines.extend(metric.render())
+            lines.extend(metric.render(openmetrics))
         return "\n".join(lines) + "\n"

@@ -68,6 +68,7 @@ async def metrics(request: Request) -> Response:
     """The tenant's accumulated OTLP metrics, then otterscope's own."""
     who = principal(request, "read")
     state = app_state(request)
+    openmetrics = wants_openmetrics(request.headers.get("accept", ""))
     lines: list[str] = []
     if state.metrics_state is not None:
         # Fold in what was committed since the last scrape: every acknowledged point shows.
@@ -75,9 +76,37 @@ async def metrics(request: Request) -> Response:
         _, series = state.metrics_state.accumulator.snapshot()
         mine = [s for s in series if s.tenant == who.tenant]
         stale = int(state.settings["metrics.stale_after"] * 1e9)
-        lines = list(render(mine, time.time_ns(), stale))
-    text = "\n".join(lines) + ("\n" if lines else "") + state.metrics.render()
-    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+        lines = list(render(mine, time.time_ns(), stale, openmetrics))
+    text = "\n".join(lines) + ("\n" if lines else "") + state.metrics.render(openmetrics)
+    if openmetrics:
+        return Response(text + "# EOF\n", media_type=OPENMETRICS)
+    return Response(text, media_type=PROMETHEUS_TEXT)
+
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def wants_openmetrics(accept: str) -> bool:
+    """Whether an Accept header prefers OpenMetrics over the Prometheus text format (as a
+    Prometheus scrape's does); a tie goes to OpenMetrics, which the client named."""
+    best = {"openmetrics": 0.0, "text": 0.0}
+    for part in accept.split(","):
+        media, *options = (x.strip() for x in part.split(";"))
+        q = 1.0
+        for option in options:
+            key, _, value = option.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        if media == "application/openmetrics-text":
+            best["openmetrics"] = max(best["openmetrics"], q)
+        elif media in ("text/plain", "text/*", "*/*"):
+            best["text"] = max(best["text"], q)
+    return best["openmetrics"] > 0 and best["openmetrics"] >= best["text"]
 
 
 ROUTES = [

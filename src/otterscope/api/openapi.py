@@ -633,8 +633,15 @@ HEALTH = {
     "/metrics": {
         "get": op(
             "self_metrics",
-            "Prometheus text exposition (format 0.0.4)",
-            {"description": "Metrics.", "content": {"text/plain": {"schema": STRING}}},
+            "Prometheus text exposition (format 0.0.4), or OpenMetrics 1.0 when `Accept` "
+            "prefers it",
+            {
+                "description": "Metrics.",
+                "content": {
+                    "text/plain": {"schema": STRING},
+                    "application/openmetrics-text": {"schema": STRING},
+                },
+            },
         )
     },
     "/openapi.json": {

@@ -44,6 +44,9 @@ from typing import Any
 import orjson
 
 from otterscope.metrics import exponential
+from otterscope.metrics.exemplars import Exemplar
+from otterscope.metrics.exemplars import merge as merge_exemplars
+from otterscope.metrics.exemplars import parse as parse_exemplars
 from otterscope.query.shapes import SPAN_KINDS, STATUS_CODES
 from otterscope.store.base import SPAN_DURATION_BOUNDS_MS, MetricAggregates
 
@@ -89,6 +92,8 @@ class Series:
     neg_offset: int = 0
     neg: list[int] = field(default_factory=list)
     resets: int = 0
+    # The newest exemplars (per bucket for histograms), for the OpenMetrics exposition.
+    exemplars: list[Exemplar] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -99,6 +104,7 @@ class Series:
         doc["bounds"] = tuple(doc.get("bounds", ()))
         doc["buckets"] = list(doc.get("buckets", []))
         doc["quantiles"] = [tuple(q) for q in doc.get("quantiles", [])]
+        doc["exemplars"] = [Exemplar.from_json(e) for e in doc.get("exemplars", [])]
         return cls(**doc)
 
     @property
@@ -184,6 +190,7 @@ class Accumulator:
                     quantiles=list(s.quantiles),
                     pos=list(s.pos),
                     neg=list(s.neg),
+                    exemplars=list(s.exemplars),
                 )
                 for s in self._series.values()
             ]
@@ -312,6 +319,11 @@ class Accumulator:
             _add_histogram(s, row, delta_buckets or [], fresh)
         elif fresh or time >= s.time_ns:
             _take_latest(s, row, kind, fresh)
+        if row.get("exemplars_last"):
+            bounds = s.bounds if kind == HISTOGRAM else None
+            s.exemplars = merge_exemplars(
+                s.exemplars, parse_exemplars(row["exemplars_last"]), bounds
+            )
 
     def _merge_exponential(self, row: Row) -> None:
         s, fresh = self._series_for(row, 1)
@@ -319,6 +331,8 @@ class Accumulator:
             exponential.add(s, row, fresh)
         elif fresh or int(row["time_max"] or 0) >= s.time_ns:
             exponential.take(s, row, fresh)
+        if row.get("exemplars"):
+            s.exemplars = merge_exemplars(s.exemplars, parse_exemplars(row["exemplars"]), ())
 
 
 def _stored_key(row: Row) -> tuple[Any, ...]:

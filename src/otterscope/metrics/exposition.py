@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from otterscope.metrics.accumulator import EXP_HISTOGRAM, GAUGE, HISTOGRAM, SUM, SUMMARY, Series
+from otterscope.metrics.exemplars import Exemplar, in_bucket
 from otterscope.metrics.exponential import classic_buckets
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]+")
@@ -152,8 +153,48 @@ _TYPES = {GAUGE: "gauge", HISTOGRAM: "histogram", EXP_HISTOGRAM: "histogram", SU
 _TARGET_KEYS = ("service.name", "service.namespace", "service.instance.id")
 
 
-def render(series: Iterable[Series], now_ns: int, stale_after_ns: int) -> Iterator[str]:
-    """Exposition lines for the fresh series, one family (HELP, TYPE, samples) per name."""
+def sanitize_label(key: str) -> str:
+    """An attribute key as a Prometheus label name."""
+    return _sanitize(key, _LABEL_INVALID)
+
+
+def exemplar_labels(ex: Exemplar) -> list[tuple[str, str]]:
+    """``trace_id``, ``span_id``, then the filtered attributes while OpenMetrics's limit of
+    128 characters for an exemplar's label set allows."""
+    out = [("trace_id", ex.trace_id)]
+    if ex.span_id:
+        out.append(("span_id", ex.span_id))
+    used = sum(len(k) + len(v) for k, v in out)
+    for key, value in sorted(ex.attributes.items()):
+        name, text = sanitize_label(key), label_value(value)
+        if name in ("trace_id", "span_id") or used + len(name) + len(text) > 128:
+            continue
+        out.append((name, text))
+        used += len(name) + len(text)
+    return out
+
+
+def _exemplar(ex: Exemplar | None) -> str:
+    if ex is None:
+        return ""
+    return f" # {_labels(exemplar_labels(ex))} {_num(ex.value)} {_seconds(ex.time_ns)}"
+
+
+def _seconds(ns: int) -> str:
+    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}".rstrip("0").rstrip(".")
+
+
+def render(
+    series: Iterable[Series], now_ns: int, stale_after_ns: int, openmetrics: bool = False
+) -> Iterator[str]:
+    """Exposition lines for the fresh series, one family (HELP, TYPE, samples) per name.
+
+    With ``openmetrics``, the OpenMetrics 1.0 text format: a counter family is named without
+    its ``_total`` (its samples keep it), counters, histograms and summaries get a
+    ``_created`` sample (the series' start), counter samples and histogram buckets carry
+    their newest exemplar, and ``target_info`` is the sample of an ``info`` family named ``target``. The caller ends the
+    exposition with ``# EOF``.
+    """
     families: dict[str, tuple[str, str, list[Series]]] = {}
     targets: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
     for s in series:
@@ -173,13 +214,16 @@ def render(series: Iterable[Series], now_ns: int, stale_after_ns: int) -> Iterat
                 if k not in _TARGET_KEYS
             )
     for name, (kind, help_text, members) in sorted(families.items()):
-        yield f"# HELP {name} {_escape(help_text) if help_text else name}"
-        yield f"# TYPE {name} {kind}"
+        base = name[: -len("_total")] if openmetrics and kind == "counter" else name
+        yield f"# HELP {base} {_escape(help_text) if help_text else base}"
+        yield f"# TYPE {base} {kind}"
         for label_set, merged in sorted(_merged(members).items()):
-            yield from _samples(name, merged, list(label_set))
+            yield from _samples(name, merged, list(label_set), openmetrics)
     if targets:
-        yield "# HELP target_info Target metadata"
-        yield "# TYPE target_info gauge"
+        # An OpenMetrics info family is named without the _info its samples carry.
+        info = ("target", "info") if openmetrics else ("target_info", "gauge")
+        yield f"# HELP {info[0]} Target metadata"
+        yield f"# TYPE {info[0]} {info[1]}"
         for target, labels in sorted(targets.items()):
             yield f"target_info{_labels(sorted([*target, *labels]))} 1"
 
@@ -209,9 +253,16 @@ def _merged(members: list[Series]) -> dict[tuple[tuple[str, str], ...], Series]:
     return out
 
 
-def _samples(name: str, s: Series, labels: list[tuple[str, str]]) -> Iterator[str]:
+def _samples(
+    name: str, s: Series, labels: list[tuple[str, str]], openmetrics: bool
+) -> Iterator[str]:
+    created = f"{_seconds(s.start_ns)}" if openmetrics and s.start_ns > 0 else ""
     if s.kind in (GAUGE, SUM):
-        yield f"{name}{_labels(labels)} {_num(s.value)}"
+        counter = s.kind == SUM and s.monotonic
+        newest = s.exemplars[-1] if openmetrics and counter and s.exemplars else None
+        yield f"{name}{_labels(labels)} {_num(s.value)}{_exemplar(newest)}"
+        if counter and created:
+            yield f"{name[: -len('_total')]}_created{_labels(labels)} {created}"
         return
     if s.kind in (HISTOGRAM, EXP_HISTOGRAM):
         pairs = (
@@ -219,12 +270,18 @@ def _samples(name: str, s: Series, labels: list[tuple[str, str]]) -> Iterator[st
             if s.kind == HISTOGRAM
             else classic_buckets(s)
         )
-        running = 0
+        running, lower = 0, -math.inf
         for bound, count in pairs:
             running += count
-            yield f"{name}_bucket{_labels([*labels, ('le', _num(bound))])} {running}"
+            ex = in_bucket(s.exemplars, lower, bound) if openmetrics else None
+            lower = bound
+            yield (
+                f"{name}_bucket{_labels([*labels, ('le', _num(bound))])} {running}{_exemplar(ex)}"
+            )
     elif s.kind == SUMMARY:
         for quantile, value in s.quantiles:
             yield f"{name}{_labels([*labels, ('quantile', _num(quantile))])} {_num(value)}"
     yield f"{name}_sum{_labels(labels)} {_num(s.sum)}"
     yield f"{name}_count{_labels(labels)} {s.count}"
+    if created:
+        yield f"{name}_created{_labels(labels)} {created}"

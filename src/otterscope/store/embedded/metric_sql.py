@@ -37,7 +37,8 @@ def metric_aggregates(src: str) -> str:
         f"min(min) AS min_min, max(max) AS max_max, "
         f"arg_max(min, {t}) AS min_last, arg_max(max, {t}) AS max_last, "
         f"arg_max(bucket_counts, {t}) AS buckets_last, "
-        f"arg_max(quantile_values, {t}) AS quantiles_last "
+        f"arg_max(quantile_values, {t}) AS quantiles_last, "
+        f"arg_max(exemplars, {t}) FILTER (WHERE exemplars <> '[]') AS exemplars_last "
         f"FROM {src} WHERE ingest_seq > ? AND ingest_seq <= ? AND metric_type != 4 "
         f"GROUP BY {_SERIES}"
     )
@@ -82,7 +83,7 @@ def exponential_points(src: str) -> str:
         "metric_unit AS unit, metric_description AS description, "
         "start_time_unix_nano AS start_min, time_unix_nano AS time_max, count, sum, min, max, "
         "scale, zero_count, zero_threshold, positive_offset, positive_bucket_counts, "
-        "negative_offset, negative_bucket_counts "
+        "negative_offset, negative_bucket_counts, exemplars "
         f"FROM {src} WHERE ingest_seq > ? AND ingest_seq <= ? AND metric_type = 4 "
         "ORDER BY ingest_seq"
     )
