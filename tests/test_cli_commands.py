@@ -555,6 +555,48 @@ def test_metrics_one_name(source: RunningServer) -> None:
     assert "nope" in missing and "queue_depth" in missing
 
 
+def test_metrics_aggregated_through_the_query_api(source: RunningServer) -> None:
+    data = json.loads(
+        ok(
+            cli(
+                "metrics",
+                "requests_total",
+                "--agg",
+                "increase",
+                "--step",
+                "1h",
+                "--json",
+                server=source,
+            )
+        )
+    )
+    (series,) = data["series"]
+    # A cumulative series that started inside the window counts from zero: 6 in all.
+    assert sum(value for _, value in series["points"]) == 6.0
+    out = ok(
+        cli(
+            "metrics",
+            "queue_depth",
+            "--agg",
+            "max",
+            "--group-by",
+            "queue",
+            "--step",
+            "1h",
+            server=source,
+        )
+    )
+    lines = out.splitlines()
+    assert "queue_depth max {queue=a}" in lines and "queue_depth max {queue=b}" in lines
+    assert all(line.split()[-1] == "13" for line in lines if line.startswith("  "))
+    filtered = ok(cli("metrics", "queue_depth", "--label", "queue=b", server=source))
+    assert filtered.splitlines()[0] == "queue_depth sum {}"
+    usage = one_error_line(cli("metrics", "--group-by", "queue", server=source), status=2)
+    assert "need a metric NAME" in usage
+    bad = one_error_line(cli("metrics", "queue_depth", "--agg", "rate", server=source))
+    assert "gauge" in bad
+
+
 # -- errors ------------------------------------------------------------------------------------------
 
 

@@ -224,12 +224,13 @@ def _client_commands(sub: Any) -> None:
 
     p = command(
         "metrics",
-        "list metrics and their latest values, or one metric's points",
+        "list metrics and their latest values, one metric's points, or its aggregates",
         "Without NAME: every metric with points in the window, one line per series (service "
         "and attributes) with its type, unit, point count and latest value. With NAME: that "
-        "metric's series and their most recent points. There is no metrics query API yet: "
-        "this reads every point of the window through POST /api/metrics/fetch and sums up "
-        "client-side, so keep the window small.",
+        "metric's series and their most recent points. These two read the raw points through "
+        "POST /api/metrics/fetch, so keep the window small. With --agg (or --group-by, "
+        "--label, --step): the metric aggregated per step by GET /api/metrics/query, e.g. "
+        "`otterscope metrics http.server.request.duration --agg p99 --group-by http.route`.",
     )
     p.add_argument("name", nargs="?", help="the metric's OTLP name")
     _window(p, "default 1 hour before --end")
@@ -247,6 +248,16 @@ def _client_commands(sub: Any) -> None:
         metavar="N",
         help="read at most about N points (default 200000)",
     )
+    p.add_argument(
+        "--agg",
+        choices=("sum", "avg", "min", "max", "count", "rate", "increase")
+        + ("p50", "p90", "p95", "p99"),
+        help="aggregate per step with the query API (default sum when --group-by, --label "
+        "or --step is given)",
+    )
+    p.add_argument("--group-by", metavar="KEYS", help="comma-separated label keys")
+    p.add_argument("--label", type=_attr, action="append", metavar="KEY=VALUE", help="repeatable")
+    p.add_argument("--step", metavar="DURATION", help="30s, 5m, ... (default: about 120 steps)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=("query", "cmd_metrics"))
 

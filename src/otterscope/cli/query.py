@@ -317,6 +317,8 @@ def _metric_pages(
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
+    if args.agg is not None or args.group_by or args.label or args.step:
+        return _metric_query(args)
     end = args.end if args.end is not None else time.time_ns()
     start = args.start if args.start is not None else end - METRICS_WINDOW_NS
     if start > end:
@@ -414,3 +416,31 @@ def _print_points(chosen: list[MetricSummary], count: int) -> None:
             )
             for t, v in shown:
                 sys.stdout.write(f"    {fmt_time(t)}  {fmt_value(v)}\n")
+
+
+def _metric_query(args: argparse.Namespace) -> int:
+    """``--agg`` and friends: one metric's series per step, from GET /api/metrics/query."""
+    if args.name is None:
+        raise CliError("--agg, --group-by, --label and --step need a metric NAME", status=2)
+    params = [("name", args.name), ("agg", args.agg or "sum"), *_window(args)]
+    params += [(f"label.{k}", v) for k, v in args.label or []]
+    if args.group_by:
+        params.append(("groupBy", args.group_by))
+    if args.step:
+        params.append(("step", args.step))
+    with ApiClient(Target.from_args(args)) as client:
+        answer = client.get("/api/metrics/query", params)
+    if args.json:
+        print_json(answer)
+        return 0
+    series = answer.get("series") or []
+    if not series:
+        note(f"no points of {args.name!r} in the window")
+        return 0
+    for s in series:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(s["labels"].items()))
+        sys.stdout.write(f"{args.name} {args.agg or 'sum'} {{{labels}}}\n")
+        shown = s["points"][-args.points :] if args.points > 0 else s["points"]
+        for unix_ms, value in shown:
+            sys.stdout.write(f"  {fmt_time(int(unix_ms) * 1_000_000)}  {value:.6g}\n")
+    return 0
