@@ -35,6 +35,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, UpDownCounter, _Gauge
 from opentelemetry.sdk.metrics.export import AggregationTemporality, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from otterscope.client import Telemetry, parse_traceparent
 from otterscope.client._encode import severity
@@ -455,6 +456,46 @@ def test_the_sdk_and_the_client_store_the_same_points(shared: RunningServer) -> 
     jobs = normalized(client)["jobs"]["points"]
     assert len(jobs) == 4
     assert sorted(int(p["asInt"]) for p in jobs) == [18, 18, 27, 27]
+
+
+def test_recordings_inside_a_span_leave_exemplars_that_reach_openmetrics(
+    shared: RunningServer, capture: Capture
+) -> None:
+    name = service()
+    spans = []
+    for endpoint in (capture.url, shared.url):
+        t = Telemetry(service_name=name, endpoint=endpoint)
+        t.histogram("took", 3.0, boundaries=[1, 10])  # outside a span: no exemplar
+        t.counter("done", 1)
+        with t.span("work") as span:
+            t.histogram("took", 7.0, boundaries=[1, 10])
+            t.histogram("took", 50.0, boundaries=[1, 10])
+            t.counter("done", 2)
+            t.gauge("level", 1.0)  # gauges carry none
+        spans.append(span)
+        assert t.flush(), t.last_error
+    span = spans[0]
+    (doc,) = capture.bodies("/v1/metrics")
+    official(doc, ExportMetricsServiceRequest())  # exemplars as the official parser takes them
+    metrics = {m["name"]: m for m in doc["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]}
+    (took,) = metrics["took"]["histogram"]["dataPoints"]
+    assert [(e["asDouble"], e["traceId"], e["spanId"]) for e in took["exemplars"]] == [
+        (7.0, span.trace_id, span.span_id),  # per bucket: (1, 10] and (10, +Inf)
+        (50.0, span.trace_id, span.span_id),
+    ]
+    (done,) = metrics["done"]["sum"]["dataPoints"]
+    assert [e["asDouble"] for e in done["exemplars"]] == [2.0]
+    assert "exemplars" not in metrics["level"]["gauge"]["dataPoints"][0]
+
+    r = httpx.get(f"{shared.url}/metrics", headers={"Accept": "application/openmetrics-text"})
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    linked = [
+        s.exemplar.labels["trace_id"]
+        for s in families["took"].samples + families["done"].samples
+        if s.labels.get("job") == name and s.exemplar is not None
+    ]
+    assert len(linked) == 3
+    assert set(linked) == {spans[1].trace_id}
 
 
 def test_spans_nest_and_keep_attributes_events_and_status(shared: RunningServer) -> None:

@@ -12,7 +12,10 @@ This module owns what a recording does to the buffer and what a flush sends:
   inclusive, as in the OpenTelemetry SDK);
 - measurements the OpenTelemetry SDK ignores are ignored the same way (and reported):
   non-finite values, negative counter increments and negative histogram values;
-- the buffer holds at most ``max_series`` series; a new series beyond it drops the oldest.
+- the buffer holds at most ``max_series`` series; a new series beyond it drops the oldest;
+- a recording made inside a span leaves an exemplar (the value, time, trace and span id):
+  counters keep their newest one, histograms the newest per bucket, so a scrape links a
+  sample to the trace behind it.
 
 A metric (one OTLP ``Metric``) is (kind, name, monotonicity); its unit and description are
 the first ones recorded in the interval. Standard library only, no I/O, no locking (the
@@ -55,6 +58,8 @@ DELTA = 1  # opentelemetry.proto.metrics.v1.AggregationTemporality.AGGREGATION_T
 
 # (kind, name, monotonic): kind is "sum", "gauge" or "histogram".
 _MetricKey = tuple[str, str, bool]
+# Where a recording was made: (time ns, trace id hex, span id hex).
+Origin = tuple[int, str, str]
 
 
 @dataclass
@@ -63,9 +68,19 @@ class _Meta:
     description: str
 
 
+def _exemplar(value: float, origin: Origin) -> dict[str, Any]:
+    return {
+        "timeUnixNano": str(origin[0]),
+        "asDouble": double(float(value)),
+        "traceId": origin[1],
+        "spanId": origin[2],
+    }
+
+
 @dataclass
 class _Number:
     value: int | float
+    exemplar: dict[str, Any] | None = None
 
 
 @dataclass
@@ -76,9 +91,13 @@ class _Histogram:
     sum: float = 0.0
     min: float = math.inf
     max: float = -math.inf
+    exemplars: dict[int, dict[str, Any]] = field(default_factory=dict)
 
-    def record(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1
+    def record(self, value: float, origin: Origin | None = None) -> None:
+        bucket = bisect_left(self.bounds, value)
+        self.counts[bucket] += 1
+        if origin is not None:
+            self.exemplars[bucket] = _exemplar(value, origin)
         self.count += 1
         self.sum += value
         self.min = min(self.min, value)
@@ -90,6 +109,7 @@ class _Histogram:
         self.sum += other.sum
         self.min = min(self.min, other.min)
         self.max = max(self.max, other.max)
+        self.exemplars.update(other.exemplars)  # ``other`` is the newer interval
 
 
 @dataclass
@@ -121,6 +141,7 @@ class MetricBuffer:
         unit: str = "",
         description: str = "",
         boundaries: Sequence[float] | None = None,
+        origin: Origin | None = None,
     ) -> tuple[str | None, int]:
         """Add one measurement: ``(problem or None, series dropped to make room)``."""
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -150,11 +171,13 @@ class MetricBuffer:
                 point = _Number(0)
             found = self.series[key] = _Series(metric, encoded, point)
         if isinstance(found.point, _Histogram):
-            found.point.record(value)
+            found.point.record(value, origin)
         elif kind == "gauge":
             found.point.value = value
         else:
             found.point.value += value
+            if origin is not None and monotonic:
+                found.point.exemplar = _exemplar(value, origin)
         return None, dropped
 
     def _make_room(self, needed: int) -> int:
@@ -188,6 +211,7 @@ class MetricBuffer:
                     old.point.value = newer.point.value
                 else:
                     old.point.value += newer.point.value
+                old.point.exemplar = newer.point.exemplar or old.point.exemplar
         meta = dict(older.meta)
         for metric, m in self.meta.items():
             meta.setdefault(metric, m)
@@ -229,10 +253,15 @@ class MetricBuffer:
                     min=double(float(h.min)),
                     max=double(float(h.max)),
                 )
-            elif isinstance(series.point.value, int) and -(2**63) <= series.point.value < 2**63:
-                point["asInt"] = str(series.point.value)
+                if h.exemplars:
+                    point["exemplars"] = [h.exemplars[b] for b in sorted(h.exemplars)]
             else:
-                point["asDouble"] = double(float(series.point.value))
+                if isinstance(series.point.value, int) and -(2**63) <= series.point.value < 2**63:
+                    point["asInt"] = str(series.point.value)
+                else:
+                    point["asDouble"] = double(float(series.point.value))
+                if series.point.exemplar is not None:
+                    point["exemplars"] = [series.point.exemplar]
             metric[kind]["dataPoints"].append(point)
         return list(out.values())
 

@@ -172,6 +172,10 @@ class Telemetry:
         description: str,
         boundaries: Sequence[float] | None,
     ) -> None:
+        span = current_span()
+        # An exemplar only links to a trace that is kept: a sampled span.
+        sampled = span is not None and span.context.trace_flags & 1
+        origin = (time.time_ns(), span.trace_id, span.span_id) if span and sampled else None
         with self._lock:
             problem, dropped = self._metrics.record(
                 kind,
@@ -182,6 +186,7 @@ class Telemetry:
                 unit=unit,
                 description=description,
                 boundaries=boundaries,
+                origin=origin,
             )
             self.dropped += dropped
         if problem:
