@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,7 +20,7 @@ from otterscope.api.responses import json_response
 from otterscope.api.state import api_endpoint, app_state, principal
 from otterscope.errors import BadRequest, Unavailable
 from otterscope.metrics import query as mq
-from otterscope.metrics.accumulator import GAUGE, HISTOGRAM, SUM, SUMMARY, Series
+from otterscope.metrics.accumulator import GAUGE, HISTOGRAM, SUM, SUMMARY, Accumulator, Series
 from otterscope.metrics.exposition import label_names, prometheus_name
 from otterscope.query import params as p
 
@@ -42,25 +41,29 @@ async def catalog(request: Request) -> Response:
     if state.metrics_state is None:
         raise Unavailable("metrics are not available")
     await run_in_threadpool(state.metrics_state.refresh)
-    _, series = state.metrics_state.accumulator.snapshot()
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    for s in series:
-        if s.tenant != who.tenant:
-            continue
-        entry = found.setdefault(
-            (s.name, _type(s)),
-            {
-                "name": s.name,
-                "prometheusName": prometheus_name(s.name, s.unit, s.kind, s.monotonic),
-                "type": _type(s),
-                "unit": s.unit,
-                "description": s.description,
-                "labels": set(),
-            },
-        )
-        entry["labels"].update(label_names(s, orjson.loads(s.resource)))
-    metrics = [{**entry, "labels": sorted(entry["labels"])} for _, entry in sorted(found.items())]
+    metrics = await run_in_threadpool(_catalog, state.metrics_state.accumulator, who.tenant)
     return json_response({"metrics": metrics})
+
+
+def _catalog(accumulator: Accumulator, tenant: str) -> list[dict[str, Any]]:
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    with accumulator.reading() as series:
+        for s in series:
+            if s.tenant != tenant:
+                continue
+            entry = found.setdefault(
+                (s.name, _type(s)),
+                {
+                    "name": s.name,
+                    "prometheusName": prometheus_name(s.name, s.unit, s.kind, s.monotonic),
+                    "type": _type(s),
+                    "unit": s.unit,
+                    "description": s.description,
+                    "labels": set(),
+                },
+            )
+            entry["labels"].update(label_names(s))
+    return [{**entry, "labels": sorted(entry["labels"])} for _, entry in sorted(found.items())]
 
 
 _QUERY_PARAMS = {"name", "agg", "groupBy", "step", "start", "end"}

@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -94,9 +95,6 @@ class Series:
     resets: int = 0
     # The newest exemplars (per bucket for histograms), for the OpenMetrics exposition.
     exemplars: list[Exemplar] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Series:
@@ -179,21 +177,12 @@ class Accumulator:
         """The resource attributes a delta series' identity leaves out."""
         return self._excluded
 
-    def snapshot(self) -> tuple[int, list[Series]]:
-        """The folded sequence number and a copy of every series."""
+    @contextmanager
+    def reading(self) -> Iterator[Iterable[Series]]:
+        """Every series, live and read-only, with folds held off while the block runs: a
+        scrape of many series reads them in place instead of copying them all."""
         with self._lock:
-            # Only the lists are mutable in place; the rest is replaced on update.
-            return self.seq, [
-                replace(
-                    s,
-                    buckets=list(s.buckets),
-                    quantiles=list(s.quantiles),
-                    pos=list(s.pos),
-                    neg=list(s.neg),
-                    exemplars=list(s.exemplars),
-                )
-                for s in self._series.values()
-            ]
+            yield self._series.values()
 
     def metric_names(self, tenant: str) -> set[tuple[str, str, int, bool]]:
         """(name, unit, kind, monotonic) of every metric the tenant has series of."""

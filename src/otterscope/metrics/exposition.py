@@ -16,6 +16,7 @@ left out (their state is kept: they come back with their full value when updated
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -28,6 +29,7 @@ from otterscope.metrics.accumulator import EXP_HISTOGRAM, GAUGE, HISTOGRAM, SUM,
 from otterscope.metrics.exemplars import Exemplar, in_bucket
 from otterscope.metrics.exponential import classic_buckets
 
+Labels = tuple[tuple[str, str], ...]
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]+")
 _LABEL_INVALID = re.compile(r"[^a-zA-Z0-9_]+")
 _UNITS = {
@@ -79,6 +81,7 @@ def unit_word(unit: str, kind: int) -> str:
     return _UNITS.get(unit, _sanitize(unit))
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def prometheus_name(name: str, unit: str, kind: int, monotonic: bool) -> str:
     out = _sanitize(name)
     word = unit_word(unit, kind)
@@ -100,6 +103,8 @@ def label_value(value: Any) -> str:
 
 
 def _escape(value: str) -> str:
+    if "\\" not in value and "\n" not in value and '"' not in value:
+        return value
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
@@ -140,13 +145,31 @@ def prometheus_labels(resource: dict[str, Any], attributes: dict[str, Any]) -> d
     return labels
 
 
-def _series_labels(s: Series, resource: dict[str, Any]) -> list[tuple[str, str]]:
-    return sorted(prometheus_labels(resource, orjson.loads(s.attributes)).items())
+# A series' labels depend only on its resource and attributes, which never change: a scrape
+# of many series would otherwise parse and sanitise them all again each time.
+@functools.lru_cache(maxsize=1 << 18)
+def _resource_labels(resource: str) -> tuple[Labels, Labels]:
+    """(``job``/``instance``, the other resource attributes as labels) of a resource."""
+    doc = orjson.loads(resource)
+    others = sorted(
+        (_sanitize(k, _LABEL_INVALID), label_value(v))
+        for k, v in doc.items()
+        if k not in _TARGET_KEYS
+    )
+    return tuple(_target(doc)), tuple(others)
 
 
-def label_names(s: Series, resource: dict[str, Any]) -> list[str]:
+@functools.lru_cache(maxsize=1 << 18)
+def _label_set(resource: str, attributes: str) -> Labels:
+    labels = dict(_resource_labels(resource)[0])
+    for key, value in orjson.loads(attributes).items():
+        labels.setdefault(_sanitize(key, _LABEL_INVALID), label_value(value))
+    return tuple(sorted(labels.items()))
+
+
+def label_names(s: Series) -> list[str]:
     """The label names a series is exposed with."""
-    return [name for name, _ in _series_labels(s, resource)]
+    return [name for name, _ in _label_set(s.resource, s.attributes)]
 
 
 _TYPES = {GAUGE: "gauge", HISTOGRAM: "histogram", EXP_HISTOGRAM: "histogram", SUMMARY: "summary"}
@@ -205,20 +228,15 @@ def render(
         family = families.setdefault(name, (kind, s.description, []))
         if family[0] == kind:  # the first type wins a name; others would break the format
             family[2].append(s)
-        resource = orjson.loads(s.resource)
-        target = tuple(_target(resource))
-        if target not in targets:
-            targets[target] = sorted(
-                (_sanitize(k, _LABEL_INVALID), label_value(v))
-                for k, v in resource.items()
-                if k not in _TARGET_KEYS
-            )
+        target, others = _resource_labels(s.resource)
+        targets.setdefault(target, list(others))
     for name, (kind, help_text, members) in sorted(families.items()):
         base = name[: -len("_total")] if openmetrics and kind == "counter" else name
         yield f"# HELP {base} {_escape(help_text) if help_text else base}"
         yield f"# TYPE {base} {kind}"
         for label_set, merged in sorted(_merged(members).items()):
-            yield from _samples(name, merged, list(label_set), openmetrics)
+            body = ",".join(f'{k}="{_escape(v)}"' for k, v in label_set)
+            yield from _samples(name, merged, body, openmetrics)
     if targets:
         # An OpenMetrics info family is named without the _info its samples carry.
         info = ("target", "info") if openmetrics else ("target_info", "gauge")
@@ -235,7 +253,7 @@ def _merged(members: list[Series]) -> dict[tuple[tuple[str, str], ...], Series]:
     summaries keep the latest."""
     out: dict[tuple[tuple[str, str], ...], Series] = {}
     for s in sorted(members, key=lambda m: (m.resource, m.attributes)):
-        labels = tuple(_series_labels(s, orjson.loads(s.resource)))
+        labels = _label_set(s.resource, s.attributes)
         seen = out.get(labels)
         if seen is None:
             out[labels] = s
@@ -253,16 +271,21 @@ def _merged(members: list[Series]) -> dict[tuple[tuple[str, str], ...], Series]:
     return out
 
 
-def _samples(
-    name: str, s: Series, labels: list[tuple[str, str]], openmetrics: bool
-) -> Iterator[str]:
+def _braced(body: str, extra: str = "") -> str:
+    inner = f"{body},{extra}" if body and extra else body or extra
+    return "{" + inner + "}" if inner else ""
+
+
+def _samples(name: str, s: Series, body: str, openmetrics: bool) -> Iterator[str]:
+    """The sample lines of one series; ``body`` is its rendered labels (without braces)."""
+    labels = _braced(body)
     created = f"{_seconds(s.start_ns)}" if openmetrics and s.start_ns > 0 else ""
     if s.kind in (GAUGE, SUM):
         counter = s.kind == SUM and s.monotonic
         newest = s.exemplars[-1] if openmetrics and counter and s.exemplars else None
-        yield f"{name}{_labels(labels)} {_num(s.value)}{_exemplar(newest)}"
+        yield f"{name}{labels} {_num(s.value)}{_exemplar(newest)}"
         if counter and created:
-            yield f"{name[: -len('_total')]}_created{_labels(labels)} {created}"
+            yield f"{name[: -len('_total')]}_created{labels} {created}"
         return
     if s.kind in (HISTOGRAM, EXP_HISTOGRAM):
         pairs = (
@@ -273,15 +296,15 @@ def _samples(
         running, lower = 0, -math.inf
         for bound, count in pairs:
             running += count
-            ex = in_bucket(s.exemplars, lower, bound) if openmetrics else None
+            ex = in_bucket(s.exemplars, lower, bound) if openmetrics and s.exemplars else None
             lower = bound
-            yield (
-                f"{name}_bucket{_labels([*labels, ('le', _num(bound))])} {running}{_exemplar(ex)}"
-            )
+            le = _braced(body, f'le="{_num(bound)}"')
+            yield f"{name}_bucket{le} {running}{_exemplar(ex)}"
     elif s.kind == SUMMARY:
         for quantile, value in s.quantiles:
-            yield f"{name}{_labels([*labels, ('quantile', _num(quantile))])} {_num(value)}"
-    yield f"{name}_sum{_labels(labels)} {_num(s.sum)}"
-    yield f"{name}_count{_labels(labels)} {s.count}"
+            q = _braced(body, 'quantile="' + _num(quantile) + '"')
+            yield f"{name}{q} {_num(value)}"
+    yield f"{name}_sum{labels} {_num(s.sum)}"
+    yield f"{name}_count{labels} {s.count}"
     if created:
-        yield f"{name}_created{_labels(labels)} {created}"
+        yield f"{name}_created{labels} {created}"

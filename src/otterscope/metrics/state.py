@@ -57,11 +57,13 @@ class MetricsState:
         """Fold, then write the snapshot durably; return the sequence number it covers."""
         with self._fold_lock:
             self.accumulator.fold(self._store.metric_aggregates(self.accumulator.seq))
-            seq, series = self.accumulator.snapshot()
-        doc = {"version": _VERSION, "seq": seq, "series": [s.to_json() for s in series]}
+            seq = self.accumulator.seq
+            with self.accumulator.reading() as series:
+                # orjson writes the dataclasses itself: no copy of every series first.
+                body = orjson.dumps({"version": _VERSION, "seq": seq, "series": list(series)})
         tmp = self.path.with_name(FILE + ".tmp")
         with open(tmp, "wb") as f:
-            f.write(orjson.dumps(doc))
+            f.write(body)
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(self.path)

@@ -88,6 +88,8 @@ class EmbeddedStore(Reader):
                 "memory_limit": self.options.memory_limit,
                 "threads": self.options.threads,
                 "enable_external_access": True,
+                # Spills of large queries stay in the data dir, not the working directory.
+                "temp_directory": str(data_dir / "duckdb-tmp"),
             },
         )
         self._con.execute("SET parquet_metadata_cache = true")
