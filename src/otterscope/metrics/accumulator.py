@@ -35,6 +35,7 @@ tenant; points of further series go to one overflow series (attributes
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -118,6 +119,8 @@ class Series:
         )
 
 
+# Points of one series share these texts: a fold of many points parses each once.
+@functools.lru_cache(maxsize=1 << 18)
 def _canonical(text: str | None, drop: frozenset[str] = frozenset()) -> str:
     attrs = orjson.loads(text or "{}")
     return orjson.dumps({k: attrs[k] for k in sorted(attrs) if k not in drop}).decode()

@@ -219,7 +219,7 @@ def render(
     exposition with ``# EOF``.
     """
     families: dict[str, tuple[str, str, list[Series]]] = {}
-    targets: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
+    targets: dict[Labels, dict[str, str]] = {}
     for s in series:
         if stale_after_ns and now_ns - s.time_ns > stale_after_ns:
             continue
@@ -229,7 +229,11 @@ def render(
         if family[0] == kind:  # the first type wins a name; others would break the format
             family[2].append(s)
         target, others = _resource_labels(s.resource)
-        targets.setdefault(target, list(others))
+        # Resources of one job and instance that differ (say one invocation's carries an
+        # attribute another's lacks) share one target_info: the union of their attributes.
+        union = targets.setdefault(target, {})
+        for key, value in others:
+            union.setdefault(key, value)
     for name, (kind, help_text, members) in sorted(families.items()):
         base = name[: -len("_total")] if openmetrics and kind == "counter" else name
         yield f"# HELP {base} {_escape(help_text) if help_text else base}"
@@ -243,7 +247,7 @@ def render(
         yield f"# HELP {info[0]} Target metadata"
         yield f"# TYPE {info[0]} {info[1]}"
         for target, labels in sorted(targets.items()):
-            yield f"target_info{_labels(sorted([*target, *labels]))} 1"
+            yield f"target_info{_labels(sorted([*target, *labels.items()]))} 1"
 
 
 def _merged(members: list[Series]) -> dict[tuple[tuple[str, str], ...], Series]:

@@ -51,12 +51,20 @@ class MetricsState:
     def refresh(self) -> int:
         """Fold in every metric point committed since the last fold."""
         with self._fold_lock:
-            return self.accumulator.fold(self._store.metric_aggregates(self.accumulator.seq))
+            return self.accumulator.fold(
+                self._store.metric_aggregates(
+                    self.accumulator.seq, tuple(self.accumulator.excluded)
+                )
+            )
 
     def save(self) -> int:
         """Fold, then write the snapshot durably; return the sequence number it covers."""
         with self._fold_lock:
-            self.accumulator.fold(self._store.metric_aggregates(self.accumulator.seq))
+            self.accumulator.fold(
+                self._store.metric_aggregates(
+                    self.accumulator.seq, tuple(self.accumulator.excluded)
+                )
+            )
             seq = self.accumulator.seq
             with self.accumulator.reading() as series:
                 # orjson writes the dataclasses itself: no copy of every series first.

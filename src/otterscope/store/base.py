@@ -100,9 +100,10 @@ class Store(Protocol):
         limit: int,
     ) -> list[Any]: ...
 
-    def metric_aggregates(self, after_seq: int) -> MetricAggregates:
+    def metric_aggregates(self, after_seq: int, excluded: Sequence[str] = ()) -> MetricAggregates:
         """What was committed after ``after_seq``, folded per series (metric points, and
-        the spans' request, error and duration figures)."""
+        the spans' request, error and duration figures). A delta point's resource is
+        grouped without the ``excluded`` attributes."""
         ...
 
     def metric_steps(

@@ -18,9 +18,22 @@ _SERIES = (
 )
 
 
+def _folded(src: str) -> str:
+    """The metric points numbered in (after, upto], a delta point's resource without the
+    per-invocation attributes, so the points of concurrent invocations group into one
+    series here rather than in Python (parameters: a JSON merge patch setting those
+    attributes to null, after, upto)."""
+    return (
+        "(SELECT * REPLACE (CASE WHEN aggregation_temporality = 1 "
+        "THEN json_merge_patch(resource_attributes, ?::JSON)::VARCHAR "
+        "ELSE resource_attributes END AS resource_attributes) "
+        f"FROM {src} WHERE ingest_seq > ? AND ingest_seq <= ?)"
+    )
+
+
 def metric_aggregates(src: str) -> str:
     """Per stored series, the points numbered in (after, upto] folded together: sums of
-    deltas, the latest of everything else (parameters: after, upto).
+    deltas, the latest of everything else (parameters: as ``_folded``).
 
     Exponential histograms are left out (not accumulated yet).
     """
@@ -39,20 +52,19 @@ def metric_aggregates(src: str) -> str:
         f"arg_max(bucket_counts, {t}) AS buckets_last, "
         f"arg_max(quantile_values, {t}) AS quantiles_last, "
         f"arg_max(exemplars, {t}) FILTER (WHERE exemplars <> '[]') AS exemplars_last "
-        f"FROM {src} WHERE ingest_seq > ? AND ingest_seq <= ? AND metric_type != 4 "
+        f"FROM {_folded(src)} WHERE metric_type != 4 "
         f"GROUP BY {_SERIES}"
     )
 
 
 def delta_bucket_sums(src: str) -> str:
     """Per delta histogram series, its bucket counts added up element-wise over the points
-    numbered in (after, upto] (parameters: after, upto)."""
+    numbered in (after, upto] (parameters: as ``_folded``)."""
     return (
         f"SELECT {_SERIES}, list(total ORDER BY i) AS buckets FROM ("
         f"SELECT {_SERIES}, i, sum(c) AS total FROM ("
         f"SELECT {_SERIES}, unnest(bucket_counts) AS c, generate_subscripts(bucket_counts, 1) AS i "
-        f"FROM {src} WHERE ingest_seq > ? AND ingest_seq <= ? "
-        "AND metric_type = 3 AND aggregation_temporality = 1"
+        f"FROM {_folded(src)} WHERE metric_type = 3 AND aggregation_temporality = 1"
         f") GROUP BY {_SERIES}, i) GROUP BY {_SERIES}"
     )
 
@@ -76,7 +88,7 @@ def span_red(src: str) -> str:
 
 def exponential_points(src: str) -> str:
     """Exponential histogram points numbered in (after, upto], in commit order (parameters:
-    after, upto); they are folded one by one (their buckets shift with the scale)."""
+    as ``_folded``); they are folded one by one (their buckets shift with the scale)."""
     return (
         "SELECT tenant, resource_attributes, scope_name, scope_version, metric_name, "
         "metric_type, aggregation_temporality, is_monotonic, attributes, "
@@ -84,7 +96,7 @@ def exponential_points(src: str) -> str:
         "start_time_unix_nano AS start_min, time_unix_nano AS time_max, count, sum, min, max, "
         "scale, zero_count, zero_threshold, positive_offset, positive_bucket_counts, "
         "negative_offset, negative_bucket_counts, exemplars "
-        f"FROM {src} WHERE ingest_seq > ? AND ingest_seq <= ? AND metric_type = 4 "
+        f"FROM {_folded(src)} WHERE metric_type = 4 "
         "ORDER BY ingest_seq"
     )
 

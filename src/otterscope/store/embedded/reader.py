@@ -372,12 +372,13 @@ class Reader:
             more = len(found) > query.limit
         return Page(found[: query.limit], snap.pin, more)
 
-    def metric_aggregates(self, after_seq: int) -> MetricAggregates:
+    def metric_aggregates(self, after_seq: int, excluded: Sequence[str] = ()) -> MetricAggregates:
         """What was committed after ``after_seq``, folded per series: metric points (and
         the summed bucket counts of delta histograms) and the spans' RED figures."""
+        patch = orjson.dumps(dict.fromkeys(excluded)).decode()
         with self._sources_lock.read():
             snap = self._snapshot("metrics", None)
-            params = [after_seq, snap.pin]
+            params = [patch, after_seq, snap.pin]
             names, rows = self._run(metric_sql.metric_aggregates(snap.source), params, snap.tables)
             bnames, brows = self._run(
                 metric_sql.delta_bucket_sums(snap.source), params, snap.tables
@@ -386,7 +387,7 @@ class Reader:
                 metric_sql.exponential_points(snap.source), params, snap.tables
             )
             spans = self._snapshot("traces", None, pin=snap.pin)
-            rnames, rrows = self._run(metric_sql.span_red(spans.source), params, spans.tables)
+            rnames, rrows = self._run(metric_sql.span_red(spans.source), params[1:], spans.tables)
         return MetricAggregates(
             snap.pin,
             _rows(names, rows),
