@@ -379,3 +379,25 @@ def test_exponential_histograms_add_across_scales_and_show_as_classic_buckets(
     assert srv.stop() == 0
     srv.start()
     check()
+
+
+def test_promoted_resource_attributes_become_labels(make_server: Any, tmp_path: Path) -> None:
+    config = tmp_path / "otterscope.yaml"
+    config.write_text("metrics:\n  promote_resource_attributes: [deployment.environment, absent]\n")
+    srv: RunningServer = make_server(args=["--config", str(config)])
+    body = metric_body(
+        "api",
+        "a",
+        [delta_counter("hits", 2, route="/a"), gauge("depth", 1.0)],
+        **{"deployment.environment": "prod", "cloud.region": "eu"},
+    )
+    post(srv.url, "metrics", body)
+    got = scrape(srv)
+    assert got['hits_total{deployment_environment="prod",job="api",route="/a"}'] == 2
+    assert got['depth{deployment_environment="prod",instance="a",job="api"}'] == 1
+    # Still on target_info, with the attributes that are not promoted.
+    target = 'target_info{cloud_region="eu",deployment_environment="prod",job="api"}'
+    assert got[target] == 1
+    listed = httpx.get(f"{srv.url}/api/metrics").json()["metrics"]
+    hits = next(m for m in listed if m["name"] == "hits")
+    assert hits["labels"] == ["deployment_environment", "job", "route"]

@@ -5,6 +5,7 @@ spans, the OpenTelemetry SDK in both temporalities, and the errors."""
 from __future__ import annotations
 
 import math
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from otterscope.client import Telemetry
 from otterscope.metrics.query import histogram_quantile
 from tests.conftest import RunningServer, start_server
 from tests.payloads import attr, post
@@ -306,28 +308,60 @@ def test_red_metrics_from_spans(srv: RunningServer) -> None:
     assert all(4 < p[1] <= 6 for p in series["points"])
 
 
-def test_the_sdk_in_both_temporalities_gives_the_same_answers(srv: RunningServer) -> None:
-    results = {}
-    for temporality in (AggregationTemporality.DELTA, AggregationTemporality.CUMULATIVE):
-        service = unique("sdk")
-        exporter = OTLPMetricExporter(
-            endpoint=f"{srv.url}/v1/metrics",
-            preferred_temporality={Counter: temporality, Histogram: temporality},
-        )
-        reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
-        provider = MeterProvider(
-            resource=Resource.create({"service.name": service}), metric_readers=[reader]
-        )
-        meter = provider.get_meter("q")
-        jobs = meter.create_counter("sdk.jobs")
-        took = meter.create_histogram("sdk.took", unit="ms")
-        for round_ in range(3):
-            for i in range(20):
-                jobs.add(i, {"kind": "even" if i % 2 == 0 else "odd"})
-                took.record(i * 10.0)
-            assert provider.force_flush(10_000)
-            del round_
-        provider.shutdown()
+def record_with_the_sdk(srv: RunningServer, service: str, temporality: Any) -> None:
+    exporter = OTLPMetricExporter(
+        endpoint=f"{srv.url}/v1/metrics",
+        preferred_temporality={Counter: temporality, Histogram: temporality},
+    )
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+    provider = MeterProvider(
+        resource=Resource.create({"service.name": service}), metric_readers=[reader]
+    )
+    meter = provider.get_meter("q")
+    jobs = meter.create_counter("sdk.jobs")
+    took = meter.create_histogram("sdk.took", unit="ms")
+    for _ in range(3):
+        for i in range(20):
+            jobs.add(i, {"kind": "even" if i % 2 == 0 else "odd"})
+            took.record(i * 10.0)
+        assert provider.force_flush(10_000)
+    provider.shutdown()
+
+
+def record_with_the_client(srv: RunningServer, service: str) -> None:
+    for _ in range(3):  # three invocations, each its own Telemetry (its own instance)
+        t = Telemetry(service_name=service, endpoint=srv.url)
+        for i in range(20):
+            t.counter("sdk.jobs", i, {"kind": "even" if i % 2 == 0 else "odd"})
+            t.histogram("sdk.took", i * 10.0, unit="ms")
+        assert t.flush(), t.last_error
+
+
+def exposed(srv: RunningServer, job: str) -> dict[str, float]:
+    """The job's samples on /metrics, without the job and instance labels."""
+    out = {}
+    for line in httpx.get(f"{srv.url}/metrics").text.splitlines():
+        if line.startswith("sdk_") and f'job="{job}"' in line:
+            sample, _, value = line.rpartition(" ")
+            sample = re.sub(r'(job|instance)="[^"]*",?', "", sample).replace(",}", "}")
+            out[sample.replace("{}", "")] = float(value)
+    return out
+
+
+def test_the_sdk_in_both_temporalities_and_the_client_give_the_same_answers(
+    srv: RunningServer,
+) -> None:
+    sources = {
+        "delta": lambda name: record_with_the_sdk(srv, name, AggregationTemporality.DELTA),
+        "cumulative": lambda name: record_with_the_sdk(
+            srv, name, AggregationTemporality.CUMULATIVE
+        ),
+        "client": lambda name: record_with_the_client(srv, name),
+    }
+    results, scraped = {}, {}
+    for source, record in sources.items():
+        service = unique(f"sdk-{source}")
+        record(service)
         window = {"start": str(time.time_ns() - 3600 * S), "end": str(time.time_ns())}
         answers = {}
         for name, agg, group in (
@@ -349,12 +383,17 @@ def test_the_sdk_in_both_temporalities_gives_the_same_answers(srv: RunningServer
                 tuple(sorted(s["labels"].items())): sum(p[1] for p in s["points"])
                 for s in doc["series"]
             }
-        results[temporality] = answers
-    delta, cumulative = results.values()
-    assert delta == cumulative
+        results[source] = answers
+        scraped[source] = exposed(srv, service)
+    assert results["delta"] == results["cumulative"] == results["client"]
+    delta = results["delta"]
     assert delta[("sdk.jobs", "increase")] == {(("kind", "even"),): 270, (("kind", "odd"),): 300}
     assert delta[("sdk.took", "count")] == {(): 60}
     assert delta[("sdk.took", "sum")] == {(): 3 * 1900}
+    # What Prometheus scrapes is the same too.
+    assert scraped["delta"] == scraped["cumulative"] == scraped["client"]
+    assert scraped["client"]['sdk_jobs_total{kind="even"}'] == 270
+    assert scraped["client"]['sdk_took_milliseconds_bucket{le="+Inf"}'] == 60
 
 
 @pytest.mark.parametrize(

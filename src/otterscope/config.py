@@ -295,6 +295,14 @@ KEYS: tuple[Key, ...] = (
     ),
     Key(
         "metrics",
+        "promote_resource_attributes",
+        (),
+        _str_list,
+        "Resource attributes exposed as labels on every series of their resource, besides target_info.",
+        file_only=True,
+    ),
+    Key(
+        "metrics",
         "max_series_per_metric",
         2000,
         _int,

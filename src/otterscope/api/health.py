@@ -76,13 +76,14 @@ async def metrics(request: Request) -> Response:
         await run_in_threadpool(state.metrics_state.refresh)
         accumulator = state.metrics_state.accumulator
         stale = int(state.settings["metrics.stale_after"] * 1e9)
+        promote = tuple(state.settings["metrics.promote_resource_attributes"])
 
         def exposition() -> list[bytes]:
             # Off the event loop (100,000 series take about a second), and encoded in
             # pieces: the whole text is never held as one string besides its bytes.
             with accumulator.reading() as series:
                 mine = [s for s in series if s.tenant == who.tenant]
-                lines = render(mine, time.time_ns(), stale, openmetrics)
+                lines = render(mine, time.time_ns(), stale, openmetrics, promote)
                 out = []
                 while piece := list(itertools.islice(lines, 4096)):
                     out.append(("\n".join(piece) + "\n").encode())

@@ -41,11 +41,16 @@ async def catalog(request: Request) -> Response:
     if state.metrics_state is None:
         raise Unavailable("metrics are not available")
     await run_in_threadpool(state.metrics_state.refresh)
-    metrics = await run_in_threadpool(_catalog, state.metrics_state.accumulator, who.tenant)
+    promote = tuple(state.settings["metrics.promote_resource_attributes"])
+    metrics = await run_in_threadpool(
+        _catalog, state.metrics_state.accumulator, who.tenant, promote
+    )
     return json_response({"metrics": metrics})
 
 
-def _catalog(accumulator: Accumulator, tenant: str) -> list[dict[str, Any]]:
+def _catalog(
+    accumulator: Accumulator, tenant: str, promote: tuple[str, ...]
+) -> list[dict[str, Any]]:
     found: dict[tuple[str, str], dict[str, Any]] = {}
     with accumulator.reading() as series:
         for s in series:
@@ -62,7 +67,7 @@ def _catalog(accumulator: Accumulator, tenant: str) -> list[dict[str, Any]]:
                     "labels": set(),
                 },
             )
-            entry["labels"].update(label_names(s))
+            entry["labels"].update(label_names(s, promote))
     return [{**entry, "labels": sorted(entry["labels"])} for _, entry in sorted(found.items())]
 
 

@@ -8,7 +8,8 @@ monotonic sums get ``_total`` unless they already end with it (never ``_total_to
 Point attributes become labels (keys sanitised the same way); ``service.name`` and
 ``service.namespace`` become the ``job`` label and ``service.instance.id`` (kept by
 cumulative series only) the ``instance`` label; the rest of the resource goes to one
-``target_info`` series per job and instance. Histograms are ``_bucket{le}``/``_sum``/``_count``,
+``target_info`` series per job and instance, and the attributes listed in
+``metrics.promote_resource_attributes`` are also labels of every series of the resource. Histograms are ``_bucket{le}``/``_sum``/``_count``,
 summaries ``{quantile}``/``_sum``/``_count``; exponential histograms become classic
 histograms with one ``le`` per exponential bucket. Series not updated for ``stale_after_ns`` are
 left out (their state is kept: they come back with their full value when updated again).
@@ -160,16 +161,21 @@ def _resource_labels(resource: str) -> tuple[Labels, Labels]:
 
 
 @functools.lru_cache(maxsize=1 << 18)
-def _label_set(resource: str, attributes: str) -> Labels:
+def _label_set(resource: str, attributes: str, promote: tuple[str, ...] = ()) -> Labels:
     labels = dict(_resource_labels(resource)[0])
     for key, value in orjson.loads(attributes).items():
         labels.setdefault(_sanitize(key, _LABEL_INVALID), label_value(value))
+    if promote:
+        doc = orjson.loads(resource)
+        for key in promote:
+            if key in doc:  # a point attribute of the same name wins
+                labels.setdefault(_sanitize(key, _LABEL_INVALID), label_value(doc[key]))
     return tuple(sorted(labels.items()))
 
 
-def label_names(s: Series) -> list[str]:
+def label_names(s: Series, promote: tuple[str, ...] = ()) -> list[str]:
     """The label names a series is exposed with."""
-    return [name for name, _ in _label_set(s.resource, s.attributes)]
+    return [name for name, _ in _label_set(s.resource, s.attributes, promote)]
 
 
 _TYPES = {GAUGE: "gauge", HISTOGRAM: "histogram", EXP_HISTOGRAM: "histogram", SUMMARY: "summary"}
@@ -208,7 +214,11 @@ def _seconds(ns: int) -> str:
 
 
 def render(
-    series: Iterable[Series], now_ns: int, stale_after_ns: int, openmetrics: bool = False
+    series: Iterable[Series],
+    now_ns: int,
+    stale_after_ns: int,
+    openmetrics: bool = False,
+    promote: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """Exposition lines for the fresh series, one family (HELP, TYPE, samples) per name.
 
@@ -238,7 +248,7 @@ def render(
         base = name[: -len("_total")] if openmetrics and kind == "counter" else name
         yield f"# HELP {base} {_escape(help_text) if help_text else base}"
         yield f"# TYPE {base} {kind}"
-        for label_set, merged in sorted(_merged(members).items()):
+        for label_set, merged in sorted(_merged(members, promote).items()):
             body = ",".join(f'{k}="{_escape(v)}"' for k, v in label_set)
             yield from _samples(name, merged, body, openmetrics)
     if targets:
@@ -250,14 +260,14 @@ def render(
             yield f"target_info{_labels(sorted([*target, *labels.items()]))} 1"
 
 
-def _merged(members: list[Series]) -> dict[tuple[tuple[str, str], ...], Series]:
+def _merged(members: list[Series], promote: tuple[str, ...]) -> dict[Labels, Series]:
     """One series per label set. Resources that differ only in attributes that are not
     labels (say ``host.name`` of two instances of one job) would otherwise give the same
     series twice, which Prometheus refuses: sums and histograms add up, gauges and
     summaries keep the latest."""
     out: dict[tuple[tuple[str, str], ...], Series] = {}
     for s in sorted(members, key=lambda m: (m.resource, m.attributes)):
-        labels = _label_set(s.resource, s.attributes)
+        labels = _label_set(s.resource, s.attributes, promote)
         seen = out.get(labels)
         if seen is None:
             out[labels] = s
