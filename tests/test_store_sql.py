@@ -3,7 +3,10 @@ the exact test would keep."""
 
 from __future__ import annotations
 
+import json
+
 import duckdb
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -75,3 +78,15 @@ def test_values_with_more_than_one_spelling_get_no_needle() -> None:
         assert attribute_needles("k", value) == []
     assert attribute_needles("k", "500") == ['"k":"500"', '"k":500']
     assert attribute_needles('a"b', "x") == ['"a\\"b":"x"']
+
+
+@pytest.mark.parametrize("key", ["*", "a.*", "[*]", "$", 'a"b', "a/b", "a~b", "", "0", "é"])
+def test_a_json_path_names_exactly_one_key(key: str) -> None:
+    con = duckdb.connect()
+    doc = json.dumps({key: "mine", "other": "not mine"})
+    (found,) = con.execute("SELECT json_extract_string(?, ?)", [doc, json_path(key)]).fetchone()  # type: ignore[misc]
+    assert found == "mine"
+    (missing,) = con.execute(
+        "SELECT json_extract_string(?, ?)", ['{"other": 1}', json_path(key)]
+    ).fetchone()  # type: ignore[misc]
+    assert missing is None

@@ -394,8 +394,9 @@ def _looks_numeric(value: str) -> bool:
 
 
 def json_path(key: str) -> str:
-    """A JSON path naming one top-level key, whatever characters it holds."""
-    return "$." + '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A JSON Pointer naming one top-level key, whatever characters it holds. (A quoted
+    ``$."*"`` path is still DuckDB's wildcard: it would match every attribute.)"""
+    return "/" + key.replace("~", "~0").replace("/", "~1")
 
 
 def files_holding_traces(files: Sequence[str], count: int) -> str:
