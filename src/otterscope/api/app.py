@@ -11,7 +11,18 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from otterscope.api import attributes, compat, fetch, health, live, logs, metrics, openapi, traces
+from otterscope.api import (
+    attributes,
+    compat,
+    fetch,
+    health,
+    live,
+    logs,
+    metrics,
+    openapi,
+    services,
+    traces,
+)
 from otterscope.api.errors import error_response
 from otterscope.api.state import ALL_METHODS, AppState, Endpoint
 from otterscope.errors import MethodNotAllowed, NotFound, OtterscopeError
@@ -59,6 +70,7 @@ def build_app(state: AppState, receiver: OtlpHttpReceiver) -> ASGIApp:
     routes += health.ROUTES + fetch.ROUTES + traces.ROUTES + logs.ROUTES
     routes += compat.ROUTES + attributes.ROUTES + metrics.ROUTES
     routes += live.ROUTES
+    routes += services.ROUTES
     routes += openapi.ROUTES
     app = Starlette(
         routes=routes,

@@ -126,6 +126,18 @@ class Store(Protocol):
         status. At most ``limit`` rows."""
         ...
 
+    def service_activity(self, tenant: str, start_ns: int, end_ns: int) -> dict[str, list[Row]]:
+        """Per signal (traces, logs, metrics), per service in the window: ``items``,
+        ``first_ns``, ``last_ns``, the latest ``resource``; spans also ``errors`` and
+        ``p99_ns``."""
+        ...
+
+    def dependencies(self, tenant: str, start_ns: int, end_ns: int) -> list[Row]:
+        """Calls whose calling span starts in the window, per ``source``, ``target`` and
+        ``target_type`` (service, database, messaging, external): ``calls``, ``errors``,
+        ``p99_ns``."""
+        ...
+
     def delete(self, tenant: str, trace_id: bytes, span_id: bytes | None = None) -> int:
         """Hide a trace (or one span) from every later query; return the spans deleted."""
         ...

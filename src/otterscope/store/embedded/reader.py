@@ -23,7 +23,7 @@ from otterscope.errors import QueryTimeout, StoreError
 from otterscope.otlp.anyvalue import to_api
 from otterscope.query.model import FetchQuery, LogQuery, Page, TraceQuery, TraceSummary
 from otterscope.store.base import MetricAggregates, Row
-from otterscope.store.embedded import metric_sql, sql
+from otterscope.store.embedded import metric_sql, service_sql, sql
 from otterscope.store.embedded.deletes import Tombstones
 from otterscope.store.embedded.layout import HOUR_NS, SealedFile
 from otterscope.store.embedded.rwlock import RWLock
@@ -37,6 +37,9 @@ TRACE_MARGIN_NS = HOUR_NS
 # row group, so a small first scan often reads only the newest files (measured with 10M
 # spans: 4096 doubled the time of searches matching ~0.5% of spans).
 FIRST_SCAN = 256
+# How long after a dependency window a child span is still looked for (a call that starts
+# in the window may reach its callee a little later).
+DEPENDENCY_MARGIN_NS = 5 * 60 * 1_000_000_000
 
 
 class _Snapshot:
@@ -341,6 +344,38 @@ class Reader:
                 snap.tables,
             )
         return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    # -- services ----------------------------------------------------------------------------
+
+    def service_activity(self, tenant: str, start_ns: int, end_ns: int) -> dict[str, list[Row]]:
+        """Per signal, per service: items, first and last time, latest resource (spans:
+        also errors and p99 duration)."""
+        out = {}
+        with self._sources_lock.read():
+            pin: int | None = None
+            for signal in ("traces", "logs", "metrics"):
+                snap = self._snapshot(signal, tenant, start_ns, end_ns, pin)
+                pin = snap.pin
+                names, rows = self._run(
+                    service_sql.service_activity(snap.source, signal),
+                    [tenant, snap.pin, start_ns, end_ns],
+                    snap.tables,
+                )
+                out[signal] = _rows(names, rows)
+        return out
+
+    def dependencies(self, tenant: str, start_ns: int, end_ns: int) -> list[Row]:
+        """Calls between services (and to virtual nodes) whose calling side starts in the
+        window: source, target, target_type, calls, errors, p99_ns."""
+        read_end = end_ns + DEPENDENCY_MARGIN_NS
+        with self._sources_lock.read():
+            snap = self._snapshot("traces", tenant, start_ns, read_end)
+            names, rows = self._run(
+                service_sql.dependencies(snap.source),
+                [tenant, snap.pin, start_ns, read_end, end_ns, end_ns],
+                snap.tables,
+            )
+        return _rows(names, rows)
 
     # -- logs and every signal -------------------------------------------------------------
 

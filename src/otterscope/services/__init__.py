@@ -1,0 +1,1 @@
+"""Services discovered from resource attributes, and who calls whom."""
