@@ -28,7 +28,7 @@ from otterscope.errors import StoreError
 from otterscope.otlp.rows import Batch
 from otterscope.otlp.schema import SCHEMAS
 from otterscope.store.base import StoreStats
-from otterscope.store.embedded import seal, sql
+from otterscope.store.embedded import hourly, seal, sql
 from otterscope.store.embedded.deletes import Tombstone, Tombstones, keep_mask
 from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, fsync_path, hour_key
 from otterscope.store.embedded.layout import write_durably as _write_durably
@@ -82,6 +82,7 @@ class EmbeddedStore(Reader):
         self._deletes = Tombstones(data_dir)
         self._resource_sets = {}
         self._resource_lock = threading.Lock()
+        self._dependency_cache = hourly.HourCache()
         self._con = duckdb.connect(
             ":memory:",
             config={
@@ -239,6 +240,9 @@ class EmbeddedStore(Reader):
             for segment in retired:
                 self._seal(segment)
             self._apply_deletes()
+            # Two hours per pass: sealed hours get their service-map calls cached without
+            # the maintenance thread stalling on a backlog after a restart.
+            self.warm_dependencies(2)
         finally:
             # Retention frees disk space, which is what a failed seal (disk full) may need.
             if retention:
