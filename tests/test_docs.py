@@ -225,3 +225,14 @@ def test_quick_start_examples() -> None:
         "Authorization: Bearer",
     ):
         assert needle in text, needle
+
+
+def test_sql_views_and_their_columns_are_documented() -> None:
+    from otterscope.store.embedded.sandbox_sql import VIEWS, columns
+
+    api = section("API")
+    for view, signal in VIEWS.items():
+        line = next((x for x in api.splitlines() if x.startswith(f"- `{view}`: ")), None)
+        assert line is not None, f"the README does not list the columns of {view}"
+        listed = re.findall(r"`([a-z_]+)`", line.split(":", 1)[1])
+        assert listed == columns(signal), f"{view}: README {listed} != {columns(signal)}"

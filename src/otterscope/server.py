@@ -24,6 +24,7 @@ from otterscope import __version__
 from otterscope.api.app import build_app
 from otterscope.api.auth import Authenticator
 from otterscope.api.guard import Guard, is_loopback
+from otterscope.api.sql import clear_workspace
 from otterscope.api.state import AppState
 from otterscope.config import Settings
 from otterscope.errors import ConfigError, OtterscopeError
@@ -104,6 +105,7 @@ class Server:
         )
         self.metrics_state = MetricsState(s.data_dir, accumulator, self.store)
         self.metrics_state.load()
+        clear_workspace(s.data_dir)  # SQL sandbox exports a crash may have left
         self.live = LiveHub(buffer_messages=s["live.buffer_messages"])
         self.writer.add_listener(self.live.on_commit)
         self.budget = MemoryBudget(s["ingest.memory_budget_bytes"], s["ingest.retry_after"])

@@ -21,6 +21,7 @@ from otterscope.api import (
     metrics,
     openapi,
     services,
+    sql,
     traces,
 )
 from otterscope.api.errors import error_response
@@ -71,6 +72,7 @@ def build_app(state: AppState, receiver: OtlpHttpReceiver) -> ASGIApp:
     routes += compat.ROUTES + attributes.ROUTES + metrics.ROUTES
     routes += live.ROUTES
     routes += services.ROUTES
+    routes += sql.ROUTES
     routes += openapi.ROUTES
     app = Starlette(
         routes=routes,

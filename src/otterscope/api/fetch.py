@@ -12,23 +12,22 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from otterscope.api.json_body import json_object
 from otterscope.api.paging import begin
 from otterscope.api.responses import json_response
 from otterscope.api.state import ALL_METHODS, api_endpoint, app_state, principal
-from otterscope.errors import BadRequest, MethodNotAllowed, PayloadTooLarge
+from otterscope.errors import BadRequest, MethodNotAllowed
 from otterscope.query import params as p
 from otterscope.query.metric_shapes import metrics_to_otlp_json
 from otterscope.query.model import FetchQuery
 from otterscope.query.shapes import logs_to_otlp_json, spans_to_otlp_json
 from otterscope.store.base import Row
 
-MAX_BODY = 64 * 1024
 _FIELDS = {"startTimeUnixNano", "endTimeUnixNano", "limit", "cursor"}
 
 _ENCODERS: dict[str, Callable[[Iterable[Row]], dict[str, Any]]] = {
@@ -63,23 +62,7 @@ def _time(name: str, value: Any) -> int:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise PayloadTooLarge(f"request body is larger than {MAX_BODY} bytes")
-    if not raw.strip():
-        raise BadRequest('body must be JSON: {"startTimeUnixNano": "...", ...}')
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"body is not JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise BadRequest("body must be a JSON object")
-    unknown = sorted(set(doc) - _FIELDS)
-    if unknown:
-        raise BadRequest(f"unknown field {unknown[0]!r}; expected {sorted(_FIELDS)}")
-    return doc
+    return await json_object(request, _FIELDS, '{"startTimeUnixNano": "...", ...}')
 
 
 def endpoint(signal: str) -> Callable[[Request], Any]:

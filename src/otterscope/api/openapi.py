@@ -481,6 +481,33 @@ SERVICES = {
         )
     },
 }
+SQL = {
+    "/api/query": {
+        "post": op(
+            "sql_query",
+            "Read-only SQL over the views spans, logs and metric_points (admin scope)",
+            ok(
+                "Columns, their DuckDB types, rows (at most `sql.max_rows`).",
+                obj(
+                    {
+                        "columns": array(STRING),
+                        "types": array(STRING),
+                        "rows": array({"type": "array"}),
+                        "truncated": {"type": "boolean"},
+                    }
+                ),
+            ),
+            text="One SELECT; anything else, table functions and other tables are a 400. "
+            "Runs in a sandbox process over the caller's tenant only; stopped after "
+            "`sql.timeout` (503 `query_timeout`). The body is at most 64 KiB.",
+            requestBody={
+                "required": True,
+                "content": json_content(obj({"query": {"type": "string", "minLength": 1}})),
+            },
+            errs=(*READ, 413),
+        )
+    }
+}
 LIVE = {
     "/api/ws": {
         "get": op(
@@ -542,6 +569,7 @@ _SECTIONS: dict[str, dict[str, Any]] = {
     "attributes": ATTRIBUTES,
     "metrics": METRICS,
     "services": SERVICES,
+    "sql": SQL,
     "live": LIVE,
     "health": HEALTH,
 }

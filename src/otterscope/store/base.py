@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from otterscope.otlp.rows import Batch
@@ -54,6 +55,15 @@ class MetricAggregates:
     delta_buckets: list[Row]  # per delta histogram series, bucket counts added up
     spans: list[Row]  # per (tenant, service, span name, kind, status): calls, durations
     exp_points: list[Row] = field(default_factory=list)  # exponential histogram points
+
+
+@dataclass(frozen=True, slots=True)
+class SqlSandboxSpec:
+    """What a SQL sandbox needs to show one tenant's data and nothing else."""
+
+    views: list[str]  # CREATE VIEW statements: spans, logs, metric_points
+    tables: dict[str, str]  # Arrow IPC stream files to register under these names first
+    files: list[str]  # the Parquet files the views read (the only paths it may open)
 
 
 class Store(Protocol):
@@ -136,6 +146,11 @@ class Store(Protocol):
         """Calls whose calling span starts in the window, per ``source``, ``target`` and
         ``target_type`` (service, database, messaging, external): ``calls``, ``errors``,
         ``p99_ns``."""
+        ...
+
+    def export_for_sql(self, tenant: str, directory: Path) -> SqlSandboxSpec:
+        """Put what a SQL sandbox needs to read the tenant's data in ``directory`` (which
+        the caller removes afterwards); the export is one consistent snapshot."""
         ...
 
     def delete(self, tenant: str, trace_id: bytes, span_id: bytes | None = None) -> int:

@@ -9,8 +9,10 @@ DuckDB cursor, and runs one statement from ``sql`` under a watchdog that interru
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Hashable, Sequence
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -22,8 +24,8 @@ import pyarrow.parquet as pq
 from otterscope.errors import QueryTimeout, StoreError
 from otterscope.otlp.anyvalue import to_api
 from otterscope.query.model import FetchQuery, LogQuery, Page, TraceQuery, TraceSummary
-from otterscope.store.base import MetricAggregates, Row
-from otterscope.store.embedded import hourly, metric_sql, service_sql, sql
+from otterscope.store.base import MetricAggregates, Row, SqlSandboxSpec
+from otterscope.store.embedded import hourly, metric_sql, sandbox_sql, service_sql, sql
 from otterscope.store.embedded.deletes import Tombstones
 from otterscope.store.embedded.layout import HOUR_NS, SealedFile
 from otterscope.store.embedded.rwlock import RWLock
@@ -443,6 +445,43 @@ class Reader:
             snap.tables,
         )
         return _rows(names, rows)
+
+    # -- the SQL sandbox ---------------------------------------------------------------------
+
+    def export_for_sql(self, tenant: str, directory: Path) -> SqlSandboxSpec:
+        """The tenant's data for a SQL sandbox, in ``directory`` (on the data dir's file
+        system): its Parquet files hard-linked (retention may delete the originals
+        meanwhile), its hot rows and pending deletes as Arrow IPC files, and the views."""
+        directory.mkdir(parents=True)
+        tables: dict[str, str] = {}
+        files: list[str] = []
+        views: list[str] = []
+        with self._sources_lock.read():
+            pin: int | None = None
+            for signal in ("traces", "logs", "metrics"):
+                snap = self._snapshot(signal, tenant, pin=pin)
+                pin = snap.pin
+                linked = []
+                for i, f in enumerate(snap.files):
+                    target = directory / f"{signal}-{i}.parquet"
+                    os.link(f.path, target)
+                    linked.append(str(target))
+                files += linked
+                for name, table in snap.tables.items():
+                    if name == sql.hot_view(signal):
+                        table = table.filter(pc.equal(table.column("tenant"), tenant))
+                        table = table.filter(pc.less_equal(table.column("ingest_seq"), snap.pin))
+                    path = directory / f"{name}.arrow"
+                    with (
+                        pa.OSFile(str(path), "wb") as sink,
+                        pa.ipc.new_stream(sink, table.schema) as w,
+                    ):
+                        w.write_table(table)
+                    tables[name] = str(path)
+                views.append(
+                    sandbox_sql.view(signal, sql.source(signal, True, linked, snap.deletes))
+                )
+        return SqlSandboxSpec(views, tables, files)
 
     # -- logs and every signal -------------------------------------------------------------
 

@@ -1,0 +1,48 @@
+"""``POST /api/query``: read-only SQL over the caller's own data, in a sandbox process."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from otterscope.api.json_body import json_object
+from otterscope.api.responses import json_response
+from otterscope.api.state import api_endpoint, app_state, principal
+from otterscope.errors import BadRequest
+from otterscope.query.sql_runner import SqlLimits, run_sql
+
+WORKSPACE = "sql-sandbox"
+
+
+def workspace(data_dir: Path) -> Path:
+    """Where exports for the sandbox go; emptied at start-up (a crash may leave some)."""
+    return data_dir / WORKSPACE
+
+
+def clear_workspace(data_dir: Path) -> None:
+    if workspace(data_dir).exists():
+        shutil.rmtree(workspace(data_dir))
+
+
+@api_endpoint
+async def query(request: Request) -> Response:
+    who = principal(request, "admin")
+    doc = await json_object(request, {"query"}, '{"query": "SELECT ..."}')
+    text = doc.get("query")
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest('"query" must be a non-empty string of SQL')
+    state = app_state(request)
+    s = state.settings
+    limits = SqlLimits(s["sql.timeout"], s["sql.max_rows"], s["sql.memory_limit"])
+    answer = await run_in_threadpool(
+        run_sql, state.store, who.tenant, text, limits, workspace(s.data_dir)
+    )
+    return json_response(answer)
+
+
+ROUTES = [Route("/api/query", query, methods=["POST"])]

@@ -1,0 +1,46 @@
+"""The SQL views user queries see (``POST /api/query``): one per signal, over a tenant's own
+data as exported for the sandbox.
+
+The same rules as ``sql``: fixed text and names the store made; user SQL never comes here.
+"""
+
+from __future__ import annotations
+
+from otterscope.otlp.schema import SCHEMAS
+
+VIEWS = {"spans": "traces", "logs": "logs", "metric_points": "metrics"}
+VIEW_OF = {signal: view for view, signal in VIEWS.items()}
+# Stored as bytes: shown as lowercase hex, as everywhere in the API.
+HEX_COLUMNS = ("trace_id", "span_id", "parent_span_id")
+# Stored as JSON text: typed JSON, so ``attributes->>'http.route'`` works.
+JSON_COLUMNS = (
+    "attributes",
+    "resource_attributes",
+    "resource_entity_refs",
+    "scope_attributes",
+    "events",
+    "links",
+    "body",
+    "metric_metadata",
+    "quantile_values",
+    "exemplars",
+)
+HIDDEN_COLUMNS = ("tenant", "ingest_seq")
+
+
+def columns(signal: str) -> list[str]:
+    """The columns of a signal's view, in order."""
+    return [f.name for f in SCHEMAS[signal] if f.name not in HIDDEN_COLUMNS]
+
+
+def view(signal: str, source: str) -> str:
+    """CREATE VIEW for one signal over ``source`` (a FROM-able union from ``sql.source``)."""
+    shown = []
+    for name in columns(signal):
+        if name in HEX_COLUMNS:
+            shown.append(f"lower(hex({name})) AS {name}")
+        elif name in JSON_COLUMNS:
+            shown.append(f"CAST({name} AS JSON) AS {name}")
+        else:
+            shown.append(name)
+    return f"CREATE VIEW {VIEW_OF[signal]} AS SELECT {', '.join(shown)} FROM {source}"
