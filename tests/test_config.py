@@ -56,6 +56,7 @@ def test_every_key_reads_from_its_env_name_or_is_file_only() -> None:
         "cors.origins",
         "metrics.exclude_resource_attributes",
         "metrics.promote_resource_attributes",
+        "alerts.webhook_allowed_hosts",
     }
 
 

@@ -21,6 +21,10 @@ from typing import Any
 import uvicorn
 
 from otterscope import __version__
+from otterscope.alerting.delivery import Deliverer
+from otterscope.alerting.evaluator import Evaluator
+from otterscope.alerting.service import Alerting
+from otterscope.alerting.state import AlertState
 from otterscope.api.app import build_app
 from otterscope.api.auth import Authenticator
 from otterscope.api.guard import Guard, is_loopback
@@ -106,6 +110,25 @@ class Server:
         self.metrics_state = MetricsState(s.data_dir, accumulator, self.store)
         self.metrics_state.load()
         clear_workspace(s.data_dir)  # SQL sandbox exports a crash may have left
+        alert_state = AlertState(s.data_dir)
+        self.alerting = Alerting(
+            alert_state,
+            Evaluator(
+                self.store,
+                alert_state,
+                accumulator.metric_names,
+                accumulator.excluded,
+                self.metrics_state.refresh,
+            ),
+            Deliverer(
+                alert_state,
+                s["alerts.webhook_allowed_hosts"],
+                s["alerts.webhook_timeout"],
+                s["alerts.max_delivery_attempts"],
+            ),
+            s["alerts.evaluation_interval"],
+            s["alerts.webhook_allowed_hosts"],
+        )
         self.live = LiveHub(buffer_messages=s["live.buffer_messages"])
         self.writer.add_listener(self.live.on_commit)
         self.budget = MemoryBudget(s["ingest.memory_budget_bytes"], s["ingest.retry_after"])
@@ -127,6 +150,7 @@ class Server:
             cursors=CursorCodec(load_key(s["storage.cursor_encryption_key"], s.data_dir)),
             live=self.live,
             metrics_state=self.metrics_state,
+            alerting=self.alerting,
         )
         self._register_gauges()
         self._stop = threading.Event()
@@ -189,6 +213,7 @@ class Server:
         tls = bool(s["server.tls_cert"])
         self.writer.start()
         self._maintenance.start()
+        self.alerting.start()
         self.live.start(asyncio.get_running_loop())
         grpc_receiver = OtlpGrpcReceiver(self.ingest, self.auth)
         grpc_server = grpc_receiver.build_server(s["ingest.max_body_bytes"])
@@ -264,6 +289,7 @@ class Server:
         self._stop.set()
         self.store.wake()
         self._maintenance.join(max(0.0, deadline - time.monotonic()))
+        await asyncio.to_thread(self.alerting.stop)
         if clean:
             # Every acknowledged point is applied: the next start replays nothing.
             self.metrics_state.save()

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from otterscope.api import (
+    alerts,
     attributes,
     compat,
     fetch,
@@ -73,6 +74,7 @@ def build_app(state: AppState, receiver: OtlpHttpReceiver) -> ASGIApp:
     routes += live.ROUTES
     routes += services.ROUTES
     routes += sql.ROUTES
+    routes += alerts.ROUTES
     routes += openapi.ROUTES
     app = Starlette(
         routes=routes,

@@ -24,20 +24,16 @@ from otterscope import __version__
 from otterscope.api.logs import SEVERITIES
 from otterscope.api.openapi_parts import (
     _ERRORS,
-    _NUM,
     ANY_SPAN_ID,
     ANY_TRACE_ID,
     ATTR_TEXT,
     AUTOCOMPLETE,
     CURSOR_OUT,
     DURATION_TEXT,
-    INT,
-    NANOS,
-    NUMBER,
+    FOUND,
     OBJECT,
     PAGE,
     PROTOBUF,
-    READ,
     SCHEMAS,
     SERVICE,
     SPAN_KIND,
@@ -59,15 +55,14 @@ from otterscope.api.openapi_parts import (
     path_param,
     query,
     ref,
-    string,
     tagged,
 )
+from otterscope.api.openapi_sections import ALERTS, METRICS, SERVICES, SQL
 from otterscope.api.state import api_endpoint
 from otterscope.query import params as p
 
 # -- paths -----------------------------------------------------------------------------------
 
-FOUND = (*READ, 404)  # the errors of a read by id
 SPANS = array(ref("Span"))
 DELETED = {"description": "Deleted from every later query (nothing to delete is no error)."}
 
@@ -248,266 +243,6 @@ ATTRIBUTES = {
         ),
     },
 }
-METRICS = {
-    "/api/metrics": {
-        "get": op(
-            "list_metrics",
-            "The tenant's metrics, with their Prometheus names and labels",
-            ok(
-                "Metrics.",
-                obj(
-                    {
-                        "metrics": array(
-                            obj(
-                                {
-                                    "name": STRING,
-                                    "prometheusName": STRING,
-                                    "type": {
-                                        "type": "string",
-                                        "enum": [
-                                            "counter",
-                                            "updowncounter",
-                                            "gauge",
-                                            "histogram",
-                                            "summary",
-                                        ],
-                                    },
-                                    "unit": STRING,
-                                    "description": STRING,
-                                    "labels": array(STRING),
-                                }
-                            )
-                        )
-                    }
-                ),
-            ),
-        )
-    },
-}
-METRIC_QUERY_TEXT = (
-    "Series of one metric per step. `label.<key>=<value>` (repeatable) keeps the series "
-    "with that label, by OTLP attribute key (point attributes, then resource) or by "
-    "Prometheus label name (`job`, `instance`, sanitised keys). Counters aggregate each "
-    "series' reset-aware increase in the step; gauges each series' latest value; histograms "
-    "their observations (`count`, `sum`, `avg`, `rate`, percentiles from the buckets). The "
-    "RED metrics derived from spans are queried by their names. Steps are aligned to the "
-    "epoch; `unixMs` is a step's start; a step without points has no entry."
-)
-METRICS["/api/metrics/query"] = {
-    "get": op(
-        "query_metric",
-        "A metric's series, aggregated per step and group",
-        ok(
-            "Series.",
-            obj(
-                {
-                    "series": array(
-                        obj(
-                            {
-                                "labels": {"type": "object", "additionalProperties": STRING},
-                                "points": array(
-                                    {
-                                        "type": "array",
-                                        "prefixItems": [INT, NUMBER],
-                                        "minItems": 2,
-                                        "maxItems": 2,
-                                        "description": "[unixMs, value]",
-                                    }
-                                ),
-                            }
-                        )
-                    )
-                }
-            ),
-        ),
-        params=[
-            query("name", STRING, "The OTLP metric name or its Prometheus name.")
-            | {"required": True},
-            query(
-                "agg",
-                {
-                    "enum": ["sum", "avg", "min", "max", "count", "rate", "increase"]
-                    + ["p50", "p90", "p95", "p99"],
-                    "default": "sum",
-                },
-                "Aggregation. `rate` is per second; `rate`, `increase` need a counter or a "
-                "histogram, percentiles a histogram (or a summary reporting that quantile).",
-            ),
-            query(
-                "groupBy",
-                STRING,
-                "Comma-separated label keys (as for `label.`); one series per combination.",
-            ),
-            query(
-                "step",
-                string(f"^({_NUM}|({_NUM}(ns|us|µs|ms|s|m|h))+)$"),
-                "A duration (`30s`, `5m`) or plain seconds. Default: about 120 steps over "
-                "the window, rounded (1s, 5s, 10s, 15s, 30s, 1m, 2m, 5m, ...).",
-            ),
-            query("start", TIME, f"{TIME_TEXT} Default: `end` minus 1 hour."),
-            query("end", TIME, f"{TIME_TEXT} Default: now."),
-        ],
-        text=METRIC_QUERY_TEXT,
-        errs=(*READ, 404),
-    )
-}
-_NULLABLE_STRING: Schema = {"type": ["string", "null"]}
-_NULLABLE_NUMBER: Schema = {"type": ["number", "null"]}
-SERVICE_ENTRY: Schema = obj(
-    {
-        "name": STRING,
-        "namespace": _NULLABLE_STRING,
-        "version": _NULLABLE_STRING,
-        "environment": _NULLABLE_STRING,
-        "language": _NULLABLE_STRING,
-        "sdk": _NULLABLE_STRING,
-        "firstSeenUnixNano": NANOS,
-        "lastSeenUnixNano": NANOS,
-        "spanCount": UINT,
-        "logCount": UINT,
-        "metricPointCount": UINT,
-        "errorCount": UINT,
-        "errorRate": NUMBER,
-        "p99Ms": _NULLABLE_NUMBER,
-    }
-)
-NODE_TYPE: Schema = {"type": "string", "enum": ["service", "database", "messaging", "external"]}
-NEIGHBOUR: Schema = obj(
-    {
-        "id": STRING,
-        "name": STRING,
-        "type": NODE_TYPE,
-        "virtual": {"type": "boolean"},
-        "callCount": UINT,
-        "errorCount": UINT,
-        "p99Ms": _NULLABLE_NUMBER,
-    }
-)
-SERVICE_WINDOW = [
-    query("start", TIME, f"{TIME_TEXT} Default: `end` minus 1 hour."),
-    query("end", TIME, f"{TIME_TEXT} Default: now."),
-]
-SERVICES = {
-    "/api/services": {
-        "get": op(
-            "list_services",
-            "Services seen in the window, with counts, error rate and p99",
-            ok("Services.", obj({"services": array(SERVICE_ENTRY)})),
-            params=SERVICE_WINDOW,
-        )
-    },
-    "/api/services/{name}": {
-        "parameters": [path_param("name", STRING)],
-        "get": op(
-            "get_service",
-            "One service, with who calls it and what it calls",
-            ok(
-                "The service.",
-                {
-                    "allOf": [
-                        {k: v for k, v in SERVICE_ENTRY.items() if k != "additionalProperties"},
-                        {
-                            "type": "object",
-                            "properties": {
-                                "upstream": array(NEIGHBOUR),
-                                "downstream": array(NEIGHBOUR),
-                            },
-                            "required": ["upstream", "downstream"],
-                        },
-                    ]
-                },
-            ),
-            params=SERVICE_WINDOW,
-            errs=FOUND,
-        ),
-    },
-    "/api/service-map": {
-        "get": op(
-            "service_map",
-            "Who calls whom: Cytoscape.js elements",
-            ok(
-                "Elements.",
-                obj(
-                    {
-                        "nodes": array(
-                            obj(
-                                {
-                                    "data": obj(
-                                        {
-                                            "id": STRING,
-                                            "label": STRING,
-                                            "type": NODE_TYPE,
-                                            "virtual": {"type": "boolean"},
-                                            "spanCount": UINT,
-                                            "errorRate": NUMBER,
-                                            "p99Ms": _NULLABLE_NUMBER,
-                                        },
-                                        required=["id", "label", "type", "virtual"],
-                                    )
-                                }
-                            )
-                        ),
-                        "edges": array(
-                            obj(
-                                {
-                                    "data": obj(
-                                        {
-                                            "id": STRING,
-                                            "source": STRING,
-                                            "target": STRING,
-                                            "callCount": UINT,
-                                            "errorCount": UINT,
-                                            "p99Ms": _NULLABLE_NUMBER,
-                                        }
-                                    )
-                                }
-                            )
-                        ),
-                    }
-                ),
-            ),
-            params=SERVICE_WINDOW,
-        )
-    },
-    "/api/service-map/cycles": {
-        "get": op(
-            "service_map_cycles",
-            "The elementary cycles of the service map (at most 100)",
-            ok(
-                "Cycles.",
-                obj({"cycles": array(array(STRING)), "truncated": {"type": "boolean"}}),
-            ),
-            params=SERVICE_WINDOW,
-        )
-    },
-}
-SQL = {
-    "/api/query": {
-        "post": op(
-            "sql_query",
-            "Read-only SQL over the views spans, logs and metric_points (admin scope)",
-            ok(
-                "Columns, their DuckDB types, rows (at most `sql.max_rows`).",
-                obj(
-                    {
-                        "columns": array(STRING),
-                        "types": array(STRING),
-                        "rows": array({"type": "array"}),
-                        "truncated": {"type": "boolean"},
-                    }
-                ),
-            ),
-            text="One SELECT; anything else, table functions and other tables are a 400. "
-            "Runs in a sandbox process over the caller's tenant only; stopped after "
-            "`sql.timeout` (503 `query_timeout`). The body is at most 64 KiB.",
-            requestBody={
-                "required": True,
-                "content": json_content(obj({"query": {"type": "string", "minLength": 1}})),
-            },
-            errs=(*READ, 413),
-        )
-    }
-}
 LIVE = {
     "/api/ws": {
         "get": op(
@@ -570,6 +305,7 @@ _SECTIONS: dict[str, dict[str, Any]] = {
     "metrics": METRICS,
     "services": SERVICES,
     "sql": SQL,
+    "alerts": ALERTS,
     "live": LIVE,
     "health": HEALTH,
 }

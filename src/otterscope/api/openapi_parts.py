@@ -242,6 +242,7 @@ _ERRORS = {
 }
 _HEADERS = {401: "WWW-Authenticate", 405: "Allow", 429: "Retry-After", 503: "Retry-After"}
 READ = (400, 401, 403, 500, 503)
+FOUND = (*READ, 404)  # the errors of a read by id
 
 
 def _error(status: int, content: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from functools import wraps
 from starlette.requests import Request
 from starlette.responses import Response
 
+from otterscope.alerting.service import Alerting
 from otterscope.api.auth import Authenticator, Principal
 from otterscope.api.errors import error_response
 from otterscope.config import Settings
@@ -36,6 +37,7 @@ class AppState:
     ready: bool = False
     metrics_state: MetricsState | None = None  # accumulated OTLP metrics for /metrics
     live: LiveHub | None = None  # the live feed; GET /api/ws answers 503 without it
+    alerting: Alerting | None = None  # rules, incidents, webhooks; /api/alerts 503 without it
 
 
 def app_state(request: Request) -> AppState:

@@ -77,6 +77,7 @@ class MetricQuery:
     step_ns: int
     labels: tuple[tuple[str, str], ...] = ()
     group_by: tuple[str, ...] = ()
+    origin_ns: int = 0  # steps start here (0: aligned to the epoch)
 
     @property
     def read_window(self) -> tuple[int, int, int]:
@@ -132,12 +133,18 @@ def run(
     if red:
         rows = red_rows(
             store.span_red_steps(
-                tenant, (query.start_ns, query.end_ns), query.step_ns, MAX_CELLS + 1
+                tenant,
+                (query.start_ns, query.end_ns),
+                query.step_ns,
+                MAX_CELLS + 1,
+                query.origin_ns,
             ),
             red[0],
         )
     else:
-        rows = store.metric_steps(tenant, names, query.read_window, query.step_ns, MAX_CELLS + 1)
+        rows = store.metric_steps(
+            tenant, names, query.read_window, query.step_ns, MAX_CELLS + 1, query.origin_ns
+        )
     if len(rows) > MAX_CELLS:
         raise BadRequest(
             f"the query reads more than {MAX_CELLS} series x steps; "
@@ -347,7 +354,7 @@ def evaluate(
         for step, members in sorted(steps.items()):
             value = _aggregate(query, members)
             if value is not None and math.isfinite(value):
-                points.append([step * query.step_ns // 1_000_000, value])
+                points.append([(query.origin_ns + step * query.step_ns) // 1_000_000, value])
         if points:
             out.append({"labels": dict(group), "points": points})
     return out

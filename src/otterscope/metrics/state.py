@@ -14,12 +14,12 @@ twice or lost. Retention keeps points for days, far longer than the snapshot int
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 
 import orjson
 
+from otterscope.durable import write_durably
 from otterscope.metrics.accumulator import Accumulator, Series
 from otterscope.store.base import Store
 
@@ -69,15 +69,5 @@ class MetricsState:
             with self.accumulator.reading() as series:
                 # orjson writes the dataclasses itself: no copy of every series first.
                 body = orjson.dumps({"version": _VERSION, "seq": seq, "series": list(series)})
-        tmp = self.path.with_name(FILE + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self.path)
-        fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_durably(self.path, body)
         return seq

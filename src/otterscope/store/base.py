@@ -123,14 +123,15 @@ class Store(Protocol):
         window: tuple[int, int, int],
         step_ns: int,
         limit: int,
+        origin_ns: int = 0,
     ) -> list[Row]:
-        """What each series of the ``names`` metrics added per step in the window (read
-        start, start, end): see ``embedded.metric_sql.metric_steps`` for the rows. At most
-        ``limit`` rows."""
+        """What each series of the ``names`` metrics added per step (steps counted from
+        ``origin_ns``) in the window (read start, start, end): see
+        ``embedded.metric_sql.metric_steps`` for the rows. At most ``limit`` rows."""
         ...
 
     def span_red_steps(
-        self, tenant: str, window: tuple[int, int], step_ns: int, limit: int
+        self, tenant: str, window: tuple[int, int], step_ns: int, limit: int, origin_ns: int = 0
     ) -> list[Row]:
         """The spans' calls and duration buckets per step, service, span name, kind and
         status. At most ``limit`` rows."""
@@ -146,6 +147,13 @@ class Store(Protocol):
         """Calls whose calling span starts in the window, per ``source``, ``target`` and
         ``target_type`` (service, database, messaging, external): ``calls``, ``errors``,
         ``p99_ns``."""
+        ...
+
+    def entry_span_figures(
+        self, tenant: str, service: str | None, start_ns: int, end_ns: int
+    ) -> Row:
+        """``requests``, ``errors`` and ``p99_ns`` of the entry spans (SERVER, CONSUMER or
+        root) of one service (None: all) starting in the window."""
         ...
 
     def export_for_sql(self, tenant: str, directory: Path) -> SqlSandboxSpec:

@@ -21,7 +21,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from otterscope.store.embedded.layout import fsync_path
+from otterscope.durable import fsync_path
 
 FILE = "deletes.jsonl"
 

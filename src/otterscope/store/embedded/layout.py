@@ -18,13 +18,13 @@ read them without otterscope.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from otterscope import __version__
+from otterscope.durable import fsync_path, write_durably
 from otterscope.errors import LayoutTooNew, StoreError
 
 LAYOUT_VERSION = 1
@@ -54,24 +54,6 @@ def hour_start_ns(key: str) -> int:
 
 
 HOUR_NS = 3600 * 1_000_000_000
-
-
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_durably(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_path(path.parent)
 
 
 class Layout:

@@ -141,12 +141,13 @@ def metric_steps(
     window: tuple[int, int, int],
     step_ns: int,
     limit: int,
+    origin_ns: int = 0,
 ) -> tuple[str, list[object]]:
     """Points of the ``names`` metrics turned into what each series added in each step.
 
     ``window`` is (read start, start, end): points from the read start on are read, so a
     cumulative series has a baseline before the start; only steps from the start on are
-    answered. Rows: one per stored series and step (``time // step_ns``).
+    answered. Rows: one per stored series and step (``(time - origin_ns) // step_ns``).
 
     Cumulative points become differences from the series' previous point. A later start
     time, or a monotonic value or a count that drops, is a reset: the point counts in full.
@@ -175,7 +176,7 @@ def metric_steps(
         "SELECT *, coalesce(st > pst OR (is_monotonic AND v < pv) OR c < pc, false) AS reset, "
         "(pst IS NULL AND st >= ?) AS fresh FROM lagged"
         "), steps AS ("
-        "SELECT *, ti // ? AS step, "
+        "SELECT *, (ti - ?) // ? AS step, "
         f"CASE WHEN {base} THEN v - pv WHEN {full} THEN v END AS dv, "
         f"CASE WHEN {base} THEN c - pc WHEN {full} THEN c END AS dc, "
         f"CASE WHEN {base} THEN s - ps WHEN {full} THEN s END AS ds, "
@@ -190,12 +191,18 @@ def metric_steps(
         "list(exp) FILTER (WHERE exp IS NOT NULL) AS exp_points, count(*) AS points "
         f"FROM steps GROUP BY step, {_QUERY_SERIES} LIMIT {int(limit)}"
     )
-    params: list[object] = [tenant, pin, *names, read_start, end, start, step_ns, start]
+    params: list[object] = [tenant, pin, *names, read_start, end, start, origin_ns, step_ns, start]
     return statement, params
 
 
 def span_red_steps(
-    src: str, tenant: str, pin: int, window: tuple[int, int], step_ns: int, limit: int
+    src: str,
+    tenant: str,
+    pin: int,
+    window: tuple[int, int],
+    step_ns: int,
+    limit: int,
+    origin_ns: int = 0,
 ) -> tuple[str, list[object]]:
     """The spans' RED figures per step (by end time), service, span name, kind and status.
     ``le_i`` as in ``span_red``."""
@@ -204,7 +211,7 @@ def span_red_steps(
         for i, ms in enumerate(SPAN_DURATION_BOUNDS_MS)
     )
     statement = (
-        "SELECT end_time_unix_nano // ? AS step, service_name, name, kind, status_code, "
+        "SELECT (end_time_unix_nano - ?) // ? AS step, service_name, name, kind, status_code, "
         "count(*) AS calls, sum(duration_nano) / 1e6 AS sum_ms, "
         "min(duration_nano) / 1e6 AS min_ms, max(duration_nano) / 1e6 AS max_ms, "
         f"max(end_time_unix_nano) AS time_last, {buckets} "
@@ -212,4 +219,4 @@ def span_red_steps(
         "AND end_time_unix_nano >= ? AND end_time_unix_nano <= ? "
         f"GROUP BY step, service_name, name, kind, status_code LIMIT {int(limit)}"
     )
-    return statement, [step_ns, tenant, pin, window[0], window[1]]
+    return statement, [origin_ns, step_ns, tenant, pin, window[0], window[1]]

@@ -383,6 +383,19 @@ class Reader:
                 out[signal] = hourly.merge_activity(rows)
         return out
 
+    def entry_span_figures(
+        self, tenant: str, service: str | None, start_ns: int, end_ns: int
+    ) -> Row:
+        """requests, errors and p99_ns of the entry spans in the window."""
+        with self._sources_lock.read():
+            snap = self._snapshot("traces", tenant, start_ns, end_ns)
+            names, rows = self._run(
+                service_sql.entry_span_figures(snap.source),
+                [tenant, snap.pin, start_ns, end_ns, service, service],
+                snap.tables,
+            )
+        return _rows(names, rows)[0]
+
     def _activity_rows(self, snap: _Snapshot, tenant: str, lo: int, hi: int) -> list[Row]:
         names, rows = self._run(
             service_sql.service_activity(snap.within(lo, hi), snap.signal),
@@ -544,24 +557,25 @@ class Reader:
         window: tuple[int, int, int],
         step_ns: int,
         limit: int,
+        origin_ns: int = 0,
     ) -> list[Row]:
         with self._sources_lock.read():
             snap = self._snapshot("metrics", tenant, window[0], window[2])
             statement, params = metric_sql.metric_steps(
-                snap.source, tenant, snap.pin, names, window, step_ns, limit
+                snap.source, tenant, snap.pin, names, window, step_ns, limit, origin_ns
             )
             names_, rows = self._run(statement, params, snap.tables)
         return _rows(names_, rows)
 
     def span_red_steps(
-        self, tenant: str, window: tuple[int, int], step_ns: int, limit: int
+        self, tenant: str, window: tuple[int, int], step_ns: int, limit: int, origin_ns: int = 0
     ) -> list[Row]:
         with self._sources_lock.read():
             # A span is filed under its start hour; one that ends in the window may have
             # started up to an hour (the trace margin) before it.
             snap = self._snapshot("traces", tenant, window[0] - TRACE_MARGIN_NS, window[1])
             statement, params = metric_sql.span_red_steps(
-                snap.source, tenant, snap.pin, window, step_ns, limit
+                snap.source, tenant, snap.pin, window, step_ns, limit, origin_ns
             )
             names, rows = self._run(statement, params, snap.tables)
         return _rows(names, rows)

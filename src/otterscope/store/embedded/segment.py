@@ -19,8 +19,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from otterscope.durable import fsync_path
 from otterscope.otlp.schema import SCHEMAS
-from otterscope.store.embedded.layout import fsync_path
 
 # Repeated on every row but with few distinct values per batch: dictionary-encoded in memory.
 DICTIONARY_COLUMNS = (

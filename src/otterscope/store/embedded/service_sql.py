@@ -114,3 +114,18 @@ def dependencies(src: str) -> str:
         "FROM (SELECT * FROM direct UNION ALL SELECT * FROM links) "
         "GROUP BY minute, source, target, target_type"
     )
+
+
+def entry_span_figures(src: str) -> str:
+    """Requests, errors and p99 duration of entry spans (SERVER, CONSUMER, or without a
+    parent) starting in the window, of one service or all (parameters: tenant, pin, start,
+    end, service, service)."""
+    entry = "(kind IN (2, 5) OR octet_length(parent_span_id) = 0)"
+    return (
+        f"SELECT count(*) FILTER (WHERE {entry}) AS requests, "
+        f"count(*) FILTER (WHERE {entry} AND status_code = 2) AS errors, "
+        f"quantile_cont(duration_nano, 0.99) FILTER (WHERE {entry}) AS p99_ns "
+        f"FROM {src} WHERE tenant = ? AND ingest_seq <= ? "
+        "AND start_time_unix_nano >= ? AND start_time_unix_nano <= ? "
+        "AND (service_name = ? OR ? IS NULL)"
+    )

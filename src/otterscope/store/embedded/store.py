@@ -24,14 +24,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from otterscope.durable import fsync_path
+from otterscope.durable import write_durably as _write_durably
 from otterscope.errors import StoreError
 from otterscope.otlp.rows import Batch
 from otterscope.otlp.schema import SCHEMAS
 from otterscope.store.base import StoreStats
 from otterscope.store.embedded import hourly, seal, sql
 from otterscope.store.embedded.deletes import Tombstone, Tombstones, keep_mask
-from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, fsync_path, hour_key
-from otterscope.store.embedded.layout import write_durably as _write_durably
+from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, hour_key
 from otterscope.store.embedded.reader import Reader
 from otterscope.store.embedded.rwlock import RWLock
 from otterscope.store.embedded.segment import Segment, compact

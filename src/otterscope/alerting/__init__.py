@@ -1,0 +1,1 @@
+"""Alert rules over metrics and spans, incidents, and webhook notifications."""
