@@ -111,6 +111,8 @@ def test_a_select_sees_sealed_and_hot_rows_of_its_tenant_only(srv: RunningServer
     theirs = sql(srv, "SELECT DISTINCT service_name FROM spans", token=B_ADMIN)
     assert theirs["rows"] == [[SECRET]]
     assert SECRET not in str(sql(srv, "SELECT * FROM spans"))
+    # Identifiers are case-insensitive, as in DuckDB.
+    assert sql(srv, "WITH X AS (SELECT 1 AS n FROM Spans) SELECT count(*) FROM x")["rows"] == [[10]]
 
 
 def test_views_have_the_documented_columns(srv: RunningServer) -> None:

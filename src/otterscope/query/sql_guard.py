@@ -48,7 +48,7 @@ def check(con: duckdb.DuckDBPyConnection, query: str) -> None:
         raise BadRequest(f"only SELECT is allowed: {tree.get('error_message', '')}")
     nodes = list(_nodes(tree))
     ctes = {
-        str(entry["key"])
+        str(entry["key"]).lower()
         for node in nodes
         if isinstance(node.get("cte_map"), dict)
         for entry in node["cte_map"].get("map", [])
@@ -61,7 +61,10 @@ def check(con: duckdb.DuckDBPyConnection, query: str) -> None:
                 f"query the views {', '.join(VIEWS)}"
             )
         if kind_name == "BASE_TABLE":
-            name = str(node.get("table_name", ""))
-            where = (str(node.get("catalog_name", "")), str(node.get("schema_name", "")))
+            name = str(node.get("table_name", "")).lower()
+            where = (
+                str(node.get("catalog_name", "")).lower(),
+                str(node.get("schema_name", "")).lower(),
+            )
             if name not in (*VIEWS, *ctes) or where[1] not in _SCHEMAS or where[0] not in _SCHEMAS:
                 raise BadRequest(f"unknown table {name!r}; the views are {', '.join(VIEWS)}")
