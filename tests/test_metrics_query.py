@@ -433,3 +433,25 @@ def test_histogram_quantile_matches_prometheus_rules() -> None:
     assert histogram_quantile(0.99, [1.0, 2.0], [0, 0, 5]) == 2.0  # +Inf: highest bound
     assert histogram_quantile(0.5, [-1.0, 2.0], [4, 0, 0]) == -1.0
     assert math.isclose(histogram_quantile(0.75, [1.0, 2.0], [2, 2, 0]) or 0, 1.5)
+
+
+def test_label_filters_on_typed_attribute_values(srv: RunningServer) -> None:
+    name = unique("typed")
+    typed = [
+        ("code", {"intValue": "200"}, "200"),
+        ("ratio", {"doubleValue": 0.5}, "0.5"),
+        ("whole", {"doubleValue": 2.0}, "2"),
+        ("ok", {"boolValue": True}, "true"),
+        ("route", {"stringValue": "/a b"}, "/a b"),
+        ("quote", {"stringValue": 'say "hi"'}, 'say "hi"'),
+    ]
+    attributes = [{"key": k, "value": v} for k, v, _ in typed]
+    pts = [{"timeUnixNano": str(T0 + 5 * S), "asDouble": 3.0, "attributes": attributes}]
+    post(srv.url, "metrics", body("typed-svc", "x", [gauge(name, pts)]))
+    for key, _, text in typed:
+        got = query(srv, name=name, agg="max", **{f"label.{key}": text})
+        assert points(got) == [[ms(0), 3]], key
+        assert query(srv, name=name, agg="max", **{f"label.{key}": text + "x"})["series"] == []
+    # Resource attributes and Prometheus label names filter the same way.
+    assert points(query(srv, name=name, agg="max", **{"label.service.name": "typed-svc"}))
+    assert points(query(srv, name=name, agg="max", **{"label.job": "typed-svc"}))

@@ -116,16 +116,20 @@ class Evaluator:
 
 def _transition(
     state: AlertState, rule: AlertConfig, value: float | None, now: int, out: Evaluation
-) -> None:
+) -> bool:
+    """Apply one evaluation's outcome; return whether the state changed (a quiet rule does
+    not rewrite the state file)."""
     if rule.id not in state.configs:  # deleted while it was being evaluated
-        return
+        return False
     open_id = state.open_incident.get(rule.id)
     breaching = value is not None and rule.breaches(value)
     if open_id is not None:
         incident = state.incidents[open_id]
         if breaching:
+            if incident.last_value == value:
+                return False
             state.incidents[open_id] = replace(incident, last_value=value)
-            return
+            return True
         state.incidents[open_id] = replace(
             incident,
             state="resolved",
@@ -136,13 +140,15 @@ def _transition(
         del state.open_incident[rule.id]
         state.breaching_since.pop(rule.id, None)
         out.resolved.append(open_id)
-        return
+        return True
     if not breaching or value is None:
-        state.breaching_since.pop(rule.id, None)
-        return
-    since = state.breaching_since.setdefault(rule.id, now)
-    if now - since < rule.for_s * 1_000_000_000:
-        return  # still waiting out forSeconds
+        return state.breaching_since.pop(rule.id, None) is not None
+    if rule.id not in state.breaching_since:
+        state.breaching_since[rule.id] = now
+        if rule.for_s > 0:
+            return True  # the wait starts now, durably
+    if now - state.breaching_since[rule.id] < rule.for_s * 1_000_000_000:
+        return False  # still waiting out forSeconds
     incident_id = new_id()
     state.incidents[incident_id] = Incident(
         id=incident_id,
@@ -161,6 +167,7 @@ def _transition(
     )
     state.open_incident[rule.id] = incident_id
     out.fired.append(incident_id)
+    return True
 
 
 def _deliveries(rule: AlertConfig, incident_id: str, event: str, now: int) -> tuple[Delivery, ...]:

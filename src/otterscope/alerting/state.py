@@ -71,6 +71,15 @@ class AlertState:
             self._save()
             return result
 
+    def change_if(self, apply: Callable[[AlertState], bool]) -> bool:
+        """Run ``apply`` under the lock; write the state only if it says it changed it."""
+        with self._lock:
+            changed = apply(self)
+            if changed:
+                self._trim()
+                self._save()
+            return changed
+
     def read(self, look: Callable[[AlertState], T]) -> T:
         with self._lock:
             return look(self)

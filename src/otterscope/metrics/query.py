@@ -26,6 +26,7 @@ as on ``/metrics``. A step with no point of a group has no entry.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,7 +144,13 @@ def run(
         )
     else:
         rows = store.metric_steps(
-            tenant, names, query.read_window, query.step_ns, MAX_CELLS + 1, query.origin_ns
+            tenant,
+            names,
+            query.read_window,
+            query.step_ns,
+            MAX_CELLS + 1,
+            query.origin_ns,
+            needles(query.labels),
         )
     if len(rows) > MAX_CELLS:
         raise BadRequest(
@@ -151,6 +158,17 @@ def run(
             "use a larger step, a shorter window or another metric"
         )
     return evaluate(rows, query, excluded)
+
+
+# Label values that are written the same in the stored JSON as in a label: a point whose
+# attributes and resource do not contain one as text cannot match (``job`` is built from two
+# attributes, so it gives none).
+_PLAIN = re.compile(r"[A-Za-z0-9_.:/@ -]+")
+
+
+def needles(labels: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """Texts the store may pre-filter points on for these label filters."""
+    return tuple(v for k, v in labels if k != "job" and _PLAIN.fullmatch(v))
 
 
 def red_rows(rows: Iterable[Row], name: str) -> list[Row]:

@@ -124,10 +124,12 @@ class Store(Protocol):
         step_ns: int,
         limit: int,
         origin_ns: int = 0,
+        needles: Sequence[str] = (),
     ) -> list[Row]:
         """What each series of the ``names`` metrics added per step (steps counted from
         ``origin_ns``) in the window (read start, start, end): see
-        ``embedded.metric_sql.metric_steps`` for the rows. At most ``limit`` rows."""
+        ``embedded.metric_sql.metric_steps`` for the rows. Only points whose attributes or
+        resource contain every needle. At most ``limit`` rows."""
         ...
 
     def span_red_steps(

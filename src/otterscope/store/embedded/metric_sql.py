@@ -142,8 +142,12 @@ def metric_steps(
     step_ns: int,
     limit: int,
     origin_ns: int = 0,
+    needles: Sequence[str] = (),
 ) -> tuple[str, list[object]]:
     """Points of the ``names`` metrics turned into what each series added in each step.
+
+    ``needles`` are texts a point's attributes or resource must contain (a cheap test the
+    caller derives from its label filters: it never drops a point the filters keep).
 
     ``window`` is (read start, start, end): points from the read start on are read, so a
     cumulative series has a baseline before the start; only steps from the start on are
@@ -157,6 +161,10 @@ def metric_steps(
     """
     read_start, start, end = window
     marks = ", ".join("?" for _ in names)
+    filters = "".join(
+        " AND contains(coalesce(attributes, '') || coalesce(resource_attributes, ''), ?)"
+        for _ in needles
+    )
     base = "(aggregation_temporality = 2 AND pst IS NOT NULL AND NOT reset)"
     full = "(aggregation_temporality = 1 OR (aggregation_temporality = 2 AND (reset OR fresh)))"
     statement = (
@@ -167,7 +175,7 @@ def metric_steps(
         "CASE WHEN metric_type = 4 AND aggregation_temporality = 1 "
         f"THEN struct_pack({_EXP_FIELDS}) END AS exp "
         f"FROM {src} WHERE tenant = ? AND ingest_seq <= ? AND metric_name IN ({marks}) "
-        "AND time_unix_nano >= ? AND time_unix_nano <= ?"
+        f"AND time_unix_nano >= ? AND time_unix_nano <= ?{filters}"
         "), lagged AS ("
         "SELECT *, lag(st) OVER w AS pst, lag(v) OVER w AS pv, lag(c) OVER w AS pc, "
         "lag(s) OVER w AS ps, lag(bc) OVER w AS pbc "
@@ -191,7 +199,18 @@ def metric_steps(
         "list(exp) FILTER (WHERE exp IS NOT NULL) AS exp_points, count(*) AS points "
         f"FROM steps GROUP BY step, {_QUERY_SERIES} LIMIT {int(limit)}"
     )
-    params: list[object] = [tenant, pin, *names, read_start, end, start, origin_ns, step_ns, start]
+    params: list[object] = [
+        tenant,
+        pin,
+        *names,
+        read_start,
+        end,
+        *needles,
+        start,
+        origin_ns,
+        step_ns,
+        start,
+    ]
     return statement, params
 
 

@@ -558,11 +558,12 @@ class Reader:
         step_ns: int,
         limit: int,
         origin_ns: int = 0,
+        needles: Sequence[str] = (),
     ) -> list[Row]:
         with self._sources_lock.read():
             snap = self._snapshot("metrics", tenant, window[0], window[2])
             statement, params = metric_sql.metric_steps(
-                snap.source, tenant, snap.pin, names, window, step_ns, limit, origin_ns
+                snap.source, tenant, snap.pin, names, window, step_ns, limit, origin_ns, needles
             )
             names_, rows = self._run(statement, params, snap.tables)
         return _rows(names_, rows)
