@@ -683,6 +683,9 @@ class Tail:
             stderr=subprocess.PIPE,
             text=True,
             env=clean_env(),
+            # As from a terminal: a test run started in the background (``cmd &``) ignores
+            # SIGINT, and children inherit that, so Ctrl-C would never reach the CLI.
+            preexec_fn=lambda: signals.signal(signals.SIGINT, signals.SIG_DFL),
         )
         self.lines: queue.Queue[str] = queue.Queue()
         assert self.proc.stdout is not None

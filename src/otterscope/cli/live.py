@@ -20,8 +20,8 @@ from otterscope.cli.output import fmt_ms, fmt_time, note, one_line
 from otterscope.cli.query import log_line
 
 OPEN_TIMEOUT_S = 15.0
-# How long Ctrl-C waits for the closing handshake. A KeyboardInterrupt can land inside the
-# client's own locking (in recv) and leave close() waiting forever: it runs aside, bounded.
+# How long Ctrl-C waits for the closing handshake: a server that does not answer must not
+# keep the user waiting (close() runs aside and is abandoned after this).
 CLOSE_WAIT_S = 2.0
 SIGNALS = ("traces", "logs", "metrics")
 
