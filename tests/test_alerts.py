@@ -344,3 +344,20 @@ def test_crud(alerting_server: RunningServer, receiver: Receiver) -> None:
     api(srv, "GET", "/api/alerts/incidents", 400, params={"state": "open"})
     r = httpx.patch(f"{srv.url}/api/alerts/configs")
     assert r.status_code == 405 and set(r.headers["Allow"].split(", ")) >= {"GET", "POST"}
+
+
+def test_deleting_a_rule_resolves_its_open_incident(
+    alerting_server: RunningServer, receiver: Receiver
+) -> None:
+    srv = alerting_server
+    hooks = [{"url": f"{receiver.url}/generic", "secret": SECRET}]
+    created = api(srv, "POST", "/api/alerts/configs", 201, json=rule(receiver, webhooks=hooks))
+    send_spans(srv, "checkout", total=2, errors=2)
+    (incident_id,) = evaluate(srv)["fired"]
+    api(srv, "DELETE", f"/api/alerts/configs/{created['id']}", 204)
+    (incident,) = api(srv, "GET", "/api/alerts/incidents")["incidents"]
+    assert incident["id"] == incident_id and incident["state"] == "resolved"
+    receiver.wait_for(2)
+    assert [b["event"] for b in receiver.bodies("/generic")] == ["firing", "resolved"]
+    after = evaluate(srv)
+    assert (after["evaluated"], after["fired"], after["resolved"]) == (0, [], [])

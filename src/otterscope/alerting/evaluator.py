@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from otterscope.alerting.model import AlertConfig, Delivery, Incident, new_id
+from otterscope.alerting.model import AlertConfig, Incident, new_id, notifications
 from otterscope.alerting.state import AlertState
 from otterscope.errors import OtterscopeError
 from otterscope.metrics import query as mq
@@ -135,7 +135,7 @@ def _transition(
             state="resolved",
             resolved_ns=now,
             last_value=value,
-            deliveries=incident.deliveries + _deliveries(rule, open_id, "resolved", now),
+            deliveries=incident.deliveries + notifications(rule, open_id, "resolved", now),
         )
         del state.open_incident[rule.id]
         state.breaching_since.pop(rule.id, None)
@@ -163,20 +163,8 @@ def _transition(
         value=value,
         last_value=value,
         started_ns=now,
-        deliveries=_deliveries(rule, incident_id, "firing", now),
+        deliveries=notifications(rule, incident_id, "firing", now),
     )
     state.open_incident[rule.id] = incident_id
     out.fired.append(incident_id)
     return True
-
-
-def _deliveries(rule: AlertConfig, incident_id: str, event: str, now: int) -> tuple[Delivery, ...]:
-    return tuple(
-        Delivery(
-            webhook=w,
-            event=event,
-            idempotency_key=f"{incident_id}:{event}:{i}",
-            next_attempt_ns=now,
-        )
-        for i, w in enumerate(rule.webhooks)
-    )

@@ -155,6 +155,21 @@ class Incident:
         }
 
 
+def notifications(
+    rule: AlertConfig, incident_id: str, event: str, now_ns: int
+) -> tuple[Delivery, ...]:
+    """One delivery per webhook of the rule for an incident event, due now."""
+    return tuple(
+        Delivery(
+            webhook=w,
+            event=event,
+            idempotency_key=f"{incident_id}:{event}:{i}",
+            next_attempt_ns=now_ns,
+        )
+        for i, w in enumerate(rule.webhooks)
+    )
+
+
 def rfc3339(ns: int | None) -> str | None:
     """Unix nanoseconds as RFC 3339 UTC with milliseconds (None stays None)."""
     if ns is None:

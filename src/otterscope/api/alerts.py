@@ -16,7 +16,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from otterscope.alerting.model import CONFIG_FIELDS, AlertConfig, fill_secrets, new_id, parse_config
+from otterscope.alerting.model import (
+    CONFIG_FIELDS,
+    AlertConfig,
+    fill_secrets,
+    new_id,
+    notifications,
+    parse_config,
+)
 from otterscope.alerting.service import Alerting
 from otterscope.alerting.state import AlertState
 from otterscope.api.json_body import json_object
@@ -92,11 +99,20 @@ async def delete_config(request: Request) -> Response:
     config_id = request.path_params["id"]
 
     def delete_it(state: AlertState) -> None:
-        state.config(who.tenant, config_id)
+        rule = state.config(who.tenant, config_id)
         del state.configs[config_id]
         state.breaching_since.pop(config_id, None)
-        # Its open incident stays as it is (firing, with its history) but no longer changes.
-        state.open_incident.pop(config_id, None)
+        # Nothing will evaluate its open incident again: it is resolved now, and notified.
+        open_id = state.open_incident.pop(config_id, None)
+        if open_id is not None:
+            now = time.time_ns()
+            incident = state.incidents[open_id]
+            state.incidents[open_id] = replace(
+                incident,
+                state="resolved",
+                resolved_ns=now,
+                deliveries=incident.deliveries + notifications(rule, open_id, "resolved", now),
+            )
 
     await run_in_threadpool(alerting.state.change, delete_it)
     return Response(status_code=204)
