@@ -39,7 +39,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from otterscope.client import Telemetry, parse_traceparent
 from otterscope.client._encode import severity
-from tests.conftest import RunningServer, free_port
+from tests.conftest import RunningServer, start_server
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 OTEL_VARS = (
@@ -59,16 +59,7 @@ def no_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """One anonymous server for the tests that only need one (each uses its own service)."""
-    base = tmp_path_factory.mktemp("client")
-    running = RunningServer(
-        data_dir=base / "data",
-        http_port=free_port(),
-        grpc_port=free_port(),
-        env={k: v for k, v in os.environ.items() if not k.startswith("OTTERSCOPE_")},
-        args=[],
-        log_path=base / "server.log",
-    )
-    running.start()
+    running = start_server(tmp_path_factory.mktemp("client"))
     yield running
     if running.proc is not None:
         running.kill()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import threading
 import uuid
@@ -28,22 +27,13 @@ from starlette.routing import Mount, Route
 
 from otterscope.client import Telemetry
 from otterscope.client.middleware import DURATION_BOUNDARIES, ASGIMiddleware, WSGIMiddleware
-from tests.conftest import RunningServer, free_port
+from tests.conftest import RunningServer, start_server
 from tests.test_client import fetch_metrics, get_trace, normalized
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    base = tmp_path_factory.mktemp("middleware")
-    running = RunningServer(
-        data_dir=base / "data",
-        http_port=free_port(),
-        grpc_port=free_port(),
-        env={k: v for k, v in os.environ.items() if not k.startswith("OTTERSCOPE_")},
-        args=[],
-        log_path=base / "server.log",
-    )
-    running.start()
+    running = start_server(tmp_path_factory.mktemp("middleware"))
     yield running
     if running.proc is not None:
         running.kill()

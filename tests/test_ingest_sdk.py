@@ -7,7 +7,6 @@ exporter's result and the ingest counters of ``/health``).
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -45,7 +44,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from tests.conftest import RunningServer, free_port
+from tests.conftest import RunningServer, start_server
 
 # (transport, gzip?)
 VARIANTS = [
@@ -59,16 +58,7 @@ VARIANTS = [
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """One anonymous loopback server for the whole module (tests use distinct services)."""
-    base = tmp_path_factory.mktemp("sdk")
-    running = RunningServer(
-        data_dir=base / "data",
-        http_port=free_port(),
-        grpc_port=free_port(),
-        env={k: v for k, v in os.environ.items() if not k.startswith("OTTERSCOPE_")},
-        args=[],
-        log_path=base / "server.log",
-    )
-    running.start()
+    running = start_server(tmp_path_factory.mktemp("sdk"))
     yield running
     if running.proc is not None:
         running.kill()

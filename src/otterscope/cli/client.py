@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import email.utils
 import json
 import os
@@ -28,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from otterscope.client._export import rejected_items
 from otterscope.query.params import rfc3339_ns, unix_by_size
 
 DEFAULT_URL = "http://127.0.0.1:4318"
@@ -317,15 +317,4 @@ def otlp_http_client(verify: ssl.SSLContext | bool = True) -> httpx.Client:
 
 def partial_rejections(response: httpx.Response) -> tuple[int, str]:
     """``(rejected items, message)`` from an ``Export*ServiceResponse`` in JSON, if any."""
-    try:
-        doc = response.json()
-    except ValueError:
-        return 0, ""
-    partial = doc.get("partialSuccess") if isinstance(doc, dict) else None
-    if not isinstance(partial, dict):
-        return 0, ""
-    count = 0
-    for key in ("rejectedSpans", "rejectedLogRecords", "rejectedDataPoints"):
-        with contextlib.suppress(TypeError, ValueError):
-            count += int(partial.get(key) or 0)
-    return count, str(partial.get("errorMessage") or "")
+    return rejected_items(response.content)

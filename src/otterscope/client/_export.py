@@ -116,7 +116,8 @@ def opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(_NoRedirect())
 
 
-def _rejected(answer: bytes) -> tuple[int, str]:
+def rejected_items(answer: bytes) -> tuple[int, str]:
+    """``(rejected items, message)`` from an ``Export*ServiceResponse`` in JSON, if any."""
     try:
         doc = json.loads(answer) if answer.strip() else {}
     except ValueError:
@@ -172,7 +173,7 @@ def post(
         return Outcome(False, True, f"POST {url}: {type(exc).__name__}: {exc}")
     except ValueError as exc:  # not a URL urllib can use: resending cannot help
         return Outcome(False, False, f"POST {url}: {exc}")
-    count, why = _rejected(answer)
+    count, why = rejected_items(answer)
     if count:
         return Outcome(True, False, f"POST {url}: server rejected {count} item(s): {why}", count)
     return Outcome(True)

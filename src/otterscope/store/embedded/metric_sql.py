@@ -86,6 +86,31 @@ def span_red(src: str) -> str:
     )
 
 
+# What exponential.add and exponential.take read of one exponential histogram point.
+_EXP_COLUMNS = (
+    ("start_min", "start_time_unix_nano"),
+    ("time_max", "time_unix_nano"),
+    *(
+        (c, c)
+        for c in (
+            "count",
+            "sum",
+            "min",
+            "max",
+            "scale",
+            "zero_count",
+            "zero_threshold",
+            "positive_offset",
+            "positive_bucket_counts",
+            "negative_offset",
+            "negative_bucket_counts",
+        )
+    ),
+)
+_EXP_SELECTED = ", ".join(f"{column} AS {name}" for name, column in _EXP_COLUMNS)
+_EXP_FIELDS = ", ".join(f"{name} := {column}" for name, column in _EXP_COLUMNS)
+
+
 def exponential_points(src: str) -> str:
     """Exponential histogram points numbered in (after, upto], in commit order (parameters:
     as ``_folded``); they are folded one by one (their buckets shift with the scale)."""
@@ -93,9 +118,7 @@ def exponential_points(src: str) -> str:
         "SELECT tenant, resource_attributes, scope_name, scope_version, metric_name, "
         "metric_type, aggregation_temporality, is_monotonic, attributes, "
         "metric_unit AS unit, metric_description AS description, "
-        "start_time_unix_nano AS start_min, time_unix_nano AS time_max, count, sum, min, max, "
-        "scale, zero_count, zero_threshold, positive_offset, positive_bucket_counts, "
-        "negative_offset, negative_bucket_counts, exemplars "
+        f"{_EXP_SELECTED}, exemplars "
         f"FROM {_folded(src)} WHERE metric_type = 4 "
         "ORDER BY ingest_seq"
     )
@@ -106,30 +129,6 @@ def exponential_points(src: str) -> str:
 _QUERY_SERIES = (
     "metric_name, resource_attributes, scope_name, scope_version, attributes, metric_type, "
     "aggregation_temporality, is_monotonic, explicit_bounds"
-)
-
-_EXP_FIELDS = ", ".join(
-    f"{name} := {column}"
-    for name, column in (
-        ("start_min", "start_time_unix_nano"),
-        ("time_max", "time_unix_nano"),
-        *(
-            (c, c)
-            for c in (
-                "count",
-                "sum",
-                "min",
-                "max",
-                "scale",
-                "zero_count",
-                "zero_threshold",
-                "positive_offset",
-                "positive_bucket_counts",
-                "negative_offset",
-                "negative_bucket_counts",
-            )
-        ),
-    )
 )
 
 

@@ -95,7 +95,7 @@ class Reader:
     _deletes: Tombstones
     _resource_sets: dict[str, frozenset[str]]  # sealed file -> its resource attribute sets
     _resource_lock: threading.Lock
-    _dependency_cache: hourly.HourCache  # calls and activity of settled hours
+    _hour_cache: hourly.HourCache  # calls and activity of settled hours
     query_timeout_s: float
 
     # -- plumbing ------------------------------------------------------------------------
@@ -375,10 +375,10 @@ class Reader:
                         (str(f.path), f.size) for f in snap.files if f.hour_start_ns == lo
                     )
                     key = ("activity", tenant, signal, hour, files)
-                    cached = self._dependency_cache.get(key)
+                    cached = self._hour_cache.get(key)
                     if cached is None:
                         cached = self._activity_rows(snap, tenant, lo, hi)
-                        self._dependency_cache.put(key, cached)
+                        self._hour_cache.put(key, cached)
                     rows += cached
                 out[signal] = hourly.merge_activity(rows)
         return out
@@ -434,7 +434,7 @@ class Reader:
                 hours = sorted({f.hour_start_ns // HOUR_NS for f in snap.files}, reverse=True)
                 for hour in hours:
                     key = _settled_key(snap, tenant, hour, hot_hours)
-                    if key is None or self._dependency_cache.get(key) is not None:
+                    if key is None or self._hour_cache.get(key) is not None:
                         continue
                     self._cached_hour(snap, tenant, hour, key)
                     done += 1
@@ -443,10 +443,10 @@ class Reader:
         return done
 
     def _cached_hour(self, snap: _Snapshot, tenant: str, hour: int, key: Hashable) -> list[Row]:
-        cached = self._dependency_cache.get(key)
+        cached = self._hour_cache.get(key)
         if cached is None:
             cached = self._dependency_rows(snap, tenant, hour * HOUR_NS, (hour + 1) * HOUR_NS - 1)
-            self._dependency_cache.put(key, cached)
+            self._hour_cache.put(key, cached)
         return cached
 
     def _dependency_rows(self, snap: _Snapshot, tenant: str, lo: int, hi: int) -> list[Row]:

@@ -83,7 +83,7 @@ class EmbeddedStore(Reader):
         self._deletes = Tombstones(data_dir)
         self._resource_sets = {}
         self._resource_lock = threading.Lock()
-        self._dependency_cache = hourly.HourCache()
+        self._hour_cache = hourly.HourCache()
         self._con = duckdb.connect(
             ":memory:",
             config={
