@@ -23,7 +23,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from tests.conftest import RunningServer, free_port
+from tests.conftest import RunningServer, free_port, start_server
+from tests.payloads import attr, post, span, traces_body
 
 T1 = "t1-token-" + secrets.token_hex(12)
 T2 = "t2-token-" + secrets.token_hex(12)
@@ -269,13 +270,16 @@ def test_health_and_ready(secured: RunningServer) -> None:
     r = httpx.get(f"{secured.url}/health", headers=bearer(INGEST_ONLY))
     assert r.status_code == 200, r.text
     assert r.json() == {"status": "ok"}
-    # With read: the full answer.
+    # With read: the tenant's own figures; with admin, the server-wide ones too.
     r = httpx.get(f"{secured.url}/health", headers=bearer(READ_ONLY))
     assert r.status_code == 200
     full = r.json()
     assert full["status"] == "ok"
-    assert {"version", "ingest", "store"} <= set(full)
+    assert {"version", "ingest", "tenant"} <= set(full)
+    assert "store" not in full
     assert {"traces", "logs", "metrics"} == set(full["ingest"]["receivedItems"])
+    r = httpx.get(f"{secured.url}/health", headers=bearer(T1))
+    assert {"version", "ingest", "store"} <= set(r.json())
 
 
 # -- tenants -------------------------------------------------------------------------------
@@ -496,3 +500,81 @@ def test_cors_preflight(secured: RunningServer) -> None:
     )
     assert r.status_code == 403
     assert "access-control-allow-origin" not in r.headers
+
+
+def test_a_tenant_sees_only_its_own_self_metrics_and_health(tmp_path: Path) -> None:
+    """Tenant B's metric names and volumes never reach tenant A; server-wide figures need
+    the admin scope."""
+    a_admin, a_read, b_all = (secrets.token_hex(12) for _ in range(3))
+    running = start_server(
+        tmp_path,
+        {
+            "auth": {
+                "tokens": [
+                    {"token": a_admin, "tenant": "a", "scopes": ["ingest", "read", "admin"]},
+                    {"token": a_read, "tenant": "a", "scopes": ["read"]},
+                    {"token": b_all, "tenant": "b", "scopes": ["ingest", "read"]},
+                ]
+            },
+            "metrics": {"max_series_per_metric": 1},
+        },
+    )
+    try:
+        secret = "b_private_" + secrets.token_hex(4)
+        now = time.time_ns()
+        points = [
+            {"timeUnixNano": str(now), "asDouble": 1.0, "attributes": [attr("k", str(i))]}
+            for i in range(3)
+        ]
+        body = {
+            "resourceMetrics": [
+                {
+                    "resource": {"attributes": [attr("service.name", "b-svc")]},
+                    "scopeMetrics": [
+                        {"metrics": [{"name": secret, "gauge": {"dataPoints": points}}]}
+                    ],
+                }
+            ]
+        }
+        post(running.url, "metrics", body, bearer(b_all))
+        post(running.url, "traces", traces_body("b-svc", [span_for_now()]), bearer(b_all))
+        post(running.url, "traces", traces_body("a-svc", [span_for_now()]), bearer(a_admin))
+
+        # B sees its own overflow, named.
+        b_scrape = httpx.get(f"{running.url}/metrics", headers=bearer(b_all)).text
+        assert f'otterscope_metric_overflow_points_total{{metric="{secret}"}}' in b_scrape
+        assert 'tenant="' not in b_scrape
+        for token in (a_read, a_admin):
+            scrape = httpx.get(f"{running.url}/metrics", headers=bearer(token)).text
+            assert secret not in scrape
+            spans = [
+                ln
+                for ln in scrape.splitlines()
+                if ln.startswith("otterscope_received_items_total{") and "traces" in ln
+            ]
+            assert [ln.rsplit(" ", 1)[1] for ln in spans] == ["1"], spans  # A's span only
+            samples = [ln for ln in scrape.splitlines() if not ln.startswith("#")]
+            assert not [ln for ln in samples if ln.startswith("otterscope_metric_overflow")]
+        read_scrape = httpx.get(f"{running.url}/metrics", headers=bearer(a_read)).text
+        admin_scrape = httpx.get(f"{running.url}/metrics", headers=bearer(a_admin)).text
+        for server_wide in ("otterscope_queue_bytes", "otterscope_store_bytes"):
+            assert server_wide not in read_scrape
+            assert server_wide in admin_scrape
+
+        health = httpx.get(f"{running.url}/health", headers=bearer(a_read)).json()
+        assert health["tenant"] == "a"
+        assert health["ingest"]["receivedItems"] == {"traces": 1, "logs": 0, "metrics": 0}
+        assert "store" not in health
+        assert "queueBytes" not in health["ingest"]
+        b_health = httpx.get(f"{running.url}/health", headers=bearer(b_all)).json()
+        assert b_health["ingest"]["receivedItems"] == {"traces": 1, "logs": 0, "metrics": 3}
+        assert "store" not in b_health
+        admin = httpx.get(f"{running.url}/health", headers=bearer(a_admin)).json()
+        assert {"diskBytes", "lastIngestSeq"} <= set(admin["store"])
+        assert "queueBytes" in admin["ingest"]
+    finally:
+        running.stop()
+
+
+def span_for_now() -> dict[str, object]:
+    return span(secrets.token_hex(16), secrets.token_hex(8), "op", time.time_ns())

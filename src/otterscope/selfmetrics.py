@@ -1,5 +1,11 @@
 """otterscope's own metrics (``otterscope_*``) and their exposition: Prometheus text, or
-OpenMetrics (counter families named without ``_total``, ``_created`` samples)."""
+OpenMetrics (counter families named without ``_total``, ``_created`` samples).
+
+Two kinds, because a scrape must not tell one tenant about another: per-tenant counters
+(what a tenant sent, what was refused, its metrics' overflow) are kept with the tenant and
+shown to each token only for its own tenant, without the label; server-wide figures (the
+queue, commit latency, disk, quarantined files) are shown only to an ``admin`` token.
+"""
 
 from __future__ import annotations
 
@@ -31,14 +37,17 @@ def _num(value: float) -> str:
 
 
 class Counter:
-    def __init__(self, name: str, help: str) -> None:
+    def __init__(self, name: str, help: str, per_tenant: bool = False) -> None:
         self.name = name
         self.help = help
+        self.per_tenant = per_tenant
         self._values: dict[_Labels, float] = {}
         self._created: dict[_Labels, float] = {}
         self._lock = threading.Lock()
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
+        if self.per_tenant and "tenant" not in labels:
+            raise TypeError(f"{self.name} is counted per tenant: pass tenant=")
         key = tuple(sorted(labels.items()))
         with self._lock:
             if key not in self._values:
@@ -48,10 +57,14 @@ class Counter:
     def value(self, **labels: str) -> float:
         return self._values.get(tuple(sorted(labels.items())), 0.0)
 
-    def total(self) -> float:
-        return sum(self._values.values())
+    def total(self, tenant: str | None = None) -> float:
+        """The sum over every series, or over one tenant's."""
+        with self._lock:
+            values = list(self._values.items())
+        return sum(v for labels, v in values if tenant is None or ("tenant", tenant) in labels)
 
-    def render(self, openmetrics: bool = False) -> Iterable[str]:
+    def render(self, openmetrics: bool = False, tenant: str | None = None) -> Iterable[str]:
+        """The family; a per-tenant counter shows only ``tenant``'s series, unlabelled."""
         base = self.name.removesuffix("_total") if openmetrics else self.name
         yield f"# HELP {base} {self.help}"
         yield f"# TYPE {base} counter"
@@ -59,9 +72,14 @@ class Counter:
             items = sorted(self._values.items())
             created = dict(self._created)
         for labels, value in items:
-            yield f"{self.name}{_fmt_labels(labels)} {_num(value)}"
+            shown = labels
+            if self.per_tenant:
+                if ("tenant", tenant) not in labels:
+                    continue
+                shown = tuple(kv for kv in labels if kv[0] != "tenant")
+            yield f"{self.name}{_fmt_labels(shown)} {_num(value)}"
             if openmetrics:
-                yield f"{base}_created{_fmt_labels(labels)} {created[labels]!r}"
+                yield f"{base}_created{_fmt_labels(shown)} {created[labels]!r}"
 
 
 class Gauge:
@@ -120,24 +138,32 @@ class SelfMetrics:
         self.received_items = Counter(
             "otterscope_received_items_total",
             "Spans, log records and data points accepted and committed.",
+            per_tenant=True,
         )
         self.received_requests = Counter(
-            "otterscope_received_requests_total", "OTLP export requests answered, by outcome."
+            "otterscope_received_requests_total",
+            "OTLP export requests answered, by outcome.",
+            per_tenant=True,
         )
         self.rejected_items = Counter(
             "otterscope_rejected_items_total",
             "Items refused (whole requests or partial_success), by reason.",
+            per_tenant=True,
         )
         self.attributes_dropped = Counter(
-            "otterscope_attributes_dropped_total", "Attributes dropped by the per-item count limit."
+            "otterscope_attributes_dropped_total",
+            "Attributes dropped by the per-item count limit.",
+            per_tenant=True,
         )
         self.attributes_truncated = Counter(
             "otterscope_attributes_truncated_total",
             "Attribute values truncated by the length limit.",
+            per_tenant=True,
         )
         self.metric_overflow_points = Counter(
             "otterscope_metric_overflow_points_total",
             "Metric points folded into a metric's overflow series (per-metric series limit).",
+            per_tenant=True,
         )
         self.commit_seconds = Histogram(
             "otterscope_commit_duration_seconds",
@@ -149,18 +175,20 @@ class SelfMetrics:
     def gauge(self, name: str, help: str, read: Callable[[], float]) -> None:
         self.gauges.append(Gauge(name, help, read))
 
-    def render(self, openmetrics: bool = False) -> str:
+    def render(self, tenant: str, server_wide: bool, openmetrics: bool = False) -> str:
+        """``tenant``'s own figures, and the server-wide ones when ``server_wide``."""
         lines: list[str] = []
-        metrics: list[Counter | Histogram | Gauge] = [
+        for counter in (
             self.received_items,
             self.received_requests,
             self.rejected_items,
             self.attributes_dropped,
             self.attributes_truncated,
             self.metric_overflow_points,
-            self.commit_seconds,
-            *self.gauges,
-        ]
-        for metric in metrics:
-            lines.extend(metric.render(openmetrics))
+        ):
+            lines.extend(counter.render(openmetrics, tenant))
+        if server_wide:
+            lines.extend(self.commit_seconds.render(openmetrics))
+            for gauge in self.gauges:
+                lines.extend(gauge.render(openmetrics))
         return "\n".join(lines) + "\n"

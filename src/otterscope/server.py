@@ -104,7 +104,7 @@ class Server:
             s["metrics.exclude_resource_attributes"],
             s["metrics.max_series_per_metric"],
             lambda tenant, name, points: self.metrics.metric_overflow_points.inc(
-                points, metric=name
+                points, tenant=tenant, metric=name
             ),
         )
         self.metrics_state = MetricsState(s.data_dir, accumulator, self.store)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -19,42 +20,52 @@ from otterscope.metrics.exposition import render
 
 @api_endpoint
 async def health(request: Request) -> Response:
+    """Whether the server is up for anyone; the caller's own ingest figures for a read
+    token; the server-wide figures (queue, disk, store, ingest sequence) for admin only,
+    so one tenant never learns another's volumes."""
     state = app_state(request)
     status = "draining" if state.writer.draining else ("ok" if state.ready else "starting")
     try:
-        principal(request, "read")
+        who = principal(request, "read")
     except (Unauthorized, Forbidden):
         # Without a token only the minimal answer: whether the server is up. A token
         # without 'read' gets the same, never less than no token at all.
         return json_response({"status": status})
-    stats = await run_in_threadpool(state.store.stats)
     m = state.metrics
-    return json_response(
-        {
-            "status": status,
-            "version": __version__,
-            "uptimeSeconds": round(time.time() - state.started_at, 3),
-            "ingest": {
-                "receivedItems": {
-                    s: int(
-                        sum(m.received_items.value(signal=s, transport=t) for t in ("http", "grpc"))
+    body: dict[str, Any] = {
+        "status": status,
+        "version": __version__,
+        "uptimeSeconds": round(time.time() - state.started_at, 3),
+        "tenant": who.tenant,
+        "ingest": {
+            "receivedItems": {
+                s: int(
+                    sum(
+                        m.received_items.value(tenant=who.tenant, signal=s, transport=t)
+                        for t in ("http", "grpc")
                     )
-                    for s in ("traces", "logs", "metrics")
-                },
-                "rejectedItems": int(m.rejected_items.total()),
-                "queueItems": state.writer.queued_items,
-                "queueBytes": state.budget.used,
-                "budgetBytes": state.budget.total,
-                "lastCommitSeconds": state.writer.last_commit_seconds,
+                )
+                for s in ("traces", "logs", "metrics")
             },
-            "store": {
-                "diskBytes": stats.disk_bytes,
-                "hotRows": stats.hot_rows,
-                "sealedFiles": stats.sealed_files,
-                "lastIngestSeq": stats.last_seq,
-            },
-        }
+            "rejectedItems": int(m.rejected_items.total(who.tenant)),
+        },
+    }
+    if "admin" not in who.scopes:
+        return json_response(body)
+    stats = await run_in_threadpool(state.store.stats)
+    body["ingest"].update(
+        queueItems=state.writer.queued_items,
+        queueBytes=state.budget.used,
+        budgetBytes=state.budget.total,
+        lastCommitSeconds=state.writer.last_commit_seconds,
     )
+    body["store"] = {
+        "diskBytes": stats.disk_bytes,
+        "hotRows": stats.hot_rows,
+        "sealedFiles": stats.sealed_files,
+        "lastIngestSeq": stats.last_seq,
+    }
+    return json_response(body)
 
 
 async def ready(request: Request) -> Response:
@@ -66,7 +77,8 @@ async def ready(request: Request) -> Response:
 
 @api_endpoint
 async def metrics(request: Request) -> Response:
-    """The tenant's accumulated OTLP metrics, then otterscope's own."""
+    """The tenant's accumulated OTLP metrics, then otterscope's own: the tenant's figures,
+    and the server-wide ones for an admin token."""
     who = principal(request, "read")
     state = app_state(request)
     openmetrics = wants_openmetrics(request.headers.get("accept", ""))
@@ -90,7 +102,7 @@ async def metrics(request: Request) -> Response:
                 return out
 
         chunks = await run_in_threadpool(exposition)
-    chunks.append(state.metrics.render(openmetrics).encode())
+    chunks.append(state.metrics.render(who.tenant, "admin" in who.scopes, openmetrics).encode())
     if openmetrics:
         chunks.append(b"# EOF\n")
     return StreamingResponse(

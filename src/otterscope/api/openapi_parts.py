@@ -177,6 +177,7 @@ SCHEMAS: dict[str, Schema] = {
             "status": {"type": "string", "enum": ["ok", "starting", "draining"]},
             "version": STRING,
             "uptimeSeconds": NUMBER,
+            "tenant": STRING,
             "ingest": obj(
                 {
                     "receivedItems": COUNTS,
@@ -188,7 +189,9 @@ SCHEMAS: dict[str, Schema] = {
                 {"diskBytes": UINT, "hotRows": COUNTS, "sealedFiles": UINT, "lastIngestSeq": INT}
             ),
         },
-        required=["status"],  # the rest needs a `read` token (or anonymous mode)
+        # The rest needs a `read` token (or anonymous mode); the queue fields and `store`
+        # are server-wide, for an `admin` token only.
+        required=["status"],
     ),
     "Ready": obj({"status": {"type": "string", "enum": ["ready", "not ready"]}}),
 }

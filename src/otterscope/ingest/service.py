@@ -76,16 +76,18 @@ class IngestService:
                 rejected += commit.rejected
                 text = "; ".join(t for t in (text, commit.message) if t)
         except OtterscopeError as exc:
-            self.metrics.received_requests.inc(signal=signal, transport=transport, outcome=exc.code)
+            self.metrics.received_requests.inc(
+                tenant=tenant, signal=signal, transport=transport, outcome=exc.code
+            )
             raise
         accepted = batch.accepted - (rejected - batch.rejected)
         m = self.metrics
-        m.received_requests.inc(signal=signal, transport=transport, outcome="ok")
-        m.received_items.inc(accepted, signal=signal, transport=transport)
+        m.received_requests.inc(tenant=tenant, signal=signal, transport=transport, outcome="ok")
+        m.received_items.inc(accepted, tenant=tenant, signal=signal, transport=transport)
         if rejected:
-            m.rejected_items.inc(rejected, signal=signal, reason="invalid_or_capped")
+            m.rejected_items.inc(rejected, tenant=tenant, signal=signal, reason="invalid_or_capped")
         if batch.dropped_attributes:
-            m.attributes_dropped.inc(batch.dropped_attributes, signal=signal)
+            m.attributes_dropped.inc(batch.dropped_attributes, tenant=tenant, signal=signal)
         if batch.truncated_attributes:
-            m.attributes_truncated.inc(batch.truncated_attributes, signal=signal)
+            m.attributes_truncated.inc(batch.truncated_attributes, tenant=tenant, signal=signal)
         return wire.response_message(signal, rejected, text)
