@@ -299,6 +299,8 @@ def test_metric_added(anon: RunningServer) -> None:
             ),
         )
     entries = [e for e in msgs[-1]["details"]["newMetrics"] if e["service"] == service]
+    for entry in entries:  # the newest point's time
+        assert abs(int(entry.pop("timeUnixNano")) - time.time_ns()) < 60 * 10**9
     assert sorted(entries, key=lambda e: e["name"]) == [
         {"name": "app.requests", "service": service, "type": "sum", "points": 3},
         {"name": "app.requests.gauge", "service": service, "type": "gauge", "points": 1},

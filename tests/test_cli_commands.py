@@ -14,6 +14,7 @@ import http.server
 import json
 import os
 import queue
+import re
 import secrets
 import signal as signals
 import subprocess
@@ -606,8 +607,11 @@ def test_bad_token_is_one_line(secured: RunningServer) -> None:
         result = cli(*command, "--url", secured.url, "--token", "wrong", env=env)
         line = one_error_line(result)
         assert "401" in line, line
-    # No token at all, then the token from the environment.
-    assert "401" in one_error_line(cli("traces", "--url", secured.url))
+        assert "does not know the token given" in line and "--token" in line, line
+    # No token at all: the line says how to give one. Then the token from the environment.
+    for command in (["traces"], ["tail"]):
+        line = one_error_line(cli(*command, "--url", secured.url, env=env))
+        assert "401" in line and "--token" in line and "OTTERSCOPE_TOKEN" in line, line
     ok(cli("traces", env=clean_env(OTTERSCOPE_URL=secured.url, OTTERSCOPE_TOKEN=TOKEN)))
     ok(cli("logs", env=clean_env(OTTERSCOPE_URL=secured.url, OTTERSCOPE_AUTH_TOKEN=TOKEN)))
 
@@ -758,6 +762,34 @@ def test_tail_prints_spans_until_ctrl_c(secured: RunningServer) -> None:
     assert "skip" not in "".join(list(tail.lines.queue))
 
 
+def test_tail_prints_metric_lines_with_their_time(secured: RunningServer) -> None:
+    tail = Tail(secured, "--signal", "metrics")
+    try:
+        line = tail.first_line(lambda n: post_otlp(secured, "metrics", metrics_request()), "metric")
+    finally:
+        code, err = tail.interrupt()
+    assert code == 0, err
+    stamp = line.split("  ", 1)[0]
+    # The newest point's time, as span and log lines start with theirs.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", stamp), line
+    assert " metric  checkout  " in line
+
+
+def test_logs_columns_line_up_whatever_the_service_names(make_server: MakeServer) -> None:
+    target = make_server()
+    for service in ("a", "a-much-longer-service-name", "mid-size"):
+        body = logs_request()
+        body["resourceLogs"] = body["resourceLogs"][:1]
+        body["resourceLogs"][0]["resource"] = resource(service)
+        body["resourceLogs"][0]["scopeLogs"][0]["logRecords"] = [
+            {"timeUnixNano": str(time.time_ns()), "severityNumber": 9, "body": s(f"BODY {service}")}
+        ]
+        post_otlp(target, "logs", body)
+    out = ok(cli("logs", server=target)).splitlines()
+    assert len(out) == 3
+    assert len({line.index("BODY") for line in out}) == 1, out
+
+
 def test_tail_json_logs(secured: RunningServer) -> None:
     tail = Tail(secured, "--signal", "logs", "--json")
 
@@ -818,7 +850,9 @@ def test_import_formats_and_refusals(make_server: MakeServer, tmp_path: Path) ->
     array = tmp_path / "array.json"
     array.write_text(json.dumps([metrics_request(), logs_request()], indent=2))
     ok(cli("import", str(array), server=target))
-    ok(cli("import", "-", server=target, stdin=json.dumps(traces_request()) + "\n"))
+    one = cli("import", "-", server=target, stdin=json.dumps(traces_request()) + "\n")
+    ok(one)
+    assert f"imported 1 request ({SPAN_COUNT:,} spans)" in one.stderr
     assert received(target) == {"traces": SPAN_COUNT, "logs": LOG_COUNT, "metrics": POINT_COUNT}
     # --signal skips the others; a bad line is reported with its line, the rest still sent.
     mixed = tmp_path / "mixed.jsonl"
@@ -841,9 +875,9 @@ def test_import_formats_and_refusals(make_server: MakeServer, tmp_path: Path) ->
     assert f"{mixed}:2: holds none of resourceSpans" in err
     assert f"{mixed}:4: refused: resourceLogs must be an array (400 Bad Request)" in err
     assert f"{mixed}:5: not JSON" in err
-    assert "1 request(s) of other signals skipped" in err
+    assert "1 request of other signals skipped" in err
     assert err.strip().splitlines()[-1] == (
-        f"otterscope: 3 request(s) refused, the first at {mixed}:2"
+        f"otterscope: 3 requests refused, the first at {mixed}:2"
     )
     assert received(target)["logs"] == 3 * LOG_COUNT
     assert received(target)["metrics"] == POINT_COUNT

@@ -48,16 +48,32 @@ def prometheus_binary() -> str:
     return found
 
 
+TOKEN = "s3cret"  # the README's
+
+
+@pytest.fixture
+def server(make_server: Any) -> RunningServer:
+    """A server that needs a token: Prometheus scrapes it with the README's configuration."""
+    running: RunningServer = make_server(token=TOKEN)
+    return running
+
+
+def readme_scrape_config(http_port: int) -> str:
+    """The README's scrape configuration, pointed at this server."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("<!-- prometheus-scrape-config -->", 1)[1]
+    block = block.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert "honor_labels: true" in block and f"credentials: {TOKEN}" in block
+    return block.replace("127.0.0.1:4318", f"127.0.0.1:{http_port}")
+
+
 @pytest.fixture
 def prometheus(tmp_path: Path, server: RunningServer) -> Iterator[str]:
     port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n"
-        "scrape_configs:\n"
-        "  - job_name: otterscope\n"
-        "    honor_labels: true\n"  # keep otterscope's job/instance labels
-        f"    static_configs:\n      - targets: ['127.0.0.1:{server.http_port}']\n"
+        + readme_scrape_config(server.http_port)
     )
     log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - the child's lifetime
     proc = subprocess.Popen(
@@ -110,7 +126,7 @@ def wait_for(prom: str, expr: str, want: float, timeout: float = 30.0) -> float:
 
 def invoke(url: str, orders: int, durations: list[float]) -> None:
     """One function invocation: its own Telemetry (its own service.instance.id)."""
-    t = Telemetry(service_name="checkout-fn", endpoint=url)
+    t = Telemetry(service_name="checkout-fn", endpoint=url, token=TOKEN)
     t.counter("orders", orders, {"region": "eu"})
     for d in durations:
         t.histogram("work", d, {"region": "eu"}, boundaries=[10, 50, 100, 500])
@@ -164,10 +180,11 @@ def test_prometheus_stores_exemplars_that_link_to_the_trace(
     resource = Resource.create({"service.name": "payments"})
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(f"{server.url}/v1/traces"))
+        SimpleSpanProcessor(OTLPSpanExporter(f"{server.url}/v1/traces", headers=server.headers()))
     )
     reader = PeriodicExportingMetricReader(
-        OTLPMetricExporter(f"{server.url}/v1/metrics"), export_interval_millis=3_600_000
+        OTLPMetricExporter(f"{server.url}/v1/metrics", headers=server.headers()),
+        export_interval_millis=3_600_000,
     )
     meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
     took = meter_provider.get_meter("pay").create_histogram("pay.duration", unit="ms")
@@ -204,6 +221,6 @@ def test_prometheus_stores_exemplars_that_link_to_the_trace(
     (count,) = exemplars("payments_total")
     assert count["labels"]["trace_id"] == trace_id
     # The link resolves: otterscope has that trace.
-    r = httpx.get(f"{server.url}/api/traces/{trace_id}")
+    r = httpx.get(f"{server.url}/api/traces/{trace_id}", headers=server.headers())
     assert r.status_code == 200
     assert [s["name"] for s in r.json()["spans"]] == ["charge"]

@@ -167,6 +167,20 @@ def describe_response(response: httpx.Response, where: str = "") -> str:
     return f"{message} ({status}{source})"
 
 
+TOKEN_HINT = "give a token with --token or the OTTERSCOPE_TOKEN environment variable"
+
+
+def refusal(response: httpx.Response, where: str = "", token: str | None = None) -> str:
+    """``describe_response`` for otterscope's own answers: a 401 also says how to give the
+    CLI a token (or that the one given is not known to the server)."""
+    line = describe_response(response, where)
+    if response.status_code != 401:
+        return line
+    if token:
+        return f"{line}; the server does not know the token given ({TOKEN_HINT})"
+    return f"{line}; {TOKEN_HINT}"
+
+
 def connection_error(url: str, exc: httpx.HTTPError) -> CliError:
     if isinstance(exc, httpx.TimeoutException):
         return CliError(f"{url}: no answer within {TIMEOUT_S:.0f} s ({type(exc).__name__})")
@@ -226,7 +240,7 @@ class ApiClient:
         except httpx.HTTPError as exc:
             raise connection_error(self.target.url, exc) from None
         if response.status_code >= 400:
-            raise CliError(describe_response(response, f"{method} {url}"))
+            raise CliError(refusal(response, f"{method} {url}", self.target.token))
         try:
             return response.json()
         except ValueError:

@@ -9,13 +9,14 @@ import signal
 import ssl
 import sys
 import threading
+import time
 from types import FrameType
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from otterscope.cli.client import CliError, Target
+from otterscope.cli.client import TOKEN_HINT, CliError, Target
 from otterscope.cli.output import fmt_ms, fmt_time, note, one_line
 from otterscope.cli.query import log_line
 
@@ -45,6 +46,7 @@ def span_line(span: dict[str, Any]) -> str:
 def metric_line(entry: dict[str, Any]) -> str:
     points = int(entry.get("points") or 0)
     return (
+        f"{fmt_time(entry.get('timeUnixNano') or time.time_ns())}  "
         f"metric  {entry.get('service') or '-'}  {entry.get('name')}  {entry.get('type')}  "
         f"+{points} point{'s' if points != 1 else ''}"
     )
@@ -63,15 +65,18 @@ def lines(message: dict[str, Any]) -> list[str]:
     return []
 
 
-def _refused(exc: InvalidStatus) -> CliError:
+def _refused(exc: InvalidStatus, token: str | None) -> CliError:
     response = exc.response
     detail = ""
     with contextlib.suppress(ValueError, AttributeError):
         doc = json.loads(response.body or b"")
         detail = str(doc["error"]["message"]) if isinstance(doc, dict) else ""
     status = f"{response.status_code} {response.reason_phrase}".strip()
+    hint = ""
+    if response.status_code == 401:
+        hint = f" ({'the server does not know the token given; ' if token else ''}{TOKEN_HINT})"
     return CliError(
-        f"the live feed refused the connection: {status}{': ' + detail if detail else ''}"
+        f"the live feed refused the connection: {status}{': ' + detail if detail else ''}{hint}"
     )
 
 
@@ -94,7 +99,7 @@ def _open(target: Target, url: str) -> ClientConnection:
             user_agent_header="otterscope-cli",
         )
     except InvalidStatus as exc:
-        raise _refused(exc) from None
+        raise _refused(exc, target.token) from None
     except (OSError, TimeoutError, InvalidHandshake) as exc:
         raise CliError(
             f"cannot connect to {url}: {exc or type(exc).__name__} (is otterscope running there?)"

@@ -35,6 +35,13 @@ def fmt_ms(ms: float) -> str:
     return f"{ms:.3f}"
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 span``, ``2 spans``, ``1 log record``, ``1,200 data points``: ``noun`` is plural."""
+    if n != 1:
+        return f"{n:,} {noun}"
+    return f"1 {noun.removesuffix('s')}"
+
+
 def one_line(value: Any, limit: int = 0) -> str:
     """A value on one line: strings as they are (newlines escaped), the rest as JSON."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -222,7 +229,7 @@ class Progress:
             return
         self._last = now
         line = (
-            f"{self.label}: {items:,} {self.unit}, {pages:,} page{'s' if pages != 1 else ''}, "
+            f"{self.label}: {counted(items, self.unit)}, {counted(pages, 'pages')}, "
             f"{self.rate(items):,.0f} {self.unit}/s{'  ' + note if note else ''}"
         )
         self.stream.write("\r\x1b[K" + line[: terminal_width(200) - 1])

@@ -137,6 +137,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 # -- logs --------------------------------------------------------------------------------------
 
 
+MAX_SERVICE_WIDTH = 24  # longer service names are cut, with an ellipsis
 _SEVERITY_NAMES = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 
 
@@ -150,10 +151,14 @@ def severity_name(record: dict[str, Any]) -> str:
     return "-"
 
 
-def log_line(record: dict[str, Any]) -> str:
+def log_line(record: dict[str, Any], service_width: int = 0) -> str:
+    """One record; the service padded (or cut) to ``service_width`` so bodies line up."""
     time_ns = int(record.get("timeUnixNano") or 0) or int(record.get("observedTimeUnixNano") or 0)
+    service = str(record.get("service") or "-")
+    if service_width:
+        service = one_line(service, service_width).ljust(service_width)
     return (
-        f"{fmt_time(time_ns)}  {severity_name(record):<5}  {record.get('service') or '-'}  "
+        f"{fmt_time(time_ns)}  {severity_name(record):<5}  {service}  "
         f"{one_line(record.get('body', ''))}"
     )
 
@@ -168,9 +173,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if not logs:
         note("no log records match")
         return 0
-    # The newest records, printed oldest first (as tail does).
+    # The newest records, printed oldest first (as tail does), in aligned columns.
+    width = min(MAX_SERVICE_WIDTH, max(len(str(r.get("service") or "-")) for r in logs))
     for record in reversed(logs):
-        sys.stdout.write(log_line(record) + "\n")
+        sys.stdout.write(log_line(record, width) + "\n")
     if cursor:
         note(f"the newest {len(logs)} records shown; older ones match (raise --limit)")
     return 0

@@ -36,8 +36,9 @@ from otterscope.cli.client import (
     otlp_http_client,
     partial_rejections,
     post_with_retries,
+    refusal,
 )
-from otterscope.cli.output import Progress, note, print_json
+from otterscope.cli.output import Progress, counted, note, print_json
 
 UNITS = {"traces": "spans", "logs": "log records", "metrics": "data points"}
 _POINT_KINDS = ("gauge", "sum", "histogram", "exponentialHistogram", "summary")
@@ -104,14 +105,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         if dest:
             why = exc.message if isinstance(exc, CliError) else "interrupted"
             raise CliError(
-                f"{why} (the {items} {unit} exported before that are in {dest}.part)"
+                f"{why} (the {counted(items, unit)} exported before that are in {dest}.part)"
             ) from None
         raise
     if dest:
         os.replace(dest + ".part", dest)
     progress.clear()
     note(
-        f"exported {items:,} {unit} in {pages:,} requests to {dest or 'stdout'} "
+        f"exported {counted(items, unit)} in {counted(pages, 'requests')} to {dest or 'stdout'} "
         f"({progress.elapsed():.1f} s, {progress.rate(items):,.0f} {unit}/s)"
     )
     return 0
@@ -241,13 +242,15 @@ def cmd_import(args: argparse.Namespace) -> int:
                     raise CliError(f"{req.where}: {exc.message}") from None
                 if response.status_code >= 300:
                     progress.clear()
-                    note(f"otterscope: {req.where}: refused: {describe_response(response)}")
+                    note(f"otterscope: {req.where}: refused: {refusal(response, '', target.token)}")
                     refused.append(req.where)
                     continue
                 lost, why = partial_rejections(response)
                 if lost:
                     progress.clear()
-                    note(f"otterscope: warning: {req.where}: {lost} item(s) rejected: {why}")
+                    note(
+                        f"otterscope: warning: {req.where}: {counted(lost, 'items')} rejected: {why}"
+                    )
                 rejected += lost
                 requests += 1
                 items[signal] += count_items(signal, req.doc)
@@ -264,13 +267,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     }
     if args.json:
         print_json(summary)
-    counts = ", ".join(f"{items[s]:,} {UNITS[s]}" for s in SIGNALS if items[s]) or "nothing"
-    extra = f"; {skipped} request(s) of other signals skipped" if skipped else ""
-    extra += f"; {rejected:,} item(s) rejected by the server" if rejected else ""
-    note(f"imported {requests:,} requests ({counts}) in {progress.elapsed():.1f} s{extra}")
+    counts = ", ".join(counted(items[s], UNITS[s]) for s in SIGNALS if items[s]) or "nothing"
+    extra = f"; {counted(skipped, 'requests')} of other signals skipped" if skipped else ""
+    extra += f"; {counted(rejected, 'items')} rejected by the server" if rejected else ""
+    note(
+        f"imported {counted(requests, 'requests')} ({counts}) in {progress.elapsed():.1f} s{extra}"
+    )
     if refused:
         first = refused[0]
-        raise CliError(f"{len(refused)} request(s) refused, the first at {first}")
+        raise CliError(f"{counted(len(refused), 'requests')} refused, the first at {first}")
     return 0
 
 
@@ -372,7 +377,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     path = Path(args.state or f".otterscope-replay-{signal}.json")
     state = _state(args, source.url, to, path)
     if state["done"]:
-        note(f"nothing left to replay: {path} says all {state['items']:,} {unit} were sent")
+        note(f"nothing left to replay: {path} says all {counted(state['items'], unit)} were sent")
         return 0
     headers = {"Content-Type": "application/json", "User-Agent": "otterscope-cli"}
     headers.update(dict(args.header or ()))
@@ -430,10 +435,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
             {k: state[k] for k in ("signal", "to", "pages", "items", "rejectedItems", "done")}
         )
     what = (
-        f"replayed {sent_now:,} {unit} in {pages_now:,} pages to {to} ({progress.elapsed():.1f} s)"
+        f"replayed {counted(sent_now, unit)} in {counted(pages_now, 'pages')} to {to} "
+        f"({progress.elapsed():.1f} s)"
     )
     if state["done"]:
-        note(f"{what}; done, {state['items']:,} {unit} in all")
+        note(f"{what}; done, {counted(state['items'], unit)} in all")
     else:
         note(f"{what}; stopped by --max-pages: continue with --resume (state in {path})")
     return 0

@@ -54,23 +54,32 @@ def items(signal: str, table: pa.Table) -> list[Item]:
 
 
 def _metric_items(table: pa.Table) -> list[Item]:
-    # One entry per (service, metric name, type): the feed says what moved, not the values.
-    counts = collections.Counter(
+    # One entry per (service, metric name, type): the feed says what moved and when (the
+    # newest point's time), not the values.
+    counts: collections.Counter[tuple[str, str, int]] = collections.Counter()
+    newest: dict[tuple[str, str, int], int] = {}
+    for key, time_ns in zip(
         zip(
             table.column("service_name").to_pylist(),
             table.column("metric_name").to_pylist(),
             table.column("metric_type").to_pylist(),
             strict=True,
-        )
-    )
+        ),
+        table.column("time_unix_nano").to_pylist(),
+        strict=True,
+    ):
+        counts[key] += 1
+        newest[key] = max(newest.get(key, 0), time_ns or 0)
     out = []
-    for (service, name, kind), points in counts.items():
+    for key, points in counts.items():
+        service, name, kind = key
         service = service or ""
         entry = {
             "name": name or "",
             "service": service,
             "type": _TYPE_NAMES.get(kind, str(kind)),
             "points": points,
+            "timeUnixNano": str(newest[key]),
         }
         out.append(Item(service, orjson.dumps(entry)))
     return out
