@@ -340,3 +340,10 @@ def test_protobuf_verdict_on_any_bytes_is_a_pass_or_a_400(body: bytes, signal: s
         wire.check_protobuf_signal(signal, body)
     except BadRequest as exc:
         assert "send it to /v1/" in exc.message
+
+
+def test_refused_origin_on_the_trailing_slash_path_is_an_otlp_error(server: RunningServer) -> None:
+    headers = {**PROTOBUF, "Origin": "http://elsewhere.example"}
+    r = httpx.post(f"{server.url}/v1/logs/", content=proto_body("logs"), headers=headers)
+    assert r.status_code == 403
+    assert proto_status(r).code == 7  # PERMISSION_DENIED

@@ -4,6 +4,10 @@ OTLP/JSON differs from protobuf's canonical JSON mapping in one way that matters
 span ids are hex, not base64. Ids are rewritten in place before protobuf's own JSON parser
 runs, which then handles the rest of the rules (lowerCamelCase or original names, enums as
 integers or names, 64-bit integers as strings or numbers, unknown fields ignored).
+
+Because unknown fields are ignored, a body of another signal would decode as an empty or
+garbled request of this one; it is told apart (by its top-level key in JSON, by the wire
+types of its first item's fields in protobuf) and refused with the path it belongs on.
 """
 
 from __future__ import annotations
