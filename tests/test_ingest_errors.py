@@ -434,7 +434,7 @@ def test_413_decompression_bomb_costs_no_memory(small_body: RunningServer, encod
 def test_415_unsupported_content_type(anon: RunningServer) -> None:
     r = post(anon, b"hello", {"Content-Type": "text/plain"})
     assert r.status_code == 415
-    status = rpc_status(r, "protobuf")  # not JSON: answered in protobuf, the OTLP default
+    status = rpc_status(r, "json")  # not protobuf: answered in JSON, readable on a terminal
     assert status.code == INVALID_ARGUMENT
     assert "text/plain" in status.message
     assert "application/x-protobuf" in status.message
@@ -444,7 +444,7 @@ def test_415_unsupported_content_type(anon: RunningServer) -> None:
 def test_415_missing_content_type(anon: RunningServer) -> None:
     r = httpx.post(f"{anon.url}/v1/logs", content=b"\x0a\x00")
     assert r.status_code == 415
-    status = rpc_status(r, "protobuf")
+    status = rpc_status(r, "json")
     assert "application/x-protobuf" in status.message
 
 

@@ -6,10 +6,11 @@ import logging
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from otterscope.api import (
     alerts,
@@ -50,6 +51,24 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(OtterscopeError("internal error; the server log has the details"))
 
 
+_SLASHED_OTLP = {f"/v1/{signal}/" for signal in ("traces", "metrics", "logs")}
+
+
+class _OtlpTrailingSlash:
+    """``POST /v1/traces/`` is served as ``/v1/traces``: an exporter endpoint configured
+    with a trailing slash would otherwise get the router's redirect, which exporters do not
+    follow. Rewritten before routing, so each OTLP path stays one route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in _SLASHED_OTLP:
+            path = scope["path"][:-1]
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        await self.app(scope, receive, send)
+
+
 def _traces_root(receiver: OtlpHttpReceiver) -> Endpoint:
     """``/v1/traces``: OTLP export on POST, otel-worker's trace list on GET."""
     otlp: Endpoint = receiver.endpoint("traces", ("GET",))  # type: ignore[assignment]
@@ -79,6 +98,7 @@ def build_app(state: AppState, receiver: OtlpHttpReceiver) -> ASGIApp:
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected},
+        middleware=[Middleware(_OtlpTrailingSlash)],
     )
     app.state.otterscope = state
     return app

@@ -25,7 +25,7 @@ _ALLOW_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 _DEFAULT_ALLOW_HEADERS = "authorization, content-type, content-encoding"
 # OTLP export paths: their error bodies are a google.rpc.Status (SPEC §2), except GET on
 # /v1/traces, which is the otel-worker JSON API.
-_OTLP_PATHS = {"/v1/traces", "/v1/metrics", "/v1/logs"}
+_OTLP_PATHS = {f"/v1/{s}{slash}" for s in ("traces", "metrics", "logs") for slash in ("", "/")}
 
 
 def _hostname(host_header: str) -> str:

@@ -81,7 +81,9 @@ def _otlp_export(signal: str, data: str) -> dict[str, Any]:
         {"description": "Committed; `partialSuccess` says what was rejected.", "content": answers},
         text=f"An `{message}` as protobuf (`application/x-protobuf`, also `application/protobuf`) "
         "or OTLP/JSON, answered in the same encoding once committed. Errors are a "
-        "`google.rpc.Status`; other methods on the path are a 405. Needs the `ingest` scope.",
+        "`google.rpc.Status`, in protobuf for protobuf requests and in JSON otherwise; other "
+        "methods on the path are a 405. The path with a trailing slash is served the same. "
+        "Needs the `ingest` scope.",
         params=[{"name": "Content-Encoding", "in": "header", "schema": encoding}],
         requestBody={"required": True, "content": json_or_protobuf(ref(data))},
         errs=(),

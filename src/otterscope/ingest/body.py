@@ -137,6 +137,20 @@ def _decoder(encoding: str) -> _Decoder:
     return _Identity()
 
 
+# Neither a protobuf message (0x1f has wire type 7; 0x28 starts a field no OTLP request
+# has) nor JSON starts with these: such a body was compressed and the header left out.
+_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"))
+
+
+def _check_not_compressed(body: bytes) -> None:
+    for magic, name in _MAGIC:
+        if body.startswith(magic):
+            raise BadRequest(
+                f"the body looks {name}-compressed (it starts with {magic.hex(' ')}) but the "
+                f"request has no Content-Encoding header: send Content-Encoding: {name}"
+            )
+
+
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"request body exceeds the limit of {limit} bytes after decompression")
 
@@ -179,4 +193,7 @@ async def read_body(chunks: AsyncIterator[bytes], encoding: str, limit: int, lea
         # An empty compressed body is an empty message, as senders mean it.
         return b""
     decoder.finish()
-    return b"".join(parts)
+    body = b"".join(parts)
+    if encoding == "identity":
+        _check_not_compressed(body)
+    return body

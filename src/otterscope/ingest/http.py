@@ -15,7 +15,7 @@ from starlette.responses import Response
 from otterscope.api.auth import Authenticator
 from otterscope.api.errors import error_headers
 from otterscope.errors import MethodNotAllowed, OtterscopeError
-from otterscope.ingest.body import negotiate, read_body
+from otterscope.ingest.body import CONTENT_TYPES, negotiate, read_body
 from otterscope.ingest.grpc_codes import grpc_code
 from otterscope.ingest.service import IngestService
 from otterscope.otlp import wire
@@ -27,9 +27,11 @@ MEDIA = {"protobuf": "application/x-protobuf", "json": "application/json"}
 
 
 def request_format(request: Request) -> Format:
-    """The encoding an OTLP answer (or error) goes back in: JSON for JSON senders."""
+    """The encoding an OTLP answer (or error) goes back in: protobuf for protobuf senders,
+    JSON for everyone else (a request without a usable Content-Type most likely comes from
+    curl or a script, whose user should read the error, not get protobuf bytes)."""
     media = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
-    return "json" if media == "application/json" else "protobuf"
+    return "protobuf" if CONTENT_TYPES.get(media) == "protobuf" else "json"
 
 
 def status_response(exc: OtterscopeError, fmt: Format) -> Response:
@@ -64,6 +66,9 @@ class OtlpHttpReceiver:
                 body = await read_body(
                     request.stream(), encoding, self.service.max_body_bytes, lease
                 )
+                if fmt == "protobuf":
+                    # OTLP/JSON is checked when parsed; gRPC methods are typed by signal.
+                    wire.check_protobuf_signal(signal, body)
                 response = await self.service.export(
                     signal, principal.tenant, body, fmt, lease, "http"
                 )
@@ -71,6 +76,13 @@ class OtlpHttpReceiver:
                 if exc.status >= 500:
                     log.warning("OTLP/HTTP %s answered %s: %s", signal, exc.status, exc.message)
                 return status_response(exc, fmt)
+            except Exception:
+                # Answered here rather than by the app's last-resort handler, which re-raises
+                # to the server and so closes the sender's keep-alive connection.
+                log.exception("OTLP/HTTP %s: unexpected error", signal)
+                return status_response(
+                    OtterscopeError("internal error; the server log has the details"), fmt
+                )
             finally:
                 lease.release()
             return Response(wire.encode_message(response, fmt), media_type=MEDIA[fmt])

@@ -234,7 +234,8 @@ def _build_table(
         else:
             # One small array per scope, spread over its rows by a take: no per-row Python.
             values = per_scope[name]
-            arrays.append(pa.array([values[i] for i in used], field.type).take(index))
+            scoped = rows.column_array(sig.items, field, [values[i] for i in used])
+            arrays.append(scoped.take(index))
     return pa.Table.from_arrays(arrays, schema=sig.schema)
 
 
@@ -248,9 +249,7 @@ def _batch_from_bytes(sig: _Signal, body: bytes, tenant: str, limits: Limits) ->
     try:
         out = sig.decode(body, count, length)
     except OverflowError as exc:
-        raise BadRequest(
-            f"request holds a value the {sig.items} table cannot store: {exc}"
-        ) from None
+        raise rows.unstorable(sig.items, exc) from None
     except ValueError as exc:
         raise BadRequest(f"body is not a valid OTLP protobuf {sig.request}: {exc}") from None
     counter = LimitCounter(dropped=out["dropped"], truncated=out["truncated"])
@@ -258,9 +257,7 @@ def _batch_from_bytes(sig: _Signal, body: bytes, tenant: str, limits: Limits) ->
     try:
         table = _build_table(sig, out, tenant, per_scope)
     except (pa.ArrowInvalid, OverflowError) as exc:
-        raise BadRequest(
-            f"request holds a value the {sig.items} table cannot store: {exc}"
-        ) from None
+        raise rows.unstorable(sig.items, exc) from None
     return rows.Batch(
         sig.name,
         table,

@@ -4,7 +4,9 @@ This is the per-item hot path of ingest: it runs once for every span, log record
 point received, so it builds plain Python column lists and converts them to Arrow once.
 Items that cannot be stored (malformed ids, metrics without data) are rejected here and
 reported back through ``partial_success``; everything else is kept whole, with attribute
-limits applied the OpenTelemetry way.
+limits applied the OpenTelemetry way. A value no column can hold (an enum outside int8, a
+dropped count beyond uint32) refuses the whole request with a ``BadRequest``, as the C
+decoder does for protobuf, in the same words.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from otterscope.errors import BadRequest
 from otterscope.otlp import anyvalue
 from otterscope.otlp.anyvalue import LimitCounter, Limits
 from otterscope.otlp.schema import LOGS, METRIC_POINTS, METRIC_TYPES, SPANS
@@ -33,6 +36,28 @@ _EMPTY_LIST = "[]"
 _ZERO16 = bytes(16)
 _ZERO8 = bytes(8)
 UNKNOWN_SERVICE = "unknown_service"
+_UINT32_MAX = 0xFFFFFFFF
+# What one row of each signal's table is called in messages.
+ITEMS = {"traces": "span", "logs": "log record", "metrics": "metric point"}
+
+
+def unstorable(items: str, detail: object) -> BadRequest:
+    """The request holds a value a column cannot keep: it is refused whole."""
+    return BadRequest(f"request holds a value the {items} table cannot store: {detail}")
+
+
+def _out_of_int8(items: str, field: str, value: int) -> BadRequest | None:
+    if -128 <= value <= 127:
+        return None
+    return unstorable(items, f"{field} {value} is out of range")
+
+
+def column_array(items: str, field: pa.Field, values: list[Any]) -> pa.Array:
+    """``values`` as ``field``'s Arrow array; a value out of its type's range is a 400."""
+    try:
+        return pa.array(values, field.type)
+    except (pa.ArrowInvalid, OverflowError) as exc:
+        raise unstorable(items, f"{field.name}: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +151,9 @@ _SCOPE_COLUMNS = [
 ]
 
 
-def _table(schema: pa.Schema, cols: dict[str, list[Any]], n: int, tenant: str) -> pa.Table:
+def _table(
+    signal: str, schema: pa.Schema, cols: dict[str, list[Any]], n: int, tenant: str
+) -> pa.Table:
     arrays = []
     for field in schema:
         if field.name == "tenant":
@@ -134,7 +161,7 @@ def _table(schema: pa.Schema, cols: dict[str, list[Any]], n: int, tenant: str) -
         elif field.name == "ingest_seq":
             arrays.append(pa.nulls(n, field.type))
         else:
-            arrays.append(pa.array(cols[field.name], field.type))
+            arrays.append(column_array(ITEMS[signal], field, cols[field.name]))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -149,7 +176,7 @@ def _batch(
 ) -> Batch:
     return Batch(
         signal,
-        _table(schema, cols, n, tenant),
+        _table(signal, schema, cols, n, tenant),
         n,
         rejects.count,
         rejects.message(),
@@ -195,6 +222,18 @@ def spans_batch(req: ExportTraceServiceRequest, tenant: str, limits: Limits) -> 
                 if start >= 1 << 63 or end >= 1 << 63:
                     rejects.add(f"span {span.name!r}: timestamp beyond the year 2262")
                     continue
+                attrs, affected = _attrs(span.attributes, limits, counter)
+                dropped = span.dropped_attributes_count + affected
+                if dropped > _UINT32_MAX:
+                    raise unstorable(
+                        "span", "span dropped_attributes_count exceeds the uint32 range"
+                    )
+                status = span.status
+                bad = _out_of_int8("span", "span kind", span.kind) or _out_of_int8(
+                    "span", "span status code", status.code
+                )
+                if bad:
+                    raise bad
                 cols["trace_id"].append(tid)
                 cols["span_id"].append(sid)
                 cols["parent_span_id"].append(pid)
@@ -205,12 +244,10 @@ def spans_batch(req: ExportTraceServiceRequest, tenant: str, limits: Limits) -> 
                 cols["start_time_unix_nano"].append(start)
                 cols["end_time_unix_nano"].append(end)
                 cols["duration_nano"].append(end - start if end > start else 0)
-                status = span.status
                 cols["status_code"].append(status.code)
                 cols["status_message"].append(status.message)
-                attrs, affected = _attrs(span.attributes, limits, counter)
                 cols["attributes"].append(attrs)
-                cols["dropped_attributes_count"].append(span.dropped_attributes_count + affected)
+                cols["dropped_attributes_count"].append(dropped)
                 if len(span.events):
                     evs = []
                     for ev in span.events:
@@ -283,6 +320,15 @@ def logs_batch(req: ExportLogsServiceRequest, tenant: str, limits: Limits) -> Ba
                 if t >= 1 << 63 or ot >= 1 << 63:
                     rejects.add("log record: timestamp beyond the year 2262")
                     continue
+                attrs, affected = _attrs(rec.attributes, limits, counter)
+                dropped = rec.dropped_attributes_count + affected
+                if dropped > _UINT32_MAX:
+                    raise unstorable(
+                        "log record", "log record dropped_attributes_count exceeds the uint32 range"
+                    )
+                bad = _out_of_int8("log record", "log severity_number", rec.severity_number)
+                if bad:
+                    raise bad
                 cols["time_unix_nano"].append(t)
                 cols["observed_time_unix_nano"].append(ot)
                 cols["timestamp_unix_nano"].append(t or ot)
@@ -295,9 +341,8 @@ def logs_batch(req: ExportLogsServiceRequest, tenant: str, limits: Limits) -> Ba
                 else:
                     cols["body"].append(None)
                     cols["body_text"].append("")
-                attrs, affected = _attrs(rec.attributes, limits, counter)
                 cols["attributes"].append(attrs)
-                cols["dropped_attributes_count"].append(rec.dropped_attributes_count + affected)
+                cols["dropped_attributes_count"].append(dropped)
                 cols["flags"].append(rec.flags)
                 cols["trace_id"].append(tid)
                 cols["span_id"].append(sid)
@@ -383,6 +428,13 @@ def metrics_batch(req: ExportMetricsServiceRequest, tenant: str, limits: Limits)
                     if t >= 1 << 63 or st >= 1 << 63:
                         rejects.add(f"metric {metric.name!r}: timestamp beyond the year 2262")
                         continue
+                    # Checked per stored point, as the C decoder does: a metric without
+                    # points stores nothing, so nothing to refuse.
+                    bad = _out_of_int8(
+                        "metric point", "metric aggregation_temporality", temporality
+                    )
+                    if bad:
+                        raise bad
                     cols["metric_name"].append(metric.name)
                     cols["metric_description"].append(metric.description)
                     cols["metric_unit"].append(metric.unit)

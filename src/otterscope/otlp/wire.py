@@ -4,11 +4,16 @@ OTLP/JSON differs from protobuf's canonical JSON mapping in one way that matters
 span ids are hex, not base64. Ids are rewritten in place before protobuf's own JSON parser
 runs, which then handles the rest of the rules (lowerCamelCase or original names, enums as
 integers or names, 64-bit integers as strings or numbers, unknown fields ignored).
+
+Because unknown fields are ignored, a body of another signal would decode as an empty or
+garbled request of this one; it is told apart (by its top-level key in JSON, by the wire
+types of its first item's fields in protobuf) and refused with the path it belongs on.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import orjson
@@ -120,6 +125,38 @@ def _fix_metric_ids(doc: dict[str, Any]) -> None:
 
 _FIXERS = {"traces": _fix_trace_ids, "logs": _fix_log_ids, "metrics": _fix_metric_ids}
 
+# The top-level key of each export request, in both spellings OTLP/JSON allows.
+_TOP_KEYS: dict[str, tuple[str, str]] = {
+    "traces": ("resourceSpans", "resource_spans"),
+    "metrics": ("resourceMetrics", "resource_metrics"),
+    "logs": ("resourceLogs", "resource_logs"),
+    "profiles": ("resourceProfiles", "resource_profiles"),
+}
+
+
+def misdirected(signal: str, other: str, evidence: str) -> BadRequest:
+    """A body of signal ``other`` posted to ``signal``'s path: say where it belongs."""
+    if other == "profiles":
+        return BadRequest(
+            f"this is an OTLP profiles export ({evidence}), posted to /v1/{signal}; "
+            "otterscope stores traces, metrics and logs, not profiles"
+        )
+    return BadRequest(
+        f"this is an OTLP {other} export ({evidence}), posted to /v1/{signal}: "
+        f"send it to /v1/{other}"
+    )
+
+
+def _check_json_signal(signal: str, doc: dict[str, Any]) -> None:
+    """Unknown fields are ignored by the OTLP rules, so another signal's body would parse
+    as an empty request and be answered 200 with nothing stored: refuse it instead."""
+    if any(key in doc for key in _TOP_KEYS[signal]):
+        return
+    for other, keys in _TOP_KEYS.items():
+        found = [key for key in keys if key in doc]
+        if other != signal and found:
+            raise misdirected(signal, other, f"its top-level key is {found[0]!r}")
+
 
 def parse_request(signal: str, body: bytes, fmt: Format) -> Message:
     """Decode one export request; a ``BadRequest`` says what was wrong with it."""
@@ -138,6 +175,7 @@ def parse_request(signal: str, body: bytes, fmt: Format) -> Message:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise BadRequest(f"body must be a JSON object ({message.DESCRIPTOR.name})")
+    _check_json_signal(signal, doc)
     _FIXERS[signal](doc)
     try:
         json_format.ParseDict(doc, message, ignore_unknown_fields=True)
@@ -167,3 +205,108 @@ def encode_message(message: Message, fmt: Format) -> bytes:
 def status_body(code: int, message: str, fmt: Format) -> bytes:
     """A ``google.rpc.Status`` (``code`` is a gRPC code) in the request's encoding."""
     return encode_message(Status(code=code, message=message), fmt)
+
+
+# Field number -> wire type (0 varint, 1 fixed64, 2 length-delimited, 5 fixed32) of the item
+# messages: Span, LogRecord and Metric. All three requests nest the same way (field 1 the
+# resource level, its field 2 the scope level, its field 2 the items), so only the items
+# tell the signals apart.
+_ITEM_WIRE_TYPES: dict[str, dict[int, int]] = {
+    "traces": {1: 2, 2: 2, 3: 2, 4: 2, 5: 2, 6: 0, 7: 1, 8: 1, 9: 2}
+    | {10: 0, 11: 2, 12: 0, 13: 2, 14: 0, 15: 2, 16: 5},
+    "logs": {1: 1, 2: 0, 3: 2, 5: 2, 6: 2, 7: 0, 8: 5, 9: 2, 10: 2, 11: 1, 12: 2},
+    "metrics": {1: 2, 2: 2, 3: 2, 5: 2, 7: 2, 9: 2, 10: 2, 11: 2, 12: 2},
+}
+# How many resource and scope messages to look through for a first item.
+_SNIFF_LIMIT = 16
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _varint(data: bytes, i: int, end: int) -> tuple[int, int]:
+    value = 0
+    shift = 0
+    while i < end and shift <= 63:
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return value, i
+    raise _Malformed
+
+
+def _fields(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
+    """(number, wire type, value start, value end) of each field, lazily: the first item
+    is found without walking a large body."""
+    i = start
+    while i < end:
+        key, i = _varint(data, i, end)
+        number, wt = key >> 3, key & 7
+        s = i
+        if wt == 0:
+            _, i = _varint(data, i, end)
+        elif wt == 1 or wt == 5:
+            i += 8 if wt == 1 else 4
+        elif wt == 2:
+            n, s = _varint(data, i, end)
+            i = s + n
+        else:
+            raise _Malformed
+        if i > end:
+            raise _Malformed
+        yield number, wt, s, i
+
+
+def _first_item(body: bytes) -> list[tuple[int, int, int, int]] | None:
+    try:
+        return _find_first_item(body)
+    except _Malformed:
+        return None  # the decoder says what is wrong with it
+
+
+def _find_first_item(body: bytes) -> list[tuple[int, int, int, int]] | None:
+    looked = 0
+    for number, wt, s, e in _fields(body, 0, len(body)):
+        if number != 1 or wt != 2:
+            continue
+        for n2, wt2, s2, e2 in _fields(body, s, e):
+            if n2 != 2 or wt2 != 2:
+                continue
+            for n3, wt3, s3, e3 in _fields(body, s2, e2):
+                if n3 == 2 and wt3 == 2:
+                    return list(_fields(body, s3, e3))
+            looked += 1
+            if looked >= _SNIFF_LIMIT:
+                return None
+        looked += 1
+        if looked >= _SNIFF_LIMIT:
+            return None
+    return None
+
+
+def _fits(signal: str, item: list[tuple[int, int, int, int]]) -> bool:
+    expected = _ITEM_WIRE_TYPES[signal]
+    for number, wt, s, e in item:
+        if expected.get(number, wt) != wt:
+            return False
+        # A span's first field is its 16-byte trace id; a metric's is its name.
+        if signal == "traces" and number == 1 and e - s != 16:
+            return False
+    return True
+
+
+def check_protobuf_signal(signal: str, body: bytes) -> None:
+    """Refuse a protobuf export of another signal, told apart by the wire types of its
+    first item's fields (a field number never changes its wire type in OTLP). Unknown
+    fields are skipped by protobuf, so such a body would otherwise be read as items of
+    this signal made of the other's fields. An item that fits several signals, or none,
+    leaves the verdict to the decoder."""
+    item = _first_item(body)
+    if not item:
+        return
+    fits = [other for other in SIGNALS if _fits(other, item)]
+    if len(fits) == 1 and fits[0] != signal:
+        raise misdirected(signal, fits[0], "told by the fields of its first item")
