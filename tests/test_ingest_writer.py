@@ -13,6 +13,7 @@ from otterscope.errors import Unavailable
 from otterscope.ingest.writer import Writer
 from otterscope.otlp.anyvalue import Limits
 from otterscope.otlp.rows import Batch, spans_batch
+from otterscope.store.base import KeyIdent
 from otterscope.store.embedded.store import EmbeddedStore
 from tests.test_store_embedded import T0, resource, span
 
@@ -36,7 +37,7 @@ class GatedStore(EmbeddedStore):
         self.entered = threading.Event()
         self.fail_next = False
 
-    def write(self, batches: Sequence[Batch]) -> int:
+    def write(self, batches: Sequence[Batch], keys: Sequence[KeyIdent] = ()) -> int:
         self.entered.set()
         assert self.gate.wait(10)
         if self.fail_next:
@@ -44,7 +45,7 @@ class GatedStore(EmbeddedStore):
             from otterscope.errors import StoreError
 
             raise StoreError("disk on fire")
-        return super().write(batches)
+        return super().write(batches, keys)
 
 
 @pytest.fixture

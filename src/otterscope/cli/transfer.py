@@ -5,14 +5,19 @@ The file format is the OpenTelemetry Collector file exporter's: one
 page through the server's fetch API (``POST /api/{signal}/fetch``, oldest first; the first
 page's cursor pins the point in the ingest sequence, so the pages hold every item stored
 before the first one exactly once). ``import`` and ``replay`` POST each request to an
-OTLP/HTTP endpoint as ``application/json``, retrying 429/503 (honouring ``Retry-After``).
+OTLP/HTTP endpoint as ``application/json``, retrying 429/503 (honouring ``Retry-After``),
+each with an ``Idempotency-Key`` that is a digest of the signal and the body: otterscope
+stores a request it has already committed only once, so a retried import or a resumed
+replay adds nothing twice (other receivers ignore the header).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -69,6 +74,21 @@ def _window(args: argparse.Namespace) -> tuple[int, int]:
 
 def _dumps(doc: dict[str, Any]) -> str:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def request_key(signal: str, body: bytes) -> str:
+    """An ``Idempotency-Key`` for a request: the same request, the same key."""
+    return "otterscope-" + hashlib.sha256(signal.encode() + b"\n" + body).hexdigest()
+
+
+def keyed(headers: dict[str, str], key: str) -> dict[str, str]:
+    return {**headers, "Idempotency-Key": key}
+
+
+def replayed(response: httpx.Response) -> bool:
+    """Whether otterscope had already stored this request (and stored nothing now)."""
+    value: str = response.headers.get("Idempotency-Replayed", "")
+    return value.lower() == "true"
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -210,9 +230,12 @@ def cmd_import(args: argparse.Namespace) -> int:
         **target.headers(),
     }
     items = dict.fromkeys(SIGNALS, 0)
-    requests = skipped = rejected = 0
+    requests = skipped = rejected = already = 0
     refused: list[str] = []
     progress = Progress("import", "items")
+    # Identical requests in one import are each stored (the n-th one's key carries n), and
+    # importing again finds every key stored already.
+    seen: collections.Counter[str] = collections.Counter()
 
     def retrying(why: str, wait: float) -> None:
         progress.retry(why, wait, sum(items.values()), requests)
@@ -235,7 +258,12 @@ def cmd_import(args: argparse.Namespace) -> int:
                 body = req.raw if req.raw is not None else _dumps(req.doc).encode()
                 url = f"{target.url}/v1/{signal}"
                 try:
-                    response = post_with_retries(http, url, body, headers, on_retry=retrying)
+                    key = request_key(signal, body)
+                    seen[key] += 1
+                    key += f"-{seen[key]}" if seen[key] > 1 else ""
+                    response = post_with_retries(
+                        http, url, body, keyed(headers, key), on_retry=retrying
+                    )
                 except CliError as exc:
                     progress.clear()
                     raise CliError(f"{req.where}: {exc.message}") from None
@@ -250,6 +278,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                     note(f"otterscope: warning: {req.where}: {lost} item(s) rejected: {why}")
                 rejected += lost
                 requests += 1
+                already += replayed(response)
                 items[signal] += count_items(signal, req.doc)
                 progress.update(sum(items.values()), requests)
     progress.clear()
@@ -261,12 +290,14 @@ def cmd_import(args: argparse.Namespace) -> int:
         "rejectedItems": rejected,
         "skipped": skipped,
         "refused": refused,
+        "alreadyStored": already,
     }
     if args.json:
         print_json(summary)
     counts = ", ".join(f"{items[s]:,} {UNITS[s]}" for s in SIGNALS if items[s]) or "nothing"
     extra = f"; {skipped} request(s) of other signals skipped" if skipped else ""
     extra += f"; {rejected:,} item(s) rejected by the server" if rejected else ""
+    extra += f"; {already:,} request(s) already stored, not stored again" if already else ""
     note(f"imported {requests:,} requests ({counts}) in {progress.elapsed():.1f} s{extra}")
     if refused:
         first = refused[0]
@@ -389,8 +420,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
             for page, cursor in pages:
                 n = count_items(signal, page)
                 if n:
+                    # A page sent but not recorded before a crash is sent again on --resume
+                    # (the saved cursor pins it: same rows, same body, same key).
+                    body = _dumps(page).encode()
                     response = post_with_retries(
-                        http, to, _dumps(page).encode(), headers, on_retry=retrying
+                        http, to, body, keyed(headers, request_key(signal, body)), on_retry=retrying
                     )
                     if response.status_code >= 300:
                         raise CliError(
