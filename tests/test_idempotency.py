@@ -6,6 +6,7 @@ counts are read back through the API, ``/health`` and ``/metrics``. Crashes are 
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,13 +38,16 @@ from otterscope.store.embedded.store import EmbeddedOptions, EmbeddedStore
 from tests.conftest import RunningServer
 from tests.test_cli_commands import (
     LOG_COUNT,
+    NOW,
     POINT_COUNT,
     SPAN_COUNT,
+    StandIn,
     cli,
     items,
     logs_request,
     metrics_request,
     ok,
+    post_otlp,
     received,
     traces_request,
 )
@@ -374,3 +379,74 @@ def test_keys_expire_and_the_file_is_compacted(tmp_path: Path) -> None:
     bounded = KeyIndex(tmp_path, ttl_s=60, max_keys=1)
     bounded.add([CommittedKey("t", "logs", "a", new), CommittedKey("t", "logs", "b", new)])
     assert len(bounded) == 1 and bounded.committed("t", "logs", "b", new)
+
+
+class HangingProxy(StandIn):
+    """Forwards OTLP posts to a real server; while ``hang`` is set it forwards the request
+    and then never answers, as if the sender crashed before it heard the answer."""
+
+    def __init__(self, target: RunningServer) -> None:
+        self.target = target
+        self.hang = threading.Event()
+        self.forwarded = threading.Event()
+        self.release = threading.Event()
+        super().__init__()
+
+    def answer(self, handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
+        headers = {k: v for k, v in handler.headers.items() if k.lower() != "host"}
+        r = httpx.post(self.target.url + handler.path, content=body, headers=headers, timeout=30)
+        if self.hang.is_set():
+            self.forwarded.set()
+            self.release.wait(60)
+            return
+        handler.send_response(r.status_code)
+        for name in ("Content-Type", "Idempotency-Replayed"):
+            if name in r.headers:
+                handler.send_header(name, r.headers[name])
+        handler.send_header("Content-Length", str(len(r.content)))
+        handler.end_headers()
+        handler.wfile.write(r.content)
+
+    def close(self) -> None:
+        self.release.set()
+        super().close()
+
+
+def test_a_replay_killed_before_the_first_answer_resumes_exactly(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    source = make_server()
+    ok(cli("import", str(export_file(tmp_path / "all.jsonl")), server=source))
+    before = items(source, "logs")
+    target = make_server()
+    proxy = HangingProxy(target)
+    try:
+        state = tmp_path / "state.json"
+        base = f"replay --to {proxy.url} --signal logs --state {state} --page-size 3".split()
+        proxy.hang.set()
+        replay = subprocess.Popen(
+            [sys.executable, "-m", "otterscope", *base, "--url", source.url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={k: v for k, v in os.environ.items() if not k.startswith("OTTERSCOPE_")},
+        )
+        try:
+            assert proxy.forwarded.wait(60), "the first page never reached the target"
+        finally:
+            replay.kill()
+            replay.wait(10)
+        assert received(target)["logs"] == 3  # stored, but the replay never heard it
+        # Meanwhile the source gets a record inside the window, older than every other: a
+        # first page fetched afresh would hold it and differ from the one sent.
+        early = logs_request()
+        early["resourceLogs"][0]["scopeLogs"][0]["logRecords"] = [
+            {"timeUnixNano": str(NOW - 10**9), "body": {"stringValue": "late arrival"}}
+        ]
+        post_otlp(source, "logs", early)
+        proxy.hang.clear()
+        proxy.release.set()
+        ok(cli(*base, "--resume", server=source))
+    finally:
+        proxy.close()
+    assert received(target)["logs"] == LOG_COUNT
+    assert items(target, "logs") == before

@@ -240,7 +240,7 @@ KEYS: tuple[Key, ...] = (
     Key(
         "ingest",
         "idempotency_max_keys",
-        1_000_000,
+        100_000,
         _int,
         "Most idempotency keys remembered; the oldest are forgotten first.",
     ),

@@ -372,7 +372,11 @@ def _state(args: argparse.Namespace, source: str, to: str, path: Path) -> dict[s
             old = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             old = None
-        if isinstance(old, dict) and old.get("done") is False and old.get("pages"):
+        if (
+            isinstance(old, dict)
+            and old.get("done") is False
+            and (old.get("pages") or old.get("pending"))
+        ):
             raise CliError(
                 f"{path} holds an unfinished replay ({old.get('pages')} pages sent): "
                 "continue it with --resume, or delete the file to start over"
@@ -387,6 +391,7 @@ def _state(args: argparse.Namespace, source: str, to: str, path: Path) -> dict[s
         "endTimeUnixNano": str(end),
         "pageSize": args.page_size,
         "cursor": None,
+        "pending": None,
         "pages": 0,
         "items": 0,
         "rejectedItems": 0,
@@ -394,6 +399,23 @@ def _state(args: argparse.Namespace, source: str, to: str, path: Path) -> dict[s
     }
     _save(path, state)
     return state
+
+
+def _pages(
+    client: ApiClient, signal: str, page_size: int, state: dict[str, Any]
+) -> Iterator[tuple[bytes, int, str | None]]:
+    """``(body, items, next cursor)`` of each page to send: first the one an interruption
+    left unconfirmed, exactly as it was sent, then the next ones from the source."""
+    start, end = int(state["startTimeUnixNano"]), int(state["endTimeUnixNano"])
+    cursor = state["cursor"]
+    pending = state.get("pending")
+    if pending:
+        yield pending["body"].encode(), pending["items"], pending["nextCursor"]
+        cursor = pending["nextCursor"]
+        if cursor is None:
+            return
+    for page, after in fetch_pages(client, signal, start, end, page_size, cursor):
+        yield _dumps(page).encode(), count_items(signal, page), after
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -407,7 +429,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 0
     headers = {"Content-Type": "application/json", "User-Agent": "otterscope-cli"}
     headers.update(dict(args.header or ()))
-    start, end = int(state["startTimeUnixNano"]), int(state["endTimeUnixNano"])
     progress = Progress(f"replay {signal}", unit)
     sent_now = pages_now = 0
 
@@ -416,13 +437,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     try:
         with ApiClient(source) as client, otlp_http_client() as http:
-            pages = fetch_pages(client, signal, start, end, args.page_size, state["cursor"])
-            for page, cursor in pages:
-                n = count_items(signal, page)
+            for body, n, cursor in _pages(client, signal, args.page_size, state):
                 if n:
-                    # A page sent but not recorded before a crash is sent again on --resume
-                    # (the saved cursor pins it: same rows, same body, same key).
-                    body = _dumps(page).encode()
+                    # Saved before it is sent: a page whose answer an interruption cut off is
+                    # sent again on --resume as it was, so under the same key (a digest).
+                    state["pending"] = {"body": body.decode(), "items": n, "nextCursor": cursor}
+                    _save(path, state)
                     response = post_with_retries(
                         http, to, body, keyed(headers, request_key(signal, body)), on_retry=retrying
                     )
@@ -440,6 +460,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                         )
                     state["rejectedItems"] += lost
                 state["cursor"], state["done"] = cursor, cursor is None
+                state["pending"] = None
                 state["pages"] += 1
                 state["items"] += n
                 _save(path, state)

@@ -61,7 +61,7 @@ class EmbeddedOptions:
     unsealed_wait_s: float = 30.0
     query_timeout_s: float = 30.0
     idempotency_ttl_s: float = 86400.0
-    idempotency_max_keys: int = 1_000_000
+    idempotency_max_keys: int = 100_000
 
 
 class EmbeddedStore(Reader):
