@@ -139,6 +139,14 @@ class Writer:
                         p.future.set_exception(OtterscopeError(f"commit failed: {exc}"))
 
     def _commit(self, taken: list[_Pending]) -> None:
+        # A key committed already (its first sender gave up while its commit ran, and a
+        # retry came in) stores nothing: its rows are durable, so the answer can go now.
+        for p in taken:
+            if p.key is not None and self._store.key_committed(*p.key):
+                p.future.set_result(Commit(self._store.last_seq(), 0, ""))
+        taken = [p for p in taken if not p.future.done()]
+        if not taken:
+            return
         staged: dict[tuple[str, bytes], int] = {}
         capped = [self._apply_cap(p.batch, staged) for p in taken]
         batches = [b for b, _, _ in capped]
