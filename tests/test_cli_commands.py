@@ -939,25 +939,15 @@ def test_replay_resume_sends_nothing_twice(
 # -- retries against a stand-in OTLP endpoint ------------------------------------------------------------
 
 
-class FlakyEndpoint:
-    """An OTLP/HTTP stand-in: the first answer is ``status`` with Retry-After: 1, then 200."""
+class StandIn:
+    """An HTTP server on a free loopback port whose POSTs ``answer`` handles."""
 
-    def __init__(self, status: int) -> None:
-        self.requests: list[tuple[str, dict[str, str], bytes, float]] = []
-        endpoint = self
+    def __init__(self) -> None:
+        stand_in = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                endpoint.requests.append((self.path, dict(self.headers), body, time.monotonic()))
-                first = len(endpoint.requests) == 1
-                self.send_response(status if first else 200)
-                if first:
-                    self.send_header("Retry-After", "1")
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
+                stand_in.answer(self, self.rfile.read(int(self.headers["Content-Length"])))
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -966,9 +956,32 @@ class FlakyEndpoint:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def answer(self, handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
+        raise NotImplementedError
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class FlakyEndpoint(StandIn):
+    """An OTLP/HTTP stand-in: the first answer is ``status`` with Retry-After: 1, then 200."""
+
+    def __init__(self, status: int) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes, float]] = []
+        self.status = status
+        super().__init__()
+
+    def answer(self, handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
+        self.requests.append((handler.path, dict(handler.headers), body, time.monotonic()))
+        first = len(self.requests) == 1
+        handler.send_response(self.status if first else 200)
+        if first:
+            handler.send_header("Retry-After", "1")
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", "2")
+        handler.end_headers()
+        handler.wfile.write(b"{}")
 
 
 @pytest.mark.parametrize("status", [429, 503])

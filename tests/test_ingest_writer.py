@@ -13,6 +13,7 @@ from otterscope.errors import Unavailable
 from otterscope.ingest.writer import Writer
 from otterscope.otlp.anyvalue import Limits
 from otterscope.otlp.rows import Batch, spans_batch
+from otterscope.store.base import KeyIdent
 from otterscope.store.embedded.store import EmbeddedStore
 from tests.test_store_embedded import T0, resource, span
 
@@ -36,7 +37,7 @@ class GatedStore(EmbeddedStore):
         self.entered = threading.Event()
         self.fail_next = False
 
-    def write(self, batches: Sequence[Batch]) -> int:
+    def write(self, batches: Sequence[Batch], keys: Sequence[KeyIdent] = ()) -> int:
         self.entered.set()
         assert self.gate.wait(10)
         if self.fail_next:
@@ -44,7 +45,7 @@ class GatedStore(EmbeddedStore):
             from otterscope.errors import StoreError
 
             raise StoreError("disk on fire")
-        return super().write(batches)
+        return super().write(batches, keys)
 
 
 @pytest.fixture
@@ -89,3 +90,30 @@ def test_the_per_trace_cap_counts_only_spans_that_were_stored(tmp_path: Path) ->
     assert writer.submit(second).result(5).rejected == 60 - 40
     assert writer.drain(5)
     store.close()
+
+
+def test_a_key_is_committed_once_even_when_its_retry_is_already_queued(
+    gated: GatedStore,
+) -> None:
+    writer = Writer(gated, max_items=10_000, max_spans_per_trace=1000, retry_after=1)
+    writer.start()
+    key = ("default", "traces", "k1")
+    gated.fail_next = True
+    gated.gate.set()
+    with pytest.raises(Unavailable):
+        writer.submit(batch_of(b"\x1a" * 16, 2), key).result(5)
+    assert not gated.key_committed(*key)  # a failed commit keeps no key
+    gated.gate.clear()
+    first = writer.submit(batch_of(b"\x1b" * 16, 2), key)
+    assert gated.entered.wait(5)  # its commit runs: its sender can no longer withdraw it
+    # The sender gave up anyway and sent again; the retry waits behind the commit.
+    retry = writer.submit(batch_of(b"\x1c" * 16, 2), key)
+    gated.gate.set()
+    assert first.result(5).rejected == 0 and retry.result(5).rejected == 0
+    assert len(gated.get_trace("default", b"\x1b" * 16)) == 2
+    assert gated.get_trace("default", b"\x1c" * 16) == []
+    # The same key of another tenant is another key.
+    other = writer.submit(batch_of(b"\x1d" * 16, 2), ("other", "traces", "k1"))
+    assert other.result(5).rejected == 0
+    assert writer.drain(5)
+    gated.close()

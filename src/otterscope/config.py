@@ -230,6 +230,20 @@ KEYS: tuple[Key, ...] = (
         _int,
         "Spans kept per trace; more are rejected through partial_success.",
     ),
+    Key(
+        "ingest",
+        "idempotency_ttl",
+        86400.0,
+        parse_seconds,
+        "How long a committed Idempotency-Key makes a resent request a no-op (0: off).",
+    ),
+    Key(
+        "ingest",
+        "idempotency_max_keys",
+        100_000,
+        _int,
+        "Most idempotency keys remembered; the oldest are forgotten first.",
+    ),
     Key("storage", "memory_limit", "512MB", _str, "DuckDB memory limit."),
     Key("storage", "threads", 2, _int, "DuckDB worker threads."),
     Key(
@@ -501,6 +515,7 @@ def load(
         "ingest.max_body_bytes",
         "ingest.memory_budget_bytes",
         "ingest.max_commit_items",
+        "ingest.idempotency_max_keys",
         "live.buffer_messages",
     ):
         if values[positive] <= 0:

@@ -35,6 +35,7 @@ from otterscope.errors import ConfigError, OtterscopeError
 from otterscope.ingest.budget import MemoryBudget
 from otterscope.ingest.grpc import OtlpGrpcReceiver
 from otterscope.ingest.http import OtlpHttpReceiver
+from otterscope.ingest.idempotency import KeyGate
 from otterscope.ingest.service import IngestService
 from otterscope.ingest.writer import Writer
 from otterscope.live.hub import LiveHub
@@ -89,6 +90,8 @@ class Server:
                 ),
                 max_bytes=s["retention.max_bytes"],
                 max_unsealed=2,
+                idempotency_ttl_s=s["ingest.idempotency_ttl"],
+                idempotency_max_keys=s["ingest.idempotency_max_keys"],
             ),
         )
         self.writer = Writer(
@@ -139,6 +142,7 @@ class Server:
             Limits(s["ingest.attribute_count_limit"], s["ingest.attribute_value_length_limit"]),
             self.metrics,
             s["ingest.max_body_bytes"],
+            keys=KeyGate(self.store.key_committed),
         )
         self.state = AppState(
             settings=settings,

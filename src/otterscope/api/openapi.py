@@ -75,16 +75,33 @@ def _otlp_export(signal: str, data: str) -> dict[str, Any]:
     answers, status = json_or_protobuf(ref("ExportResponse")), json_or_protobuf(ref("RpcStatus"))
     message = f"Export{data[:-4].replace('Traces', 'Trace')}ServiceRequest"
     encoding = {"type": "string", "enum": ["gzip", "deflate", "zstd", "identity"]}
+    key = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "schema": {"type": "string", "pattern": "^[!-~]{1,256}$"},
+        "description": "Names the request (per tenant and signal): once its data is "
+        "committed, the same key within `ingest.idempotency_ttl` stores nothing and is "
+        "answered 200 with `Idempotency-Replayed: true`; a request whose key is being "
+        "processed waits for that outcome.",
+    }
+    replayed = {
+        "description": "`true` when the key was already committed: nothing was stored.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
     return op(
         f"export_{signal}",
         f"OTLP/HTTP export of {signal}",
-        {"description": "Committed; `partialSuccess` says what was rejected.", "content": answers},
+        {
+            "description": "Committed; `partialSuccess` says what was rejected.",
+            "content": answers,
+            "headers": {"Idempotency-Replayed": replayed},
+        },
         text=f"An `{message}` as protobuf (`application/x-protobuf`, also `application/protobuf`) "
         "or OTLP/JSON, answered in the same encoding once committed. Errors are a "
         "`google.rpc.Status`, in protobuf for protobuf requests and in JSON otherwise; other "
         "methods on the path are a 405. The path with a trailing slash is served the same. "
         "Needs the `ingest` scope.",
-        params=[{"name": "Content-Encoding", "in": "header", "schema": encoding}],
+        params=[{"name": "Content-Encoding", "in": "header", "schema": encoding}, key],
         requestBody={"required": True, "content": json_or_protobuf(ref(data))},
         errs=(),
         more={str(s): _error(s, status) for s in (400, 401, 403, 413, 415, 429, 500, 503)},

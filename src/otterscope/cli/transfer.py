@@ -5,14 +5,19 @@ The file format is the OpenTelemetry Collector file exporter's: one
 page through the server's fetch API (``POST /api/{signal}/fetch``, oldest first; the first
 page's cursor pins the point in the ingest sequence, so the pages hold every item stored
 before the first one exactly once). ``import`` and ``replay`` POST each request to an
-OTLP/HTTP endpoint as ``application/json``, retrying 429/503 (honouring ``Retry-After``).
+OTLP/HTTP endpoint as ``application/json``, retrying 429/503 (honouring ``Retry-After``),
+each with an ``Idempotency-Key`` that is a digest of the signal and the body: otterscope
+stores a request it has already committed only once, so a retried import or a resumed
+replay adds nothing twice (other receivers ignore the header).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -70,6 +75,21 @@ def _window(args: argparse.Namespace) -> tuple[int, int]:
 
 def _dumps(doc: dict[str, Any]) -> str:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def request_key(signal: str, body: bytes) -> str:
+    """An ``Idempotency-Key`` for a request: the same request, the same key."""
+    return "otterscope-" + hashlib.sha256(signal.encode() + b"\n" + body).hexdigest()
+
+
+def keyed(headers: dict[str, str], key: str) -> dict[str, str]:
+    return {**headers, "Idempotency-Key": key}
+
+
+def replayed(response: httpx.Response) -> bool:
+    """Whether otterscope had already stored this request (and stored nothing now)."""
+    value: str = response.headers.get("Idempotency-Replayed", "")
+    return value.lower() == "true"
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -211,9 +231,12 @@ def cmd_import(args: argparse.Namespace) -> int:
         **target.headers(),
     }
     items = dict.fromkeys(SIGNALS, 0)
-    requests = skipped = rejected = 0
+    requests = skipped = rejected = already = 0
     refused: list[str] = []
     progress = Progress("import", "items")
+    # Identical requests in one import are each stored (the n-th one's key carries n), and
+    # importing again finds every key stored already.
+    seen: collections.Counter[str] = collections.Counter()
 
     def retrying(why: str, wait: float) -> None:
         progress.retry(why, wait, sum(items.values()), requests)
@@ -236,7 +259,12 @@ def cmd_import(args: argparse.Namespace) -> int:
                 body = req.raw if req.raw is not None else _dumps(req.doc).encode()
                 url = f"{target.url}/v1/{signal}"
                 try:
-                    response = post_with_retries(http, url, body, headers, on_retry=retrying)
+                    key = request_key(signal, body)
+                    seen[key] += 1
+                    key += f"-{seen[key]}" if seen[key] > 1 else ""
+                    response = post_with_retries(
+                        http, url, body, keyed(headers, key), on_retry=retrying
+                    )
                 except CliError as exc:
                     progress.clear()
                     raise CliError(f"{req.where}: {exc.message}") from None
@@ -253,6 +281,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                     )
                 rejected += lost
                 requests += 1
+                already += replayed(response)
                 items[signal] += count_items(signal, req.doc)
                 progress.update(sum(items.values()), requests)
     progress.clear()
@@ -264,12 +293,14 @@ def cmd_import(args: argparse.Namespace) -> int:
         "rejectedItems": rejected,
         "skipped": skipped,
         "refused": refused,
+        "alreadyStored": already,
     }
     if args.json:
         print_json(summary)
     counts = ", ".join(counted(items[s], UNITS[s]) for s in SIGNALS if items[s]) or "nothing"
     extra = f"; {counted(skipped, 'requests')} of other signals skipped" if skipped else ""
     extra += f"; {counted(rejected, 'items')} rejected by the server" if rejected else ""
+    extra += f"; {counted(already, 'requests')} already stored, not stored again" if already else ""
     note(
         f"imported {counted(requests, 'requests')} ({counts}) in {progress.elapsed():.1f} s{extra}"
     )
@@ -346,7 +377,11 @@ def _state(args: argparse.Namespace, source: str, to: str, path: Path) -> dict[s
             old = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             old = None
-        if isinstance(old, dict) and old.get("done") is False and old.get("pages"):
+        if (
+            isinstance(old, dict)
+            and old.get("done") is False
+            and (old.get("pages") or old.get("pending"))
+        ):
             raise CliError(
                 f"{path} holds an unfinished replay ({old.get('pages')} pages sent): "
                 "continue it with --resume, or delete the file to start over"
@@ -361,6 +396,7 @@ def _state(args: argparse.Namespace, source: str, to: str, path: Path) -> dict[s
         "endTimeUnixNano": str(end),
         "pageSize": args.page_size,
         "cursor": None,
+        "pending": None,
         "pages": 0,
         "items": 0,
         "rejectedItems": 0,
@@ -368,6 +404,23 @@ def _state(args: argparse.Namespace, source: str, to: str, path: Path) -> dict[s
     }
     _save(path, state)
     return state
+
+
+def _pages(
+    client: ApiClient, signal: str, page_size: int, state: dict[str, Any]
+) -> Iterator[tuple[bytes, int, str | None]]:
+    """``(body, items, next cursor)`` of each page to send: first the one an interruption
+    left unconfirmed, exactly as it was sent, then the next ones from the source."""
+    start, end = int(state["startTimeUnixNano"]), int(state["endTimeUnixNano"])
+    cursor = state["cursor"]
+    pending = state.get("pending")
+    if pending:
+        yield pending["body"].encode(), pending["items"], pending["nextCursor"]
+        cursor = pending["nextCursor"]
+        if cursor is None:
+            return
+    for page, after in fetch_pages(client, signal, start, end, page_size, cursor):
+        yield _dumps(page).encode(), count_items(signal, page), after
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -381,7 +434,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 0
     headers = {"Content-Type": "application/json", "User-Agent": "otterscope-cli"}
     headers.update(dict(args.header or ()))
-    start, end = int(state["startTimeUnixNano"]), int(state["endTimeUnixNano"])
     progress = Progress(f"replay {signal}", unit)
     sent_now = pages_now = 0
 
@@ -390,12 +442,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     try:
         with ApiClient(source) as client, otlp_http_client() as http:
-            pages = fetch_pages(client, signal, start, end, args.page_size, state["cursor"])
-            for page, cursor in pages:
-                n = count_items(signal, page)
+            for body, n, cursor in _pages(client, signal, args.page_size, state):
                 if n:
+                    # Saved before it is sent: a page whose answer an interruption cut off is
+                    # sent again on --resume as it was, so under the same key (a digest).
+                    state["pending"] = {"body": body.decode(), "items": n, "nextCursor": cursor}
+                    _save(path, state)
                     response = post_with_retries(
-                        http, to, _dumps(page).encode(), headers, on_retry=retrying
+                        http, to, body, keyed(headers, request_key(signal, body)), on_retry=retrying
                     )
                     if response.status_code >= 300:
                         raise CliError(
@@ -411,6 +465,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                         )
                     state["rejectedItems"] += lost
                 state["cursor"], state["done"] = cursor, cursor is None
+                state["pending"] = None
                 state["pages"] += 1
                 state["items"] += n
                 _save(path, state)

@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from otterscope.api.auth import Authenticator
 from otterscope.errors import OtterscopeError
 from otterscope.ingest.grpc_codes import grpc_code
+from otterscope.ingest.idempotency import HEADER, REPLAYED_HEADER, parse_key
 from otterscope.ingest.service import IngestService
 
 log = logging.getLogger("otterscope.ingest")
@@ -74,10 +75,14 @@ class OtlpGrpcReceiver:
                 }
                 principal = self.auth.authenticate(metadata)
                 principal.require("ingest")
+                key = parse_key(metadata.get(HEADER))
                 lease.take(len(body))
-                return await self.service.export(
-                    signal, principal.tenant, body, "protobuf", lease, "grpc"
+                response, replayed = await self.service.export_once(
+                    signal, principal.tenant, body, "protobuf", lease, "grpc", key
                 )
+                if replayed:
+                    context.set_trailing_metadata(((REPLAYED_HEADER.lower(), "true"),))
+                return response
             except OtterscopeError as exc:
                 if exc.status >= 500:
                     log.warning("OTLP/gRPC %s failed with %s: %s", signal, exc.status, exc.message)

@@ -17,6 +17,7 @@ from otterscope.api.errors import error_headers
 from otterscope.errors import MethodNotAllowed, OtterscopeError
 from otterscope.ingest.body import CONTENT_TYPES, negotiate, read_body
 from otterscope.ingest.grpc_codes import grpc_code
+from otterscope.ingest.idempotency import HEADER, REPLAYED_HEADER, parse_key
 from otterscope.ingest.service import IngestService
 from otterscope.otlp import wire
 from otterscope.otlp.wire import Format
@@ -60,6 +61,7 @@ class OtlpHttpReceiver:
             try:
                 principal = self.auth.authenticate(request.headers, request.query_params)
                 principal.require("ingest")
+                key = parse_key(request.headers.get(HEADER))
                 fmt, encoding = negotiate(
                     request.headers.get("content-type"), request.headers.get("content-encoding")
                 )
@@ -69,8 +71,8 @@ class OtlpHttpReceiver:
                 if fmt == "protobuf":
                     # OTLP/JSON is checked when parsed; gRPC methods are typed by signal.
                     wire.check_protobuf_signal(signal, body)
-                response = await self.service.export(
-                    signal, principal.tenant, body, fmt, lease, "http"
+                response, replayed = await self.service.export_once(
+                    signal, principal.tenant, body, fmt, lease, "http", key
                 )
             except OtterscopeError as exc:
                 if exc.status >= 500:
@@ -85,6 +87,9 @@ class OtlpHttpReceiver:
                 )
             finally:
                 lease.release()
-            return Response(wire.encode_message(response, fmt), media_type=MEDIA[fmt])
+            headers = {REPLAYED_HEADER: "true"} if replayed else None
+            return Response(
+                wire.encode_message(response, fmt), media_type=MEDIA[fmt], headers=headers
+            )
 
         return receive

@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 
 from otterscope.errors import OtterscopeError
 from otterscope.ingest.budget import Lease, MemoryBudget
+from otterscope.ingest.idempotency import KeyGate
 from otterscope.ingest.writer import Writer
 from otterscope.otlp import rows, wire
 from otterscope.otlp.anyvalue import Limits
@@ -39,20 +40,52 @@ class IngestService:
         limits: Limits,
         metrics: SelfMetrics,
         max_body_bytes: int,
+        *,
+        keys: KeyGate,
     ) -> None:
         self.writer = writer
         self.budget = budget
         self.limits = limits
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.keys = keys
 
     def lease(self) -> Lease:
         return Lease(self.budget)
 
+    async def export_once(
+        self,
+        signal: str,
+        tenant: str,
+        body: bytes,
+        fmt: Format,
+        lease: Lease,
+        transport: str,
+        key: str | None,
+    ) -> tuple[Message, bool]:
+        """``export``, once per idempotency key: (the answer, whether the key was replayed)."""
+        if key is None:
+            return await self.export(signal, tenant, body, fmt, lease, transport), False
+        async with self.keys.claim(tenant, signal, key) as replayed:
+            if replayed:
+                self.metrics.received_requests.inc(
+                    tenant=tenant, signal=signal, transport=transport, outcome="replayed"
+                )
+                return wire.response_message(signal, 0, ""), True
+            return await self.export(signal, tenant, body, fmt, lease, transport, key), False
+
     async def export(
-        self, signal: str, tenant: str, body: bytes, fmt: Format, lease: Lease, transport: str
+        self,
+        signal: str,
+        tenant: str,
+        body: bytes,
+        fmt: Format,
+        lease: Lease,
+        transport: str,
+        key: str | None = None,
     ) -> Message:
-        """Decode, commit, answer. The caller owns ``lease`` and releases it afterwards."""
+        """Decode, commit, answer. The caller owns ``lease`` and releases it afterwards.
+        ``key`` (an idempotency key) is committed with the rows."""
         try:
             if signal == "traces" and fmt == "protobuf":
                 # The C decoder: bytes straight to column buffers, same result as below.
@@ -72,7 +105,8 @@ class IngestService:
             rejected = batch.rejected
             text = batch.reject_message
             if batch.table.num_rows:
-                commit = await asyncio.wrap_future(self.writer.submit(batch))
+                ident = None if key is None else (tenant, signal, key)
+                commit = await asyncio.wrap_future(self.writer.submit(batch, ident))
                 rejected += commit.rejected
                 text = "; ".join(t for t in (text, commit.message) if t)
         except OtterscopeError as exc:

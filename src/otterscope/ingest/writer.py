@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from otterscope.errors import OtterscopeError, StoreError, Unavailable
 from otterscope.otlp.rows import Batch
-from otterscope.store.base import Store
+from otterscope.store.base import KeyIdent, Store
 
 log = logging.getLogger("otterscope.ingest")
 
@@ -41,6 +41,7 @@ class Commit:
 class _Pending:
     batch: Batch
     future: concurrent.futures.Future[Commit]
+    key: KeyIdent | None = None
 
 
 CommitListener = Callable[[int, list[Batch], float], None]
@@ -86,12 +87,15 @@ class Writer:
     def draining(self) -> bool:
         return self._draining
 
-    def submit(self, batch: Batch) -> concurrent.futures.Future[Commit]:
+    def submit(
+        self, batch: Batch, key: KeyIdent | None = None
+    ) -> concurrent.futures.Future[Commit]:
+        """Queue a batch; ``key`` (an idempotency key) is committed with its rows."""
         future: concurrent.futures.Future[Commit] = concurrent.futures.Future()
         with self._cond:
             if self._draining:
                 raise Unavailable("server is shutting down", retry_after=self._retry_after)
-            self._queue.append(_Pending(batch, future))
+            self._queue.append(_Pending(batch, future, key))
             self._queued_items += batch.accepted
             self._cond.notify()
         return future
@@ -135,12 +139,20 @@ class Writer:
                         p.future.set_exception(OtterscopeError(f"commit failed: {exc}"))
 
     def _commit(self, taken: list[_Pending]) -> None:
+        # A key committed already (its first sender gave up while its commit ran, and a
+        # retry came in) stores nothing: its rows are durable, so the answer can go now.
+        for p in taken:
+            if p.key is not None and self._store.key_committed(*p.key):
+                p.future.set_result(Commit(self._store.last_seq(), 0, ""))
+        taken = [p for p in taken if not p.future.done()]
+        if not taken:
+            return
         staged: dict[tuple[str, bytes], int] = {}
         capped = [self._apply_cap(p.batch, staged) for p in taken]
         batches = [b for b, _, _ in capped]
         started = time.perf_counter()
         try:
-            seq = self._store.write(batches)
+            seq = self._store.write(batches, [p.key for p in taken if p.key is not None])
         except StoreError as exc:
             log.error("commit failed: %s", exc)
             err = Unavailable(f"store cannot commit: {exc.message}", retry_after=self._retry_after)

@@ -16,6 +16,8 @@ from otterscope.otlp.rows import Batch
 from otterscope.query.model import FetchQuery, LogQuery, Page, TraceQuery, TraceSummary
 
 Row = dict[str, Any]
+# An idempotency key as committed: (tenant, signal, the key the sender chose).
+KeyIdent = tuple[str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +69,13 @@ class SqlSandboxSpec:
 
 
 class Store(Protocol):
-    def write(self, batches: Sequence[Batch]) -> int:
-        """Commit the batches in one transaction; return the ingest sequence number."""
+    def write(self, batches: Sequence[Batch], keys: Sequence[KeyIdent] = ()) -> int:
+        """Commit the batches in one transaction; return the ingest sequence number.
+        ``keys`` are committed with the rows of their signal, in the same transaction."""
+        ...
+
+    def key_committed(self, tenant: str, signal: str, key: str) -> bool:
+        """Whether rows were committed under this idempotency key within its lifetime."""
         ...
 
     def last_seq(self) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 
 from otterscope.durable import fsync_path
 from otterscope.otlp.schema import SCHEMAS
+from otterscope.store.embedded.idempotency import CommittedKey, from_metadata, to_metadata
 
 # Repeated on every row but with few distinct values per batch: dictionary-encoded in memory.
 DICTIONARY_COLUMNS = (
@@ -66,16 +68,17 @@ class Segment:
     )
     rows: int = 0
     nbytes: int = 0  # memory the rows take
+    keys: list[CommittedKey] = field(default_factory=list)  # idempotency keys committed here
     _logs: dict[str, _Log] = field(default_factory=dict)
     _marks: dict[str, int] = field(default_factory=dict)  # log sizes before this commit
 
     def path(self, signal: str) -> Path:
         return self.hot / f"seg-{self.number:06d}.{signal}.arrows"
 
-    def append(self, signal: str, table: pa.Table) -> None:
+    def append(self, signal: str, table: pa.Table, keys: Sequence[CommittedKey] = ()) -> None:
         """Write rows (in hot form: the log holds them as memory does, dictionaries and all)
         to the signal's log; ``sync`` makes them durable, ``rollback`` undoes everything
-        appended since the last ``sync``."""
+        appended since the last ``sync``. ``keys`` ride in the same record as the rows."""
         log = self._logs.get(signal)
         if log is None:
             path = self.path(signal)
@@ -86,7 +89,14 @@ class Segment:
             os.fsync(f.fileno())
             fsync_path(self.hot)
         self._marks.setdefault(signal, os.fstat(log.file.fileno()).st_size)
-        log.writer.write_table(table)
+        if not keys:
+            log.writer.write_table(table)
+            return
+        # One record (the table is one chunk in hot form) holds the rows and their keys.
+        *head, last = table.to_batches()
+        for batch in head:
+            log.writer.write_batch(batch)
+        log.writer.write_batch(last, custom_metadata=to_metadata(keys))
 
     def rollback(self) -> None:
         """Cut each log back to where it was before the current commit began."""
@@ -99,8 +109,9 @@ class Segment:
             os.fdatasync(log.file.fileno())
         self._marks.clear()
 
-    def publish(self, signal: str, table: pa.Table) -> None:
+    def publish(self, signal: str, table: pa.Table, keys: Sequence[CommittedKey] = ()) -> None:
         """Make durable rows (in hot form) visible to queries."""
+        self.keys.extend(keys)
         batches = table.to_batches()
         self.batches[signal].extend(batches)
         self.rows += table.num_rows
@@ -132,18 +143,19 @@ class Segment:
             path = segment.path(signal)
             if not path.exists():
                 continue
-            rows: list[pa.RecordBatch] = []
+            rows: list[tuple[pa.RecordBatch, list[CommittedKey]]] = []
             with pa.OSFile(str(path), "rb") as f:
                 try:
                     reader = pa.ipc.open_stream(f)
                     while True:
-                        rows.append(reader.read_next_batch())
+                        batch, meta = reader.read_next_batch_with_custom_metadata()
+                        rows.append((batch, from_metadata(signal, meta)))
                 except StopIteration:
                     pass
                 except (pa.ArrowInvalid, OSError):
                     pass  # a torn tail (or an empty file): never acknowledged, dropped
-            for batch in rows:
-                segment.publish(signal, pa.Table.from_batches([batch]))
+            for batch, keys in rows:
+                segment.publish(signal, pa.Table.from_batches([batch]), keys)
         return segment
 
 

@@ -29,9 +29,10 @@ from otterscope.durable import write_durably as _write_durably
 from otterscope.errors import StoreError
 from otterscope.otlp.rows import Batch
 from otterscope.otlp.schema import SCHEMAS
-from otterscope.store.base import StoreStats
+from otterscope.store.base import KeyIdent, StoreStats
 from otterscope.store.embedded import hourly, seal, sql
 from otterscope.store.embedded.deletes import Tombstone, Tombstones, keep_mask
+from otterscope.store.embedded.idempotency import CommittedKey, KeyIndex
 from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, hour_key
 from otterscope.store.embedded.reader import Reader
 from otterscope.store.embedded.rwlock import RWLock
@@ -59,6 +60,8 @@ class EmbeddedOptions:
     max_unsealed: int = 0
     unsealed_wait_s: float = 30.0
     query_timeout_s: float = 30.0
+    idempotency_ttl_s: float = 86400.0
+    idempotency_max_keys: int = 100_000
 
 
 class EmbeddedStore(Reader):
@@ -81,6 +84,9 @@ class EmbeddedStore(Reader):
         self.query_timeout_s = self.options.query_timeout_s
         self.layout.open()
         self._deletes = Tombstones(data_dir)
+        self._keys = KeyIndex(
+            data_dir, self.options.idempotency_ttl_s, self.options.idempotency_max_keys
+        )
         self._resource_sets = {}
         self._resource_lock = threading.Lock()
         self._hour_cache = hourly.HourCache()
@@ -115,6 +121,9 @@ class EmbeddedStore(Reader):
             # Not sealed: any Parquet file of it is partial and will be written again.
             self.layout.remove_partial_parquet(number)
             self._retired.append(Segment.load(number, self.layout.hot))
+        self._keys.load()
+        for segment in self._retired:
+            self._keys.add(segment.keys)
         self._files = self.layout.sealed_files()
         last = max([*(s.number for s in self._retired), *(f.segment for f in self._files), 0])
         self._active_since = time.monotonic()
@@ -143,7 +152,7 @@ class EmbeddedStore(Reader):
 
     # -- writing (the ingest writer thread only) -------------------------------------------
 
-    def write(self, batches: Sequence[Batch]) -> int:
+    def write(self, batches: Sequence[Batch], keys: Sequence[KeyIdent] = ()) -> int:
         self._wait_for_sealing()
         with self._write_lock:
             if self._closed:
@@ -151,6 +160,10 @@ class EmbeddedStore(Reader):
             seq = self._seq
             active = self._active
             tables: dict[str, pa.Table] = {}
+            now = time.time()
+            committed: dict[str, list[CommittedKey]] = {signal: [] for signal in SIGNALS}
+            for tenant, signal, key in keys:
+                committed[signal].append(CommittedKey(tenant, signal, key, now))
             # One table per signal: concatenating first keeps the per-request cost of a
             # group commit to a pointer copy.
             for signal in SIGNALS:
@@ -163,7 +176,7 @@ class EmbeddedStore(Reader):
                 tables[signal] = compact(table)
             try:
                 for signal, table in tables.items():
-                    active.append(signal, table)
+                    active.append(signal, table, committed[signal])
                 active.sync()
             except OSError as exc:
                 # Cut off what this commit wrote (it is answered 503 and will be retried), and
@@ -182,8 +195,10 @@ class EmbeddedStore(Reader):
             self._seq = seq
             with self._publish_lock:
                 for signal, table in tables.items():
-                    active.publish(signal, table)
+                    active.publish(signal, table, committed[signal])
                 self._visible_seq = seq
+            # A key whose signal stored no row stays uncommitted: a retry stores nothing either.
+            self._keys.add(k for signal in tables for k in committed[signal])
             if (
                 active.rows >= self.options.seal_rows
                 or active.nbytes >= self.options.seal_bytes
@@ -191,6 +206,9 @@ class EmbeddedStore(Reader):
             ):
                 self._rotate()
             return seq
+
+    def key_committed(self, tenant: str, signal: str, key: str) -> bool:
+        return self._keys.committed(tenant, signal, key, time.time())
 
     def _wait_for_sealing(self) -> None:
         """Backpressure: hold writes while too many retired segments wait to be sealed."""
@@ -241,6 +259,7 @@ class EmbeddedStore(Reader):
             for segment in retired:
                 self._seal(segment)
             self._apply_deletes()
+            self._keys.compact(time.time())
             # Two hours per pass: sealed hours get their service-map calls cached without
             # the maintenance thread stalling on a backlog after a restart.
             self.warm_dependencies(2)
@@ -268,6 +287,8 @@ class EmbeddedStore(Reader):
                     table = table.filter(keep)
             if table.num_rows:
                 self._write_files(segment.number, signal, table, written)
+        # The keys must outlive the logs that hold them, which go once the marker is written.
+        self._keys.persist(segment.keys)
         _write_durably(self.layout.sealed_marker(segment.number), b"sealed\n")
         with self._sources_lock.write():
             self._files.extend(written)
