@@ -93,6 +93,9 @@ class OtlpGrpcReceiver:
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                # grpc turns SO_REUSEPORT on by default: a second server could then bind the
+                # same port and take half of the connections.
+                ("grpc.so_reuseport", 0),
             ],
         )
         for signal, name in SERVICES.items():
