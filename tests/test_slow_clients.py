@@ -1,4 +1,4 @@
-"""Slow clients are cut off on the HTTP port; a connection cap holds (raw sockets).
+"""Slow clients are cut off on both ports; a connection cap holds (raw sockets).
 
 One server with short deadlines: headers within 2 s, a body within 3 s, 6 connections.
 """
@@ -187,3 +187,15 @@ def test_connections_past_the_cap_are_refused(slow: RunningServer) -> None:
             sock.close()
     time.sleep(0.3)
     assert httpx.get(f"{slow.url}/ready", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("sent", [b"", b"PRI * HTTP/2.0\r\n"], ids=["nothing", "half-preface"])
+def test_a_grpc_connection_that_never_finishes_its_preface_is_closed(
+    slow: RunningServer, sent: bytes
+) -> None:
+    """The gRPC port has the same header deadline (grpc's own default is 120 s)."""
+    with socket.create_connection(("127.0.0.1", slow.grpc_port), timeout=10) as sock:
+        sock.sendall(sent)
+        # The server's SETTINGS frame may come first; then the close.
+        _, took = wait_closed(sock, HEADER_S + SLACK_S)
+    assert took >= HEADER_S - 0.2, took

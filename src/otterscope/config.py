@@ -168,7 +168,7 @@ KEYS: tuple[Key, ...] = (
         10.0,
         parse_seconds,
         "Longest a client may take to send a request's headers (the request line and every "
-        "header); then 408 and the connection is closed.",
+        "header); then 408 and the connection is closed. gRPC: its HTTP/2 preface.",
     ),
     Key(
         "server",

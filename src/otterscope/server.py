@@ -220,7 +220,9 @@ class Server:
         host = s["server.host"]
         tls = bool(s["server.tls_cert"])
         grpc_receiver = OtlpGrpcReceiver(self.ingest, self.auth)
-        grpc_server = grpc_receiver.build_server(s["ingest.max_body_bytes"])
+        grpc_server = grpc_receiver.build_server(
+            s["ingest.max_body_bytes"], s["server.header_timeout"]
+        )
         grpc_addr = (
             f"[{host}]:{s['server.grpc_port']}"
             if ":" in host
