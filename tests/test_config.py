@@ -127,24 +127,57 @@ def test_unrelated_env_is_ignored() -> None:
 # -- list keys are file-only -------------------------------------------------------------------
 
 
-def test_list_keys_ignore_env(tmp_path: Path) -> None:
-    env = {
-        "OTTERSCOPE_AUTH__TOKENS": "abc",
-        "OTTERSCOPE_CORS__ORIGINS": "https://evil.example",
-        "OTTERSCOPE_SERVER__ALLOWED_HOSTS": "evil.example",
-    }
-    s = load({}, None, env)
-    assert s["cors.origins"] == ()
-    assert s["server.allowed_hosts"] == ()
-    assert s.tokens == ()
+def test_list_keys_refuse_env(tmp_path: Path) -> None:
+    """A list in the environment is refused (it used to be ignored without a word)."""
+    for name, dotted in (
+        ("OTTERSCOPE_AUTH__TOKENS", "auth.tokens"),
+        ("OTTERSCOPE_CORS__ORIGINS", "cors.origins"),
+        ("OTTERSCOPE_SERVER__ALLOWED_HOSTS", "server.allowed_hosts"),
+    ):
+        message = config_error(flags={}, env={name: "evil.example"})
+        assert name in message and dotted in message and "config file" in message
 
     path = write(
         tmp_path,
         "cors:\n  origins: [https://app.example]\nserver:\n  allowed_hosts: [otel.internal]\n",
     )
-    s = load({}, path, env)
+    s = load({}, path, {})
     assert s["cors.origins"] == ("https://app.example",)
     assert s["server.allowed_hosts"] == ("otel.internal",)
+
+
+# -- environment names -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [
+        ("OTTERSCOPE_SERVER__HTTP_PROT", "OTTERSCOPE_SERVER__HTTP_PORT"),
+        ("OTTERSCOPE_SERVER_HTTP_PORT", "OTTERSCOPE_SERVER__HTTP_PORT"),
+        ("otterscope_retention__traces", "OTTERSCOPE_RETENTION__TRACES"),
+        ("OTTERSCOPE_AUTH_TOKN", "OTTERSCOPE_AUTH_TOKEN"),
+        ("OTTERSCOPE_DATADIR", "OTTERSCOPE_DATA_DIR"),
+        ("OTTERSCOPE_SQL__MAX_ROW", "OTTERSCOPE_SQL__MAX_ROWS"),
+    ],
+)
+def test_a_misspelt_variable_is_refused_with_the_closest_name(name: str, suggestion: str) -> None:
+    message = config_error(flags={}, env={name: "1"})
+    assert f"unknown environment variable {name}: did you mean {suggestion}?" in message
+
+
+def test_a_variable_like_no_setting_is_refused_with_where_to_look() -> None:
+    message = config_error(flags={}, env={"OTTERSCOPE_ZZZZZZZZZZ": "1"})
+    assert "OTTERSCOPE_ZZZZZZZZZZ" in message and "otterscope serve --help" in message
+
+
+def test_variables_the_config_file_reads_are_not_mistakes(tmp_path: Path) -> None:
+    path = write(tmp_path, "auth:\n  tokens:\n    - token: ${env:OTTERSCOPE_INGEST_TOKEN}\n")
+    s = load({}, path, {"OTTERSCOPE_INGEST_TOKEN": "t1"})
+    assert [t.token for t in s.tokens] == ["t1"]
+    # Without the file that reads it, the same variable is a mistake.
+    assert "OTTERSCOPE_INGEST_TOKEN" in config_error(
+        flags={}, env={"OTTERSCOPE_INGEST_TOKEN": "t1"}
+    )
 
 
 def test_list_keys_must_be_lists_of_strings(tmp_path: Path) -> None:
@@ -317,6 +350,7 @@ def test_bad_size_names_the_key(tmp_path: Path) -> None:
 def test_bad_integer_names_the_key() -> None:
     message = config_error(flags={}, env={"OTTERSCOPE_SERVER__HTTP_PORT": "http"})
     assert "server.http_port" in message
+    assert "'http' is not a whole number" in message and "int()" not in message
     message = config_error(flags={"server.grpc_port": "x"}, env={})
     assert "server.grpc_port" in message and "command line" in message
 
@@ -419,3 +453,22 @@ def test_tls_key_without_cert_is_refused() -> None:
 def test_tls_cert_and_key_together() -> None:
     s = load({"server.tls_cert": "c.pem"}, None, {"OTTERSCOPE_SERVER__TLS_KEY": "k.pem"})
     assert (s["server.tls_cert"], s["server.tls_key"]) == ("c.pem", "k.pem")
+
+
+@pytest.mark.parametrize("port", [0, -1, 65536, 70000])
+def test_ports_out_of_range(port: int) -> None:
+    for key in ("server.http_port", "server.grpc_port"):
+        message = config_error(flags={key: port}, env={})
+        assert f"{key} is {port}" in message and "1 to 65535" in message
+
+
+def test_the_two_ports_differ() -> None:
+    message = config_error(flags={"server.http_port": 5000, "server.grpc_port": 5000}, env={})
+    assert "both 5000" in message
+
+
+@pytest.mark.parametrize(
+    "key", ["server.header_timeout", "server.body_timeout", "server.max_connections"]
+)
+def test_connection_limits_are_positive(key: str) -> None:
+    assert f"{key} must be positive" in config_error(flags={key: 0}, env={})

@@ -7,6 +7,7 @@ result is a frozen ``Settings`` read by attribute, validated once at start-up.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -68,7 +69,13 @@ def _bool(value: Any) -> bool:
 
 def _int(value: Any) -> int:
     if isinstance(value, bool):
-        raise ValueError("expected an integer")
+        raise ValueError("expected a whole number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not re.fullmatch(r"\s*[+-]?\d+\s*", str(value)):
+        raise ValueError(f"{value!r} is not a whole number (e.g. 10, 4318)")
     return int(value)
 
 
@@ -154,6 +161,29 @@ KEYS: tuple[Key, ...] = (
         30.0,
         parse_seconds,
         "On SIGTERM, how long to finish and commit accepted data.",
+    ),
+    Key(
+        "server",
+        "header_timeout",
+        10.0,
+        parse_seconds,
+        "Longest a client may take to send a request's headers (the request line and every "
+        "header); then 408 and the connection is closed. gRPC: its HTTP/2 preface.",
+    ),
+    Key(
+        "server",
+        "body_timeout",
+        60.0,
+        parse_seconds,
+        "Longest a client may take to send a request body once its headers are in; then the "
+        "connection is closed.",
+    ),
+    Key(
+        "server",
+        "max_connections",
+        1000,
+        _int,
+        "Open HTTP connections (WebSockets included) at most; one more is answered 503 and closed.",
     ),
     Key(
         "server",
@@ -400,6 +430,41 @@ class Settings:
         return Path(self.values["server.data_dir"])
 
 
+# The short forms of two keys, and the client commands' own names: a shell that exports them
+# also runs `otterscope serve`, so they are not mistakes.
+_SHORT_ENV = {"OTTERSCOPE_DATA_DIR": "server.data_dir", "OTTERSCOPE_AUTH_TOKEN": "auth.token"}
+_CLIENT_ENV = ("OTTERSCOPE_URL", "OTTERSCOPE_TOKEN")
+
+
+def _check_env_names(env: Mapping[str, str], referenced: set[str]) -> None:
+    """Refuse an ``OTTERSCOPE_*`` variable that sets nothing, as an unknown file key is.
+
+    ``referenced``: the variables the config file reads with ``${env:NAME}``.
+    """
+    settable = [k.env for k in KEYS if not k.file_only] + list(_SHORT_ENV)
+    file_only = {k.env: k.dotted for k in KEYS if k.file_only}
+    known = {*settable, *_CLIENT_ENV, *referenced}
+    for name in sorted(env):
+        if not name.upper().startswith("OTTERSCOPE_") or name in known:
+            continue
+        if name in file_only:
+            raise ConfigError(
+                f"{name} is not read: {file_only[name]} is a list and is set only in the "
+                "config file (--config); unset it and put it there"
+            )
+        # Compared without the prefix every candidate shares, which would make all look close.
+        tails = {n.removeprefix("OTTERSCOPE_"): n for n in [*settable, *_CLIENT_ENV]}
+        close = difflib.get_close_matches(name.upper().removeprefix("OTTERSCOPE_"), tails, n=1)
+        hint = (
+            f"did you mean {tails[close[0]]}?"
+            if close
+            else "otterscope serve --help lists them all"
+        )
+        raise ConfigError(
+            f"unknown environment variable {name}: {hint} (unset it if it is not for otterscope)"
+        )
+
+
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -456,6 +521,7 @@ def load(
     env = os.environ if env is None else env
     flags = flags or {}
     file_doc: dict[str, Any] = {}
+    referenced: set[str] = set()
     if config_file:
         try:
             text = Path(config_file).read_text()
@@ -467,6 +533,7 @@ def load(
             raise ConfigError(f"config file {config_file} is not valid YAML: {exc}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {config_file} must be a mapping of sections")
+        referenced = set(_ENV_REF.findall(text))
         file_doc = _substitute(loaded, env)
         known = {k.section for k in KEYS}
         for section, body in file_doc.items():
@@ -478,10 +545,8 @@ def load(
             for name in body:
                 if name not in names:
                     raise ConfigError(f"config file: unknown key {section}.{name}")
-    short_env = {
-        "server.data_dir": env.get("OTTERSCOPE_DATA_DIR"),
-        "auth.token": env.get("OTTERSCOPE_AUTH_TOKEN"),
-    }
+    _check_env_names(env, referenced)
+    short_env = {dotted: env.get(name) for name, dotted in _SHORT_ENV.items()}
     values: dict[str, Any] = {}
     for key in KEYS:
         raw: Any = key.default
@@ -509,6 +574,14 @@ def load(
         if any(t.token == u.token for u in tokens[:i]):
             where = f"auth.tokens[{i - offset}]"
             raise ConfigError(f"{where} repeats a token already configured (auth.token or earlier)")
+    for port in ("server.http_port", "server.grpc_port"):
+        if not 1 <= values[port] <= 65535:
+            raise ConfigError(f"{port} is {values[port]}: a port is a number from 1 to 65535")
+    if values["server.http_port"] == values["server.grpc_port"]:
+        raise ConfigError(
+            f"server.http_port and server.grpc_port are both {values['server.http_port']}: "
+            "give each its own port"
+        )
     if bool(values["server.tls_cert"]) != bool(values["server.tls_key"]):
         raise ConfigError("server.tls_cert and server.tls_key go together: set both or neither")
     for positive in (
@@ -517,6 +590,9 @@ def load(
         "ingest.max_commit_items",
         "ingest.idempotency_max_keys",
         "live.buffer_messages",
+        "server.max_connections",
+        "server.header_timeout",
+        "server.body_timeout",
     ):
         if values[positive] <= 0:
             raise ConfigError(f"{positive} must be positive")

@@ -78,6 +78,13 @@ class ConfigError(OtterscopeError):
     code = "config_error"
 
 
+class StartupError(OtterscopeError):
+    """What start-up needs is not there: the data dir (in use, not writable) or a port."""
+
+    status = 500
+    code = "startup_error"
+
+
 class StoreError(OtterscopeError):
     status = 500
     code = "store_error"

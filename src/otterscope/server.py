@@ -27,11 +27,12 @@ from otterscope.alerting.service import Alerting
 from otterscope.alerting.state import AlertState
 from otterscope.api.app import build_app
 from otterscope.api.auth import Authenticator
+from otterscope.api.connections import ConnectionLimits, protocol_class
 from otterscope.api.guard import Guard, is_loopback
 from otterscope.api.sql import clear_workspace
 from otterscope.api.state import AppState
 from otterscope.config import Settings
-from otterscope.errors import ConfigError, OtterscopeError
+from otterscope.errors import ConfigError, OtterscopeError, StartupError
 from otterscope.ingest.budget import MemoryBudget
 from otterscope.ingest.grpc import OtlpGrpcReceiver
 from otterscope.ingest.http import OtlpHttpReceiver
@@ -44,6 +45,7 @@ from otterscope.metrics.state import MetricsState
 from otterscope.otlp.anyvalue import Limits
 from otterscope.query.cursor import CursorCodec, load_key
 from otterscope.selfmetrics import SelfMetrics
+from otterscope.startup import bind, check_free, claim_data_dir
 from otterscope.store.embedded.store import EmbeddedOptions, EmbeddedStore
 
 log = logging.getLogger("otterscope")
@@ -75,6 +77,12 @@ class Server:
         check_exposure(settings)
         self.settings = settings
         s = settings
+        # Claimed before the store opens: a second server must not touch the data dir, and
+        # a port in use is reported before anything else is done.
+        self._lock = claim_data_dir(s.data_dir)
+        host = s["server.host"]
+        self._http_sockets = bind(host, s["server.http_port"], "HTTP", "--http-port")
+        check_free(host, s["server.grpc_port"], "gRPC", "--grpc-port")
         self.metrics = SelfMetrics()
         self.store = EmbeddedStore(
             s.data_dir,
@@ -215,25 +223,33 @@ class Server:
         s = self.settings
         host = s["server.host"]
         tls = bool(s["server.tls_cert"])
-        self.writer.start()
-        self._maintenance.start()
-        self.alerting.start()
-        self.live.start(asyncio.get_running_loop())
         grpc_receiver = OtlpGrpcReceiver(self.ingest, self.auth)
-        grpc_server = grpc_receiver.build_server(s["ingest.max_body_bytes"])
+        grpc_server = grpc_receiver.build_server(
+            s["ingest.max_body_bytes"], s["server.header_timeout"]
+        )
         grpc_addr = (
             f"[{host}]:{s['server.grpc_port']}"
             if ":" in host
             else f"{host}:{s['server.grpc_port']}"
         )
-        if tls:
-            import grpc
+        try:
+            if tls:
+                import grpc
 
-            with open(s["server.tls_key"], "rb") as k, open(s["server.tls_cert"], "rb") as c:
-                creds = grpc.ssl_server_credentials([(k.read(), c.read())])
-            grpc_server.add_secure_port(grpc_addr, creds)
-        else:
-            grpc_server.add_insecure_port(grpc_addr)
+                with open(s["server.tls_key"], "rb") as k, open(s["server.tls_cert"], "rb") as c:
+                    creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+                grpc_server.add_secure_port(grpc_addr, creds)
+            else:
+                grpc_server.add_insecure_port(grpc_addr)
+        except RuntimeError:
+            # Free when probed a moment ago: something took it since.
+            raise StartupError(
+                f"cannot listen on {grpc_addr} for gRPC: choose another port with --grpc-port"
+            ) from None
+        self.writer.start()
+        self._maintenance.start()
+        self.alerting.start()
+        self.live.start(asyncio.get_running_loop())
         app = Guard(
             build_app(self.state, OtlpHttpReceiver(self.ingest, self.auth)),
             bind_host=host,
@@ -244,10 +260,17 @@ class Server:
         kwargs: dict[str, Any] = {}
         if tls:
             kwargs = {"ssl_certfile": s["server.tls_cert"], "ssl_keyfile": s["server.tls_key"]}
+        limits = ConnectionLimits(
+            header_timeout_s=s["server.header_timeout"],
+            body_timeout_s=s["server.body_timeout"],
+            max_connections=s["server.max_connections"],
+            retry_after_s=s["ingest.retry_after"],
+        )
         config = uvicorn.Config(
             app,
             host=host,
             port=s["server.http_port"],
+            http=protocol_class(limits),
             log_level="warning",
             lifespan="off",
             access_log=False,
@@ -257,7 +280,7 @@ class Server:
         http_server = _QuietServer(config)
         await grpc_server.start()
         await grpc_receiver.set_serving(True)
-        http_task = asyncio.create_task(http_server.serve())
+        http_task = asyncio.create_task(http_server.serve(sockets=self._http_sockets))
         while not http_server.started:
             if http_task.done():
                 await http_task
@@ -265,7 +288,7 @@ class Server:
             await asyncio.sleep(0.01)
         self.state.ready = True
         scheme = "https" if tls else "http"
-        log.warning(
+        log.info(
             "otterscope %s: OTLP/HTTP and API on %s://%s:%s, OTLP/gRPC on %s, data in %s",
             __version__,
             scheme,
@@ -279,7 +302,7 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        log.warning("shutting down: finishing accepted requests")
+        log.info("shutting down: finishing accepted requests")
         self.state.ready = False
         await grpc_receiver.set_serving(False)
         # One deadline for the whole drain: servers, then the writer, then maintenance.
@@ -298,8 +321,9 @@ class Server:
             # Every acknowledged point is applied: the next start replays nothing.
             self.metrics_state.save()
         self.store.close()
+        self._lock.release()
         if not clean:
             log.error("shutdown timeout reached before every accepted batch was committed")
             return 1
-        log.warning("stopped cleanly")
+        log.info("stopped cleanly")
         return 0

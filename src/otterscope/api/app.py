@@ -7,7 +7,7 @@ import logging
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -69,6 +69,13 @@ class _OtlpTrailingSlash:
         await self.app(scope, receive, send)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client left, or was cut off for sending too slowly, before its body was in: no
+    # one reads this answer, and it is no server error.
+    log.debug("client went away during %s %s", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 def _traces_root(receiver: OtlpHttpReceiver) -> Endpoint:
     """``/v1/traces``: OTLP export on POST, otel-worker's trace list on GET."""
     otlp: Endpoint = receiver.endpoint("traces", ("GET",))  # type: ignore[assignment]
@@ -97,7 +104,11 @@ def build_app(state: AppState, receiver: OtlpHttpReceiver) -> ASGIApp:
     routes += openapi.ROUTES
     app = Starlette(
         routes=routes,
-        exception_handlers={HTTPException: _http_error, Exception: _unexpected},
+        exception_handlers={
+            HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
+            Exception: _unexpected,
+        },
         middleware=[Middleware(_OtlpTrailingSlash)],
     )
     app.state.otterscope = state

@@ -54,9 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--log-level",
-        default="warning",
+        default="info",
         choices=["debug", "info", "warning", "error"],
-        help="log verbosity (default warning)",
+        help="what otterscope logs (default info: start-up, shutdown and problems); other "
+        "libraries log warnings and up, everything with debug",
     )
     _client_commands(sub)
     return parser
@@ -367,9 +368,13 @@ def _run_client(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from otterscope.server import Server
 
+    level = args.log_level.upper()
+    # INFO from libraries is per-request chatter (httpx logs every webhook call).
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level="WARNING" if level == "INFO" else level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("otterscope").setLevel(level)
     flags = {
         "server.host": args.host,
         "server.http_port": args.http_port,

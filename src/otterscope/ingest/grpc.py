@@ -93,11 +93,17 @@ class OtlpGrpcReceiver:
 
         return export
 
-    def build_server(self, max_message_bytes: int) -> grpc.aio.Server:
+    def build_server(self, max_message_bytes: int, handshake_timeout_s: float) -> grpc.aio.Server:
         server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
+                # A connection that has not finished its HTTP/2 preface and settings by then
+                # is closed (grpc's default is 120 s), as slow HTTP headers are.
+                ("grpc.server_handshake_timeout_ms", max(1, round(handshake_timeout_s * 1000))),
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                # grpc turns SO_REUSEPORT on by default: a second server could then bind the
+                # same port and take half of the connections.
+                ("grpc.so_reuseport", 0),
             ],
         )
         for signal, name in SERVICES.items():

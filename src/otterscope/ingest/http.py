@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from otterscope.api.auth import Authenticator
@@ -78,6 +78,8 @@ class OtlpHttpReceiver:
                 if exc.status >= 500:
                     log.warning("OTLP/HTTP %s answered %s: %s", signal, exc.status, exc.message)
                 return status_response(exc, fmt)
+            except ClientDisconnect:
+                raise  # nobody is left to answer: the app's handler notes it quietly
             except Exception:
                 # Answered here rather than by the app's last-resort handler, which re-raises
                 # to the server and so closes the sender's keep-alive connection.
