@@ -44,3 +44,21 @@ def view(signal: str, source: str) -> str:
         else:
             shown.append(name)
     return f"CREATE VIEW {VIEW_OF[signal]} AS SELECT {', '.join(shown)} FROM {source}"
+
+
+# How an answer column leaves DuckDB (``query.sql_encode`` picks one per column type).
+SHAPES = {
+    "value": "#{i}",
+    "base64": "base64(#{i})",
+    "json": "to_json(#{i})",
+}
+
+
+def answer(statement: str, shapes: list[str]) -> str:
+    """The user's statement (already checked to be one SELECT, without its trailing ``;``)
+    as a subquery, each column taken by position in the given shape.
+
+    Its own lines around it: a trailing ``--`` comment cannot swallow the parenthesis.
+    """
+    taken = ", ".join(SHAPES[shape].format(i=i) for i, shape in enumerate(shapes, 1))
+    return f"SELECT {taken} FROM (\n{statement}\n) AS answer"
