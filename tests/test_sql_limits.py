@@ -17,7 +17,10 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
+import yaml
 
+from otterscope.config import load
+from otterscope.errors import ConfigError
 from otterscope.query.sql_runner import AnswerTooLarge, collect
 from tests.conftest import RunningServer, start_server
 
@@ -239,3 +242,13 @@ def test_the_answer_is_read_with_a_cap_and_a_deadline() -> None:
     fine = python("import sys; sys.stdout.write(sys.stdin.read().upper())")
     assert collect(fine, b"answer", 2**20, time.monotonic() + 30) == (b"ANSWER", b"")
     assert fine.wait() == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("max_concurrent", 0), ("max_bytes", "0MiB"), ("memory_limit", "lots")]
+)
+def test_sql_limits_are_checked_at_start_up(tmp_path: Path, key: str, value: object) -> None:
+    path = tmp_path / "otterscope.yaml"
+    path.write_text(yaml.safe_dump({"sql": {key: value}}))
+    with pytest.raises(ConfigError, match=f"sql.{key}"):
+        load({}, str(path), {})

@@ -87,7 +87,8 @@ def _run_child(request: bytes, directory: Path, limits: SqlLimits) -> tuple[int,
     """Exit code, stdout (at most the answer cap) and the tail of stderr of one child."""
     deadline = time.monotonic() + limits.timeout_s + KILL_GRACE_S
     proc = subprocess.Popen(
-        [sys.executable, "-m", "otterscope.query.sql_child"],
+        # -P: the working directory (the export) is not put on the import path.
+        [sys.executable, "-P", "-m", "otterscope.query.sql_child"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
