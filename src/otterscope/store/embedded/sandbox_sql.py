@@ -1,7 +1,9 @@
 """The SQL views user queries see (``POST /api/query``): one per signal, over a tenant's own
-data as exported for the sandbox.
+data as exported for the sandbox; and the statement that takes a query's answer out of
+DuckDB column by column, each in the shape ``query.sql_encode`` chose.
 
-The same rules as ``sql``: fixed text and names the store made; user SQL never comes here.
+The same rules as ``sql``: fixed text and names the store made; the only user text is the
+checked statement the sandbox wraps, which runs in the sandbox alone.
 """
 
 from __future__ import annotations
