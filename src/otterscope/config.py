@@ -79,6 +79,20 @@ def _int(value: Any) -> int:
     return int(value)
 
 
+def _positive_int(value: Any) -> int:
+    number = _int(value)
+    if number < 1:
+        raise ValueError(f"{value!r} is not 1 or more")
+    return number
+
+
+def _positive_size(value: Any) -> int:
+    size = parse_bytes(value)
+    if size < 1:
+        raise ValueError(f"{value!r} is not a size above 0")
+    return size
+
+
 def _str(value: Any) -> str:
     return "" if value is None else str(value)
 
@@ -348,7 +362,28 @@ KEYS: tuple[Key, ...] = (
         _int,
         "Rows a POST /api/query answer holds at most (truncated: true past it).",
     ),
-    Key("sql", "memory_limit", "256MB", _str, "Memory the SQL sandbox's DuckDB may use."),
+    Key(
+        "sql",
+        "memory_limit",
+        "256MB",
+        _positive_size,
+        "Memory the SQL sandbox's DuckDB may use; its process may hold this, twice "
+        "sql.max_bytes and 512 MiB more.",
+    ),
+    Key(
+        "sql",
+        "max_bytes",
+        "16MiB",
+        _positive_size,
+        "Size a POST /api/query answer's JSON has at most (truncated: true past it).",
+    ),
+    Key(
+        "sql",
+        "max_concurrent",
+        2,
+        _positive_int,
+        "POST /api/query statements running at once; more are answered 429 with Retry-After.",
+    ),
     Key("retention", "traces", 7 * 86400.0, parse_seconds, "How long spans are kept."),
     Key("retention", "logs", 7 * 86400.0, parse_seconds, "How long log records are kept."),
     Key("retention", "metrics", 7 * 86400.0, parse_seconds, "How long metric points are kept."),

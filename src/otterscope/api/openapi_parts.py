@@ -239,7 +239,11 @@ _ERRORS = {
     405: ("MethodNotAllowed", "The path does not take this method (`method_not_allowed`)."),
     413: ("PayloadTooLarge", "Body over the limit after decompression (`payload_too_large`)."),
     415: ("UnsupportedMediaType", "Content type or encoding not supported."),
-    429: ("Overloaded", "The ingest memory budget is spent (`overloaded`); retry later."),
+    429: (
+        "Overloaded",
+        "The ingest memory budget is spent, or `sql.max_concurrent` SQL queries are running "
+        "(`overloaded`); retry after `Retry-After`.",
+    ),
     500: ("InternalError", "Unexpected server error (`internal_error`)."),
     503: ("Unavailable", "Draining, the store cannot commit, or a query timed out."),
 }

@@ -423,7 +423,11 @@ SQL = {
             "sql_query",
             "Read-only SQL over the views spans, logs and metric_points (admin scope)",
             ok(
-                "Columns, their DuckDB types, rows (at most `sql.max_rows`).",
+                "Columns, their DuckDB type names, rows (at most `sql.max_rows` rows and "
+                "`sql.max_bytes` of JSON; `truncated` past either). Values by type: integers "
+                "beyond ±2^53 as decimal strings, NaN/Infinity/-Infinity as strings, dates, "
+                "times and intervals as DuckDB's text (`infinity` included), BLOB as base64, "
+                "JSON as its value, MAP as an object, UNION as {member: value} (README).",
                 obj(
                     {
                         "columns": array(STRING),
@@ -433,14 +437,16 @@ SQL = {
                     }
                 ),
             ),
-            text="One SELECT; anything else, table functions and other tables are a 400. "
-            "Runs in a sandbox process over the caller's tenant only; stopped after "
-            "`sql.timeout` (503 `query_timeout`). The body is at most 64 KiB.",
+            text="One SELECT; anything else, table functions, other tables and settings "
+            "naming paths are a 400. Runs in a sandbox process over the caller's tenant only; "
+            "stopped after `sql.timeout` (503 `query_timeout`); a query needing more memory "
+            "than `sql.memory_limit` allows is a 400; beyond `sql.max_concurrent` queries "
+            "at once, 429 with Retry-After. The body is at most 64 KiB.",
             requestBody={
                 "required": True,
                 "content": json_content(obj({"query": {"type": "string", "minLength": 1}})),
             },
-            errs=(*READ, 413),
+            errs=(*READ, 413, 429),
         )
     }
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
@@ -11,9 +12,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from otterscope.api.json_body import json_object
-from otterscope.api.responses import json_response
 from otterscope.api.state import api_endpoint, app_state, principal
-from otterscope.errors import BadRequest
+from otterscope.errors import BadRequest, Overloaded
 from otterscope.query.sql_runner import SqlLimits, run_sql
 
 WORKSPACE = "sql-sandbox"
@@ -29,6 +29,21 @@ def clear_workspace(data_dir: Path) -> None:
         shutil.rmtree(workspace(data_dir))
 
 
+@dataclass
+class Running:
+    """SQL queries running now (changed on the event loop only)."""
+
+    count: int = 0
+
+
+def _running(request: Request) -> Running:
+    shared = request.app.state
+    if not hasattr(shared, "sql_running"):
+        shared.sql_running = Running()
+    found: Running = shared.sql_running
+    return found
+
+
 @api_endpoint
 async def query(request: Request) -> Response:
     who = principal(request, "admin")
@@ -38,11 +53,25 @@ async def query(request: Request) -> Response:
         raise BadRequest('"query" must be a non-empty string of SQL')
     state = app_state(request)
     s = state.settings
-    limits = SqlLimits(s["sql.timeout"], s["sql.max_rows"], s["sql.memory_limit"])
-    answer = await run_in_threadpool(
-        run_sql, state.store, who.tenant, text, limits, workspace(s.data_dir)
+    limits = SqlLimits(
+        s["sql.timeout"], s["sql.max_rows"], s["sql.memory_limit"], s["sql.max_bytes"]
     )
-    return json_response(answer)
+    now = _running(request)
+    if now.count >= s["sql.max_concurrent"]:
+        # Each one is a process with its own memory: more at once would multiply it.
+        raise Overloaded(
+            f"{now.count} SQL queries are running, the most sql.max_concurrent allows; "
+            "retry shortly",
+            retry_after=1.0,
+        )
+    now.count += 1
+    try:
+        answer = await run_in_threadpool(
+            run_sql, state.store, who.tenant, text, limits, workspace(s.data_dir)
+        )
+    finally:
+        now.count -= 1
+    return Response(answer, media_type="application/json")
 
 
 ROUTES = [Route("/api/query", query, methods=["POST"])]

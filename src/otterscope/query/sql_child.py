@@ -1,26 +1,28 @@
 """The SQL sandbox process: ``python -m otterscope.query.sql_child``.
 
 It reads one request (JSON on stdin: the export of ``Store.export_for_sql``, the query and
-its limits), and answers one JSON object on stdout: ``{"columns", "types", "rows",
-"truncated"}`` or ``{"error": {"code", "message"}}``. It runs at a lower priority with its
-own DuckDB instance: one thread, its own memory limit. Before the user's SQL is even
-parsed, the instance registers the tenant's hot rows, creates the three views, allows only
-the tenant's Parquet files, turns external access off and locks its configuration, so
+its limits) and answers on stdout: one line ``{"error": null}`` followed by the answer
+(``{"columns", "types", "rows", "truncated"}``, at most ``max_bytes``), or one line
+``{"error": {"code", "message"}}``. It runs at a lower priority with its own DuckDB
+instance: one thread, its own memory limit, its spill files in its own directory, and the
+whole process held to ``data_limit`` bytes of heap (RLIMIT_DATA) so that memory DuckDB does
+not count (strings, Python objects) cannot grow without bound. Before the user's SQL is
+even parsed, the instance registers the tenant's hot rows, creates the three views, allows
+only the tenant's Parquet files, turns external access off and locks its configuration, so
 nothing the query says can read another file, reach the network, load an extension or
 change a setting. A watchdog interrupts the query at the timeout; the parent kills the
-process shortly after if it has not answered.
+process shortly after if it has not answered. Rows are fetched a few at a time and encoded
+one by one (``query.sql_encode``) until the row or byte cap, so an answer is never built
+whole first.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime
-import decimal
 import os
 import resource
 import sys
 import threading
-import uuid
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -28,25 +30,26 @@ import orjson
 import pyarrow as pa
 
 from otterscope.errors import BadRequest
-from otterscope.query.sql_guard import check
+from otterscope.query.sql_encode import Column, column, encode_row
+from otterscope.query.sql_guard import check, hidden_settings
+from otterscope.store.embedded.sandbox_sql import answer
 
-
-def _json(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, datetime.date | datetime.time | datetime.timedelta | uuid.UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON")
+# Rows converted to Python per fetch at most; fewer while rows are large (see _fetch_size).
+BATCH_ROWS = 1024
+_TAIL = b',"rows":[],"truncated":false}'
 
 
 def _setup(request: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    memory = int(request["memory_limit"])
     con = duckdb.connect(
         ":memory:",
         config={
             "threads": 1,
-            "memory_limit": request["memory_limit"],
+            "memory_limit": f"{memory}B",
+            # Spills stay in this query's directory under the data dir, and bounded, so a
+            # query can neither litter the server's working directory nor fill its disk.
+            "temp_directory": str(Path(request["directory"]) / "tmp"),
+            "max_temp_directory_size": f"{4 * memory}B",
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
         },
@@ -59,22 +62,53 @@ def _setup(request: dict[str, Any]) -> duckdb.DuckDBPyConnection:
     # Paths the store made (never user text), as a list literal: SET takes no parameters.
     listed = ", ".join("'" + path.replace("'", "''") + "'" for path in request["files"])
     con.execute(f"SET allowed_paths = [{listed}]")
+    con.execute("SET TimeZone = 'UTC'")  # TIMESTAMPTZ values are written in UTC
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
 
 
-def run(request: dict[str, Any]) -> dict[str, Any]:
-    con = _setup(request)
+class SetupFailed(Exception):
+    """The sandbox could not be built: the server's fault, not the query's (a 500)."""
+
+
+def run(request: dict[str, Any]) -> bytes:
     try:
-        check(con, request["query"])
-        return _execute(con, request)
+        con = _setup(request)
+    except duckdb.Error as exc:
+        raise SetupFailed(_hide_paths(str(exc), request)) from None
+    try:
+        hidden = hidden_settings(con)
+        statement = check(con, request["query"], hidden)
+        relation = con.sql(statement)  # binds only: the names and types, nothing runs
+        columns = [column(n, t) for n, t in zip(relation.columns, relation.types, strict=True)]
+        wrapped = answer(statement, [c.shape for c in columns])
+        check(con, wrapped, hidden)  # the wrapping changed nothing the guard cares about
+        return _execute(con, request, columns, wrapped)
     finally:
         # Closed before the interpreter exits: DuckDB torn down at exit may abort.
         con.close()
 
 
-def _execute(con: duckdb.DuckDBPyConnection, request: dict[str, Any]) -> dict[str, Any]:
+def _fetch_size(rows: int, used: int, budget: int) -> int:
+    """Rows to fetch next: about what the bytes left hold at the mean row size so far, so
+    that big rows are not all turned into Python objects before the cap stops them."""
+    if not rows:
+        return 1
+    mean = max(1, used // rows)
+    return max(1, min(BATCH_ROWS, (budget - used) // mean))
+
+
+def _execute(
+    con: duckdb.DuckDBPyConnection, request: dict[str, Any], columns: list[Column], wrapped: str
+) -> bytes:
+    head = orjson.dumps(
+        {"columns": [c.name for c in columns], "types": [c.type_name for c in columns]}
+    )
+    budget = int(request["max_bytes"]) - len(head) - len(_TAIL)
+    if budget < 0:
+        raise BadRequest("the column names and types alone are more than sql.max_bytes")
+    max_rows = int(request["max_rows"])
     done = threading.Event()
 
     def watchdog() -> None:
@@ -83,26 +117,69 @@ def _execute(con: duckdb.DuckDBPyConnection, request: dict[str, Any]) -> dict[st
 
     timer = threading.Thread(target=watchdog, daemon=True)
     timer.start()
+    rows: list[bytes] = []
+    used = 0
+    truncated = False
     try:
-        cursor = con.execute(request["query"])
-        rows = cursor.fetchmany(request["max_rows"] + 1)
-        description = cursor.description or []
-    except duckdb.InterruptException:
-        return {
-            "error": {
-                "code": "query_timeout",
-                "message": f"the query took longer than {request['timeout_s']:g}s",
-            }
-        }
+        cursor = con.execute(wrapped)
+        while not truncated:
+            batch = cursor.fetchmany(_fetch_size(len(rows), used, budget))
+            if not batch:
+                break
+            for row in batch:
+                encoded = encode_row(columns, row)
+                cost = len(encoded) + (1 if rows else 0)  # and the comma before it
+                if len(rows) == max_rows or used + cost > budget:
+                    truncated = True
+                    break
+                rows.append(encoded)
+                used += cost
     finally:
         done.set()
         timer.join()
-    return {
-        "columns": [d[0] for d in description],
-        "types": [str(d[1]) for d in description],
-        "rows": [list(r) for r in rows[: request["max_rows"]]],
-        "truncated": len(rows) > request["max_rows"],
-    }
+    flag = b"true" if truncated else b"false"
+    return b"".join((head[:-1], b',"rows":[', b",".join(rows), b'],"truncated":', flag, b"}"))
+
+
+def _error(code: str, message: str) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": message}}) + b"\n"
+
+
+def _hide_paths(message: str, request: dict[str, Any]) -> str:
+    """DuckDB's messages may name the query's directory: not the server's business to show."""
+    directory = str(request.get("directory", ""))
+    if not directory:
+        return message
+    for path in {directory, os.path.realpath(directory)}:
+        message = message.replace(path, "<sandbox>")
+    return message
+
+
+def _memory_error(request: dict[str, Any], said: str) -> bytes:
+    limit = int(request["memory_limit"])
+    size = f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit / 1e6:g} MB"
+    return _error(
+        "bad_request",
+        f"the query needs more memory than the SQL sandbox has (sql.memory_limit is {size}): "
+        f"{said}",
+    )
+
+
+def _answer(request: dict[str, Any]) -> bytes:
+    try:
+        body = run(request)
+    except BadRequest as exc:
+        return _error("bad_request", exc.message)
+    except duckdb.InterruptException:
+        return _error("query_timeout", f"the query took longer than {request['timeout_s']:g}s")
+    except duckdb.OutOfMemoryException as exc:
+        return _memory_error(request, _hide_paths(str(exc).splitlines()[0], request))
+    except MemoryError:
+        return _memory_error(request, "out of memory while reading or encoding rows")
+    except duckdb.Error as exc:
+        # The user's SQL was wrong (syntax, names, types, permissions): say what DuckDB said.
+        return _error("bad_request", _hide_paths(str(exc), request))
+    return b'{"error":null}\n' + body
 
 
 def main() -> int:
@@ -110,14 +187,10 @@ def main() -> int:
     request = orjson.loads(sys.stdin.buffer.read())
     cpu = int(request["timeout_s"]) + 10
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-    try:
-        answer = run(request)
-    except BadRequest as exc:
-        answer = {"error": {"code": "bad_request", "message": exc.message}}
-    except duckdb.Error as exc:
-        # The user's SQL was wrong (syntax, names, types, permissions): say what DuckDB said.
-        answer = {"error": {"code": "bad_request", "message": str(exc)}}
-    sys.stdout.buffer.write(orjson.dumps(answer, default=_json))
+    # Before DuckDB starts: its own limit covers only what its buffer manager holds.
+    heap = int(request["data_limit"])
+    resource.setrlimit(resource.RLIMIT_DATA, (heap, heap))
+    sys.stdout.buffer.write(_answer(request))
     return 0
 
 

@@ -1,7 +1,9 @@
 """The SQL views user queries see (``POST /api/query``): one per signal, over a tenant's own
-data as exported for the sandbox.
+data as exported for the sandbox; and the statement that takes a query's answer out of
+DuckDB column by column, each in the shape ``query.sql_encode`` chose.
 
-The same rules as ``sql``: fixed text and names the store made; user SQL never comes here.
+The same rules as ``sql``: fixed text and names the store made; the only user text is the
+checked statement the sandbox wraps, which runs in the sandbox alone.
 """
 
 from __future__ import annotations
@@ -44,3 +46,21 @@ def view(signal: str, source: str) -> str:
         else:
             shown.append(name)
     return f"CREATE VIEW {VIEW_OF[signal]} AS SELECT {', '.join(shown)} FROM {source}"
+
+
+# How an answer column leaves DuckDB (``query.sql_encode`` picks one per column type).
+SHAPES = {
+    "value": "#{i}",
+    "base64": "base64(#{i})",
+    "json": "to_json(#{i})",
+}
+
+
+def answer(statement: str, shapes: list[str]) -> str:
+    """The user's statement (already checked to be one SELECT, without its trailing ``;``)
+    as a subquery, each column taken by position in the given shape.
+
+    Its own lines around it: a trailing ``--`` comment cannot swallow the parenthesis.
+    """
+    taken = ", ".join(SHAPES[shape].format(i=i) for i, shape in enumerate(shapes, 1))
+    return f"SELECT {taken} FROM (\n{statement}\n) AS answer"
