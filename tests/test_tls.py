@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -18,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, free_port
 
 
 def _self_signed(tmp: Path) -> tuple[Path, Path]:
@@ -103,3 +106,34 @@ def test_tls_on_both_ports(make_server, tmp_path: Path) -> None:  # type: ignore
         assert r.status_code == 200, r.text
         assert r.json()["spans"][0]["name"] == "tls"
     assert server.stop() == 0
+
+
+def test_unusable_certificate_or_key_is_one_line(tmp_path: Path) -> None:
+    """A missing file, a file that is no PEM, and a key of another certificate: one line
+    that names the files, before any port is taken."""
+    cert, key = _self_signed(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    _, other_key = _self_signed(other)
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    cases = [
+        (str(tmp_path / "missing.pem"), str(key), "cannot read"),
+        (str(junk), str(junk), "not a PEM certificate and its private key"),
+        (str(cert), str(other_key), "not a PEM certificate and its private key"),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTTERSCOPE_")}
+    for cert_arg, key_arg, expected in cases:
+        done = subprocess.run(
+            [sys.executable, "-m", "otterscope", "serve", "--data-dir", str(tmp_path / "d")]
+            + ["--http-port", str(free_port()), "--grpc-port", str(free_port())]
+            + ["--tls-cert", cert_arg, "--tls-key", key_arg],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+        )
+        assert done.returncode != 0
+        assert "Traceback" not in done.stderr, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0] and "--tls-" in lines[0], lines

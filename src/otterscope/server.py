@@ -45,7 +45,7 @@ from otterscope.metrics.state import MetricsState
 from otterscope.otlp.anyvalue import Limits
 from otterscope.query.cursor import CursorCodec, load_key
 from otterscope.selfmetrics import SelfMetrics
-from otterscope.startup import bind, check_free, claim_data_dir
+from otterscope.startup import bind, check_free, check_tls, claim_data_dir
 from otterscope.store.embedded.store import EmbeddedOptions, EmbeddedStore
 
 log = logging.getLogger("otterscope")
@@ -77,6 +77,8 @@ class Server:
         check_exposure(settings)
         self.settings = settings
         s = settings
+        if s["server.tls_cert"]:
+            check_tls(s["server.tls_cert"], s["server.tls_key"])
         # Claimed before the store opens: a second server must not touch the data dir, and
         # a port in use is reported before anything else is done.
         self._lock = claim_data_dir(s.data_dir)

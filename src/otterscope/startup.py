@@ -9,6 +9,9 @@
 - The HTTP port is bound here, without SO_REUSEPORT, and the sockets handed to uvicorn. The
   gRPC port is probed the same way (grpc binds it itself, with SO_REUSEPORT turned off).
 
+- The TLS certificate and key, when given, are loaded once up front: grpc would otherwise
+  report an unreadable or mismatched pair as a port it could not bind.
+
 Every failure is a ``StartupError`` whose message names the problem and the fix.
 """
 
@@ -19,6 +22,7 @@ import errno
 import fcntl
 import os
 import socket
+import ssl
 import time
 from pathlib import Path
 
@@ -196,3 +200,20 @@ def check_free(host: str, port: int, what: str, flag: str) -> None:
     """Fail now, with the reason, if ``port`` cannot be bound (grpc would only say it failed)."""
     for sock in bind(host, port, what, flag):
         sock.close()
+
+
+def check_tls(cert: str, key: str) -> None:
+    """The certificate and key can be read and belong together, or a one-line reason."""
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except OSError as exc:
+        if isinstance(exc, ssl.SSLError):
+            raise StartupError(
+                f"--tls-cert {cert} / --tls-key {key} are not a PEM certificate and its "
+                f"private key ({exc.reason or exc}): give the PEM files of one certificate "
+                "and the key it was made for"
+            ) from None
+        raise StartupError(
+            f"cannot read {exc.filename or cert}: {exc.strerror or exc}; fix --tls-cert / "
+            "--tls-key (server.tls_cert / server.tls_key)"
+        ) from None
