@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from otterscope.errors import BadRequest, OtterscopeError, QueryTimeout
+from otterscope.durable import out_of_space
+from otterscope.errors import BadRequest, OtterscopeError, QueryTimeout, Unavailable
 from otterscope.store.base import Store
 
 # The child answers on its own within the timeout; this much more before it is killed.
@@ -38,7 +39,15 @@ def run_sql(
     """The answer of the sandbox: columns, types, rows, truncated."""
     directory = workspace / uuid.uuid4().hex
     try:
-        spec = store.export_for_sql(tenant, directory)
+        try:
+            spec = store.export_for_sql(tenant, directory)
+        except OSError as exc:
+            if not out_of_space(exc):
+                raise
+            raise Unavailable(
+                "the disk of the data directory is full: SQL queries need room for a copy of "
+                "your recent data; free space and retry"
+            ) from None
         request = {
             "views": spec.views,
             "tables": spec.tables,
