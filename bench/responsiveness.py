@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import OUT_DIR, Server, code_version, fresh_dir
+from common import OUT_DIR, Server, code_version, fresh_dir, wait_until_quiet
 
 MiB = 1024 * 1024
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -250,6 +250,12 @@ def main() -> None:
     p.add_argument("--period", type=float, default=0.05, help="seconds between probes")
     p.add_argument("--body-mib", type=float, default=16.0, help="ingest.max_body_bytes, MiB")
     p.add_argument("--label", default="run")
+    p.add_argument(
+        "--quiet-wait", type=float, default=300.0, help="seconds to wait for a quiet machine"
+    )
+    p.add_argument(
+        "--quiet-pct", type=float, default=30.0, help="quiet: others use less of a core than this"
+    )
     p.add_argument("--server-arg", action="append", default=[], help="extra argument for `serve`")
     a = p.parse_args()
     limit = int(a.body_mib * MiB)
@@ -271,6 +277,10 @@ def main() -> None:
             f"protobuf {sizes['protobuf_bytes'] / MiB:.1f} MiB over gRPC",
             flush=True,
         )
+        # Other processes' CPU (tests of other work on a shared machine) would be counted
+        # as the server's slowness: wait for a quiet moment, and say how quiet it was.
+        foreign = wait_until_quiet([server.pid, sender.pid], a.quiet_pct, a.quiet_wait)
+        print(f"other processes used {foreign:.0f}% of a core before the run", flush=True)
         probes = Probes(server, a.period)
         probes.start()
         load_before = os.getloadavg()
@@ -297,6 +307,7 @@ def main() -> None:
         "code": code_version(),
         "command": " ".join([sys.executable, *sys.argv]),
         # The machine may be shared: its load average says how much else was running.
+        "foreign_cpu_pct_before": foreign,
         "loadavg_before": load_before,
         "loadavg_after": load_after,
         "sizes": sizes,

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 import httpx
@@ -137,6 +138,51 @@ def test_a_large_grpc_request_goes_through_a_worker_and_is_stored(
             assert r.status_code == 200, r.text
             (span,) = r.json()["spans"]
             assert span["resource"]["service.name"] == "many-resources"
+
+
+def _decode_workers(pid: int) -> list[int]:
+    """The server's worker processes (spawned children running multiprocessing)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; whoever adopted it reaps it in its own time
+
+
+def test_workers_leave_with_a_killed_server(make_server: MakeServer) -> None:
+    server = make_server()
+    body, _ = many_resources(5000, "killed")
+    r = httpx.post(
+        f"{server.url}/v1/traces",
+        content=body,
+        headers={"Content-Type": "application/x-protobuf"},
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    assert server.proc is not None
+    workers = _decode_workers(server.proc.pid)
+    assert workers, "a large body should have started a worker process"
+    server.kill()
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, f"worker processes {workers} outlived the server"
+        time.sleep(0.1)
 
 
 def test_a_worker_gives_what_decoding_in_place_gives() -> None:

@@ -30,6 +30,7 @@ log = logging.getLogger("otterscope.ingest")
 
 # How many recent traces the per-trace cap remembers; older ones start counting afresh.
 TRACE_MEMORY = 100_000
+_SLICE = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,15 +158,15 @@ class Writer:
         self.last_commit_seconds = time.perf_counter() - started
         # Only spans that were really stored count towards the per-trace cap.
         memory = self._trace_counts
-        # Re-inserted, so the traces of this commit are the most recent ones (C-level maps:
-        # a commit may hold 200,000 traces).
-        collections.deque(map(memory.pop, staged, itertools.repeat(None)), maxlen=0)
-        memory.update(staged)
-        excess = len(memory) - TRACE_MEMORY
-        if excess > 0:
-            self._trace_counts = collections.OrderedDict(
-                itertools.islice(memory.items(), excess, None)
-            )
+        # Re-inserted, so the traces of this commit are the most recent ones (C-level maps
+        # a slice at a time: a commit may hold 200,000 traces).
+        keys = list(staged)
+        for i in range(0, len(keys), _SLICE):
+            part = keys[i : i + _SLICE]
+            collections.deque(map(memory.pop, part, itertools.repeat(None)), maxlen=0)
+            memory.update(zip(part, map(staged.__getitem__, part), strict=True))
+        for _ in range(len(memory) - TRACE_MEMORY):
+            memory.popitem(last=False)
         # Listeners first (they only take references), so what follows a commit is set in
         # motion before its senders are answered.
         for listener in self._listeners:
@@ -183,14 +184,22 @@ class Writer:
         table = batch.table
         tenant = table.column("tenant")[0].as_py()
         counts = pc.value_counts(table.column("trace_id"))
-        # One request may hold 200,000 traces: the lookups below run as C-level map()s
-        # rather than a Python loop, which would hold back every other commit (and share
-        # the GIL with the event loop) for a quarter of a second.
+        # One request may hold 200,000 traces: the lookups run as C-level map()s rather
+        # than a Python loop (which held back every other commit for a quarter of a
+        # second), a slice at a time (each map holds the GIL, and so the event loop, until
+        # it is done).
         prefix = tenant.encode() + b"\0"
-        keys = list(map(prefix.__add__, counts.field("values").to_pylist()))
         memory = self._trace_counts
-        seen = list(map(staged.get, keys, map(memory.get, keys, itertools.repeat(0))))
-        totals = list(map(operator.add, seen, counts.field("counts").to_pylist()))
+        keys: list[bytes] = []
+        seen: list[int] = []
+        totals: list[int] = []
+        for i in range(0, len(counts), _SLICE):
+            part = list(map(prefix.__add__, counts.field("values").slice(i, _SLICE).to_pylist()))
+            prior = list(map(staged.get, part, map(memory.get, part, itertools.repeat(0))))
+            added = counts.field("counts").slice(i, _SLICE).to_pylist()
+            keys += part
+            seen += prior
+            totals += map(operator.add, prior, added)
         if max(totals, default=0) <= self._cap:
             staged.update(zip(keys, totals, strict=True))
             return batch, 0, ""
