@@ -243,6 +243,24 @@ class Probes:
         return out
 
 
+def commit_seconds(server: Server) -> dict[str, float]:
+    """The server's group commits so far: how many, their mean and bucketed duration."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=60) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("otterscope_commit_duration_seconds_bucket"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out[f"le_{le}"] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith(
+            ("otterscope_commit_duration_seconds_count", "otterscope_commit_duration_seconds_sum")
+        ):
+            out[line.split(" ", 1)[0].rsplit("_", 1)[1]] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=30.0, help="how long the big requests run")
@@ -294,6 +312,7 @@ def main() -> None:
         stop.set()
         big = out.get(timeout=300)
         probes.finish()
+        commits = commit_seconds(server)
         sender.join(60)
     finally:
         stop.set()
@@ -322,6 +341,7 @@ def main() -> None:
             }
             for k, v in big.items()
         },
+        "group_commits": commits,
         "server_exit": code,
     }
     OUT_DIR.mkdir(exist_ok=True)
@@ -334,6 +354,7 @@ def main() -> None:
                 f"{s['max_ms']:>8}  {s['outcomes']}"
             )
     print(f"load average (1, 5, 15 min) before {load_before}, after {load_after}")
+    print(f"group commits (seconds, cumulative buckets): {commits}")
     for name, s in report["big_requests"].items():  # type: ignore[attr-defined]
         print(
             f"big {name}: {s['answered']} answered {s['outcomes']}, "
