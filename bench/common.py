@@ -75,8 +75,10 @@ def code_version(server_env: dict[str, str] | None = None) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTTERSCOPE_")}
     env.update(server_env or {})
     probe = (
-        "import inspect, otterscope.ingest.service as s; "
-        "print(s.__file__); print('otlp.fast' in inspect.getsource(s))"
+        "import importlib.util, inspect, otterscope.ingest.service as s; "
+        "d = importlib.util.find_spec('otterscope.ingest.decode'); "
+        "text = inspect.getsource(s) + (open(d.origin).read() if d else ''); "
+        "print(s.__file__); print('otlp.fast' in text)"
     )
     try:
         out = subprocess.run(

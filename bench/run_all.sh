@@ -33,3 +33,5 @@ $PY bench/profile_top.py "bench/out/profile-traces-profile$TAG.txt" --top 15 | t
 for s in traces logs metrics; do $PY bench/pipeline.py --signal "$s" --requests 160; done
 # 6. bytes per item on disk for data that never repeats (no server)
 for s in traces logs metrics; do $PY bench/storage.py --signal "$s"; done
+# 7. /health and small senders while the largest allowed requests decode (PYTHONPATH: CODE)
+$PY bench/responsiveness.py --seconds 30 --label "responsiveness$TAG"

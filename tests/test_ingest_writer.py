@@ -117,3 +117,39 @@ def test_a_key_is_committed_once_even_when_its_retry_is_already_queued(
     assert other.result(5).rejected == 0
     assert writer.drain(5)
     gated.close()
+
+
+def traces_batch(counts: dict[bytes, int]) -> Batch:
+    """One request holding ``counts[trace]`` spans of each trace."""
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.CopyFrom(resource("svc"))
+    ss = rs.scope_spans.add()
+    for trace_id, n in counts.items():
+        for i in range(n):
+            sid = (i + 1).to_bytes(8, "big")
+            ss.spans.append(span(trace_id, sid, f"op{i}", T0 + i, T0 + i + 10))
+    return spans_batch(req, "default", Limits())
+
+
+def test_the_per_trace_cap_per_trace_of_a_request_and_its_bounded_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Remember only two traces, so forgetting the oldest shows within a few requests.
+    monkeypatch.setattr("otterscope.ingest.writer.TRACE_MEMORY", 2)
+    store = EmbeddedStore(tmp_path / "data")
+    writer = Writer(store, max_items=10_000, max_spans_per_trace=5, retry_after=1)
+    writer.start()
+    a, b, c, d, e = (bytes([x]) * 16 for x in (1, 2, 3, 4, 5))
+    # Several traces in one request: only the one past the cap loses spans.
+    commit = writer.submit(traces_batch({a: 3, b: 7, c: 3})).result(5)
+    assert commit.rejected == 2
+    assert "more than 5 spans" in commit.message
+    assert len(store.get_trace("default", b)) == 5
+    # d and e are now the two remembered traces; a and b were forgotten and count afresh.
+    assert writer.submit(traces_batch({d: 3, e: 4})).result(5).rejected == 0
+    assert writer.submit(traces_batch({a: 5})).result(5).rejected == 0
+    # e is still remembered (4 spans): 1 more fits.
+    assert writer.submit(traces_batch({e: 3})).result(5).rejected == 2
+    assert writer.drain(5)
+    store.close()

@@ -255,6 +255,13 @@ KEYS: tuple[Key, ...] = (
     Key("ingest", "max_commit_items", 200_000, _int, "Most items one group commit takes."),
     Key(
         "ingest",
+        "decode_workers",
+        2,
+        _int,
+        "Processes that decode request bodies off the event loop; 0 decodes on it.",
+    ),
+    Key(
+        "ingest",
         "attribute_count_limit",
         128,
         _int,
@@ -631,6 +638,8 @@ def load(
     ):
         if values[positive] <= 0:
             raise ConfigError(f"{positive} must be positive")
+    if values["ingest.decode_workers"] < 0:
+        raise ConfigError("ingest.decode_workers must be 0 (decode on the event loop) or more")
     if values["ingest.memory_budget_bytes"] < values["ingest.max_body_bytes"]:
         raise ConfigError("ingest.memory_budget_bytes must be at least ingest.max_body_bytes")
     return Settings(values=values, tokens=tokens)

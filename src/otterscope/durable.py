@@ -4,8 +4,16 @@ new, never a mix, and the new one is on disk when the call returns."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def out_of_space(exc: OSError) -> bool:
+    """Whether a write failed because the file system (or the user's quota) is full."""
+    return exc.errno in _NO_SPACE
 
 
 def fsync_path(path: Path) -> None:

@@ -34,6 +34,7 @@ from otterscope.api.state import AppState
 from otterscope.config import Settings
 from otterscope.errors import ConfigError, OtterscopeError, StartupError
 from otterscope.ingest.budget import MemoryBudget
+from otterscope.ingest.decode import DecodePool
 from otterscope.ingest.grpc import OtlpGrpcReceiver
 from otterscope.ingest.http import OtlpHttpReceiver
 from otterscope.ingest.idempotency import KeyGate
@@ -152,6 +153,7 @@ class Server:
             Limits(s["ingest.attribute_count_limit"], s["ingest.attribute_value_length_limit"]),
             self.metrics,
             s["ingest.max_body_bytes"],
+            DecodePool(s["ingest.decode_workers"], s["ingest.retry_after"]),
             keys=KeyGate(self.store.key_committed),
         )
         self.state = AppState(
@@ -314,6 +316,7 @@ class Server:
         await self.live.stop()
         http_server.should_exit = True
         await asyncio.gather(grpc_server.stop(grace), http_task)
+        self.ingest.decoders.close()
         clean = await asyncio.to_thread(self.writer.drain, max(0.0, deadline - time.monotonic()))
         self._stop.set()
         self.store.wake()

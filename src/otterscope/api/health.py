@@ -13,9 +13,18 @@ from starlette.routing import Route
 
 from otterscope import __version__
 from otterscope.api.responses import json_response
-from otterscope.api.state import api_endpoint, app_state, principal
+from otterscope.api.state import AppState, api_endpoint, app_state, principal
 from otterscope.errors import Forbidden, Unauthorized
 from otterscope.metrics.exposition import render
+
+
+def _status(state: AppState) -> str:
+    if state.writer.draining:
+        return "draining"
+    if not state.ready:
+        return "starting"
+    # Queries still work, but nothing can be written: monitoring must see it.
+    return "disk_full" if state.store.disk_full is not None else "ok"
 
 
 @api_endpoint
@@ -24,7 +33,7 @@ async def health(request: Request) -> Response:
     token; the server-wide figures (queue, disk, store, ingest sequence) for admin only,
     so one tenant never learns another's volumes."""
     state = app_state(request)
-    status = "draining" if state.writer.draining else ("ok" if state.ready else "starting")
+    status = _status(state)
     try:
         who = principal(request, "read")
     except (Unauthorized, Forbidden):
@@ -64,15 +73,20 @@ async def health(request: Request) -> Response:
         "hotRows": stats.hot_rows,
         "sealedFiles": stats.sealed_files,
         "lastIngestSeq": stats.last_seq,
+        "diskFull": state.store.disk_full,
     }
     return json_response(body)
 
 
 async def ready(request: Request) -> Response:
     state = app_state(request)
-    if state.ready and not state.writer.draining:
+    status = _status(state)
+    if status == "ok":
         return json_response({"status": "ready"})
-    return json_response({"status": "not ready"}, status=503)
+    reason = status
+    if status == "disk_full":
+        reason = f"the disk of the data directory is full: {state.store.disk_full}"
+    return json_response({"status": "not ready", "reason": reason}, status=503)
 
 
 @api_endpoint

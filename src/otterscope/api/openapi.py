@@ -291,7 +291,7 @@ HEALTH = {
             ok("Ready.", ref("Ready")),
             security=[],
             errs=(403,),
-            more={"503": ok("Starting or draining.", ref("Ready"))},
+            more={"503": ok("Starting, draining, or the disk is full.", ref("Ready"))},
         )
     },
     "/metrics": {

@@ -174,7 +174,7 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Health": obj(
         {
-            "status": {"type": "string", "enum": ["ok", "starting", "draining"]},
+            "status": {"type": "string", "enum": ["ok", "starting", "draining", "disk_full"]},
             "version": STRING,
             "uptimeSeconds": NUMBER,
             "tenant": STRING,
@@ -186,14 +186,28 @@ SCHEMAS: dict[str, Schema] = {
                 }
             ),
             "store": obj(
-                {"diskBytes": UINT, "hotRows": COUNTS, "sealedFiles": UINT, "lastIngestSeq": INT}
+                {
+                    "diskBytes": UINT,
+                    "hotRows": COUNTS,
+                    "sealedFiles": UINT,
+                    "lastIngestSeq": INT,
+                    # Why writes are refused while the disk is full; null otherwise.
+                    "diskFull": {"type": ["string", "null"]},
+                }
             ),
         },
         # The rest needs a `read` token (or anonymous mode); the queue fields and `store`
         # are server-wide, for an `admin` token only.
         required=["status"],
     ),
-    "Ready": obj({"status": {"type": "string", "enum": ["ready", "not ready"]}}),
+    "Ready": obj(
+        {
+            "status": {"type": "string", "enum": ["ready", "not ready"]},
+            # With "not ready": starting, draining, or why the disk is full.
+            "reason": STRING,
+        },
+        required=["status"],
+    ),
 }
 
 # -- parameters ------------------------------------------------------------------------------

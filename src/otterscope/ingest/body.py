@@ -6,6 +6,7 @@ small compressed bomb costs at most the limit in memory, never its expanded size
 
 from __future__ import annotations
 
+import asyncio
 import io
 import zlib
 from collections.abc import AsyncIterator
@@ -184,7 +185,9 @@ async def read_body(chunks: AsyncIterator[bytes], encoding: str, limit: int, lea
     if isinstance(decoder, _Zstd):
         if not decoder.has_data():
             return b""
-        out = decoder.finish_bounded(limit)
+        # Decompressing (and checking) 16 MiB of zstd takes tens of milliseconds; zstandard
+        # releases the GIL meanwhile, so in a thread it does not hold up the event loop.
+        out = await asyncio.to_thread(decoder.finish_bounded, limit)
         if len(out) > limit:
             raise _too_large(limit)
         lease.take(len(out))

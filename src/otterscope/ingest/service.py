@@ -1,6 +1,6 @@
 """What every receiver does with a request once it has its bytes: the one ingest path.
 
-decode -> columnar batch (attribute limits applied) -> hold its size in the memory budget
+decode (off the event loop for all but small bodies, see decode.py) -> columnar batch (attribute limits applied) -> hold its size in the memory budget
 -> writer.submit -> await the commit -> the OTLP response with partial_success. HTTP and
 gRPC differ only in how they get bytes and how they answer errors.
 """
@@ -13,23 +13,13 @@ from google.protobuf.message import Message
 
 from otterscope.errors import OtterscopeError
 from otterscope.ingest.budget import Lease, MemoryBudget
+from otterscope.ingest.decode import DecodePool
 from otterscope.ingest.idempotency import KeyGate
 from otterscope.ingest.writer import Writer
-from otterscope.otlp import rows, wire
+from otterscope.otlp import wire
 from otterscope.otlp.anyvalue import Limits
-from otterscope.otlp.fast import (
-    logs_batch_from_bytes,
-    metrics_batch_from_bytes,
-    spans_batch_from_bytes,
-)
 from otterscope.otlp.wire import Format
 from otterscope.selfmetrics import SelfMetrics
-
-_BUILDERS = {
-    "traces": rows.spans_batch,
-    "logs": rows.logs_batch,
-    "metrics": rows.metrics_batch,
-}
 
 
 class IngestService:
@@ -40,10 +30,12 @@ class IngestService:
         limits: Limits,
         metrics: SelfMetrics,
         max_body_bytes: int,
+        decoders: DecodePool,
         *,
         keys: KeyGate,
     ) -> None:
         self.writer = writer
+        self.decoders = decoders
         self.budget = budget
         self.limits = limits
         self.metrics = metrics
@@ -87,17 +79,8 @@ class IngestService:
         """Decode, commit, answer. The caller owns ``lease`` and releases it afterwards.
         ``key`` (an idempotency key) is committed with the rows."""
         try:
-            if signal == "traces" and fmt == "protobuf":
-                # The C decoder: bytes straight to column buffers, same result as below.
-                batch = spans_batch_from_bytes(body, tenant, self.limits)
-            elif signal == "logs" and fmt == "protobuf":
-                batch = logs_batch_from_bytes(body, tenant, self.limits)
-            elif signal == "metrics" and fmt == "protobuf":
-                batch = metrics_batch_from_bytes(body, tenant, self.limits)
-            else:
-                message = wire.parse_request(signal, body, fmt)
-                batch = _BUILDERS[signal](message, tenant, self.limits)  # type: ignore[operator]
-                del message
+            # The lease keeps counting the body while a worker decodes it.
+            batch = await self.decoders.decode(signal, body, fmt, tenant, self.limits)
             # From here on the decoded batch is what is held, not the body. (The body's
             # bytes object lives until the answer: peak memory per request can be about
             # body + batch, while the budget counts the larger of the two.)

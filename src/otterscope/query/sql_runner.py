@@ -24,7 +24,8 @@ from pathlib import Path
 
 import orjson
 
-from otterscope.errors import BadRequest, OtterscopeError, QueryTimeout
+from otterscope.durable import out_of_space
+from otterscope.errors import BadRequest, OtterscopeError, QueryTimeout, Unavailable
 from otterscope.store.base import Store
 
 # The child answers on its own within the timeout; this much more before it is killed.
@@ -55,7 +56,15 @@ def run_sql(store: Store, tenant: str, query: str, limits: SqlLimits, workspace:
     # Absolute: the child runs in this directory, and every path it is given must still hold.
     directory = (workspace / uuid.uuid4().hex).absolute()
     try:
-        spec = store.export_for_sql(tenant, directory)
+        try:
+            spec = store.export_for_sql(tenant, directory)
+        except OSError as exc:
+            if not out_of_space(exc):
+                raise
+            raise Unavailable(
+                "the disk of the data directory is full: SQL queries need room for a copy of "
+                "your recent data; free space and retry"
+            ) from None
         request = {
             "views": spec.views,
             "tables": spec.tables,

@@ -176,6 +176,11 @@ class Store(Protocol):
 
     def stats(self) -> StoreStats: ...
 
+    @property
+    def disk_full(self) -> str | None:
+        """Why writes are refused while the data dir's disk is full; None while it is not."""
+        ...
+
     def maintain(self, now_ns: int, retention: bool = True) -> None:
         """Seal and enforce retention; called periodically from one background thread."""
         ...

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from otterscope.durable import fsync_path
+from otterscope.durable import fsync_path, out_of_space
 from otterscope.durable import write_durably as _write_durably
 from otterscope.errors import StoreError
 from otterscope.otlp.rows import Batch
@@ -81,6 +81,9 @@ class EmbeddedStore(Reader):
         self._seq = 0  # the last ingest sequence number written (writer thread)
         self._visible_seq = 0  # the last one queries can see (under the publish lock)
         self._closed = False
+        # Set when a commit or a seal ran out of space, cleared by the next complete seal
+        # pass: meanwhile writes are refused at once instead of waiting for sealing.
+        self._disk_full: str | None = None
         self.query_timeout_s = self.options.query_timeout_s
         self.layout.open()
         self._deletes = Tombstones(data_dir)
@@ -191,6 +194,8 @@ class EmbeddedStore(Reader):
                     self._rotate()
                 except OSError as again:
                     log.error("closing the logs of segment %d failed too: %s", active.number, again)
+                if out_of_space(exc):
+                    self._set_disk_full(f"a commit failed: {exc.strerror}")
                 raise StoreError(f"commit failed: {exc}") from exc
             self._seq = seq
             with self._publish_lock:
@@ -211,19 +216,49 @@ class EmbeddedStore(Reader):
         return self._keys.committed(tenant, signal, key, time.time())
 
     def _wait_for_sealing(self) -> None:
-        """Backpressure: hold writes while too many retired segments wait to be sealed."""
+        """Backpressure: hold writes while too many retired segments wait to be sealed;
+        refuse them at once while the disk is full (waiting would not help)."""
         limit = self.options.max_unsealed
-        if not limit:
-            return
         deadline = time.monotonic() + self.options.unsealed_wait_s
         with self._sealed:
-            while len(self._retired) >= limit and not self._closed:
+            while True:
+                if self._disk_full is not None:
+                    raise StoreError(
+                        f"the disk of the data directory is full ({self._disk_full}); "
+                        "writes resume by themselves once space is freed"
+                    )
+                if not limit or len(self._retired) < limit or self._closed:
+                    return
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise StoreError(
                         f"sealing is behind: {len(self._retired)} segments wait to be sealed"
                     )
                 self._sealed.wait(left)
+
+    @property
+    def disk_full(self) -> str | None:
+        return self._disk_full
+
+    def _set_disk_full(self, reason: str) -> None:
+        with self._sealed:
+            first = self._disk_full is None
+            self._disk_full = reason
+            self._sealed.notify_all()  # writes waiting for sealing give up now
+        if first:
+            log.error(
+                "the disk of %s is full (%s): refusing writes (503) until space is freed; "
+                "nothing acknowledged is lost",
+                self.layout.root,
+                reason,
+            )
+
+    def _clear_disk_full(self) -> None:
+        with self._sealed:
+            was = self._disk_full
+            self._disk_full = None
+        if was is not None:
+            log.warning("the disk of %s has room again: accepting writes", self.layout.root)
 
     def wait_for_work(self, timeout: float) -> None:
         """Block until a segment is retired (sealing to do) or ``timeout`` passes."""
@@ -257,7 +292,19 @@ class EmbeddedStore(Reader):
             retired = list(self._retired)
         try:
             for segment in retired:
-                self._seal(segment)
+                try:
+                    self._seal(segment)
+                except OSError as exc:
+                    if not out_of_space(exc):
+                        raise
+                    # What this attempt wrote is incomplete: give its space back now.
+                    self.layout.remove_partial_parquet(segment.number)
+                    marker = self.layout.sealed_marker(segment.number)
+                    marker.with_name(marker.name + ".tmp").unlink(missing_ok=True)
+                    self._set_disk_full(f"sealing segment {segment.number}: {exc.strerror}")
+                    return  # tried again on the next pass, after retention below
+            # Every retired segment is sealed: there is room again.
+            self._clear_disk_full()
             self._apply_deletes()
             self._keys.compact(time.time())
             # Two hours per pass: sealed hours get their service-map calls cached without
