@@ -139,6 +139,10 @@ class SelfMetrics:
             "otterscope_metric_overflow_points_total",
             "Metric points folded into a metric's overflow series (per-metric series limit).",
         )
+        self.quarantined_files = Counter(
+            "otterscope_quarantined_files_total",
+            "Damaged or stray files moved (or copied) to <data-dir>/quarantine/, by kind.",
+        )
         self.commit_seconds = Histogram(
             "otterscope_commit_duration_seconds",
             "Time to commit one group of batches to the store.",
@@ -158,6 +162,7 @@ class SelfMetrics:
             self.attributes_dropped,
             self.attributes_truncated,
             self.metric_overflow_points,
+            self.quarantined_files,
             self.commit_seconds,
             *self.gauges,
         ]

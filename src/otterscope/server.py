@@ -41,6 +41,7 @@ from otterscope.live.hub import LiveHub
 from otterscope.metrics.accumulator import Accumulator
 from otterscope.metrics.state import MetricsState
 from otterscope.otlp.anyvalue import Limits
+from otterscope.quarantine import Quarantine
 from otterscope.query.cursor import CursorCodec, load_key
 from otterscope.selfmetrics import SelfMetrics
 from otterscope.store.embedded.store import EmbeddedOptions, EmbeddedStore
@@ -75,6 +76,7 @@ class Server:
         self.settings = settings
         s = settings
         self.metrics = SelfMetrics()
+        quarantine = Quarantine(s.data_dir, self.metrics.quarantined_files)
         self.store = EmbeddedStore(
             s.data_dir,
             EmbeddedOptions(
@@ -90,6 +92,7 @@ class Server:
                 max_bytes=s["retention.max_bytes"],
                 max_unsealed=2,
             ),
+            quarantine,
         )
         self.writer = Writer(
             self.store,
@@ -107,10 +110,10 @@ class Server:
                 points, metric=name
             ),
         )
-        self.metrics_state = MetricsState(s.data_dir, accumulator, self.store)
+        self.metrics_state = MetricsState(s.data_dir, accumulator, self.store, quarantine)
         self.metrics_state.load()
         clear_workspace(s.data_dir)  # SQL sandbox exports a crash may have left
-        alert_state = AlertState(s.data_dir)
+        alert_state = AlertState(s.data_dir, quarantine)
         self.alerting = Alerting(
             alert_state,
             Evaluator(

@@ -21,6 +21,7 @@ import orjson
 
 from otterscope.durable import write_durably
 from otterscope.metrics.accumulator import Accumulator, Series
+from otterscope.quarantine import Quarantine
 from otterscope.store.base import Store
 
 FILE = "metrics-state.json"
@@ -29,20 +30,40 @@ log = logging.getLogger("otterscope.metrics")
 
 
 class MetricsState:
-    def __init__(self, data_dir: Path, accumulator: Accumulator, store: Store) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        accumulator: Accumulator,
+        store: Store,
+        quarantine: Quarantine | None = None,
+    ) -> None:
         self.path = data_dir / FILE
+        self._quarantine = quarantine or Quarantine(data_dir)
         self.accumulator = accumulator
         self._store = store
         # One fold at a time: two would both take the points after the same number.
         self._fold_lock = threading.Lock()
 
     def load(self) -> int:
-        """Restore the snapshot (if any), then fold the later points; return their count."""
+        """Restore the snapshot (if any), then fold the later points; return their count.
+
+        An unreadable snapshot is quarantined and the state rebuilt from every stored point:
+        only what retention already deleted is missing from the totals."""
         if self.path.exists():
-            doc = orjson.loads(self.path.read_bytes())
-            if doc.get("version") != _VERSION:
-                raise ValueError(f"{self.path}: unknown version {doc.get('version')!r}")
-            self.accumulator.restore(int(doc["seq"]), (Series.from_json(s) for s in doc["series"]))
+            try:
+                doc = orjson.loads(self.path.read_bytes())
+                if doc.get("version") != _VERSION:
+                    raise ValueError(f"unknown version {doc.get('version')!r}")
+                seq, series = int(doc["seq"]), [Series.from_json(s) for s in doc["series"]]
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                self._quarantine.move(
+                    self.path,
+                    "metrics_state",
+                    f"unreadable snapshot ({exc}); rebuilding it from the stored points",
+                    "the part of the accumulated totals whose points retention already deleted",
+                )
+            else:
+                self.accumulator.restore(seq, series)
         folded = self.refresh()
         if folded:
             log.info("metrics state: %d points folded in after the snapshot", folded)

@@ -29,8 +29,9 @@ from otterscope.durable import write_durably as _write_durably
 from otterscope.errors import StoreError
 from otterscope.otlp.rows import Batch
 from otterscope.otlp.schema import SCHEMAS
+from otterscope.quarantine import Quarantine
 from otterscope.store.base import StoreStats
-from otterscope.store.embedded import hourly, seal, sql
+from otterscope.store.embedded import damage, hourly, seal, sql
 from otterscope.store.embedded.deletes import Tombstone, Tombstones, keep_mask
 from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, hour_key
 from otterscope.store.embedded.reader import Reader
@@ -62,9 +63,16 @@ class EmbeddedOptions:
 
 
 class EmbeddedStore(Reader):
-    def __init__(self, data_dir: Path, options: EmbeddedOptions | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        options: EmbeddedOptions | None = None,
+        quarantine: Quarantine | None = None,
+    ) -> None:
         self.layout = Layout(data_dir)
         self.options = options or EmbeddedOptions()
+        self.quarantine = quarantine or Quarantine(data_dir)
+        self._intact: set[tuple[Path, int]] = set()
         self._sources_lock = RWLock()
         self._write_lock = threading.Lock()
         # Guards the segment list and each segment's in-memory batches: held only to append
@@ -114,13 +122,16 @@ class EmbeddedStore(Reader):
                 continue
             # Not sealed: any Parquet file of it is partial and will be written again.
             self.layout.remove_partial_parquet(number)
-            self._retired.append(Segment.load(number, self.layout.hot))
-        self._files = self.layout.sealed_files()
+            segment, reads = Segment.load(number, self.layout.hot)
+            damage.settle_segment(reads, number == max(logged), self.quarantine)
+            self._retired.append(segment)
+        self._files = damage.checked_files(self.layout, self.quarantine)
         last = max([*(s.number for s in self._retired), *(f.segment for f in self._files), 0])
         self._active_since = time.monotonic()
         self._seq = self._visible_seq = self._max_seq()
         return Segment(last + 1, self.layout.hot)
 
+    @damage.retried_past_damage
     def _max_seq(self) -> int:
         best = 0
         for seg in self._retired:
@@ -129,16 +140,15 @@ class EmbeddedStore(Reader):
                     value = pc.max(batch.column("ingest_seq")).as_py()
                     if value is not None:
                         best = max(best, int(value))
-        files = [str(f.path) for f in self._files]
-        if files:
-            with self._con.cursor() as cur:
+        if self._files:
+            with self._sources_lock.read():
                 for signal in SIGNALS:
                     src = sql.source(
                         signal, False, [str(f.path) for f in self._files if f.signal == signal]
                     )
-                    value = cur.execute(sql.max_seq(signal, src)).fetchone()
-                    if value and value[0] is not None:
-                        best = max(best, int(value[0]))
+                    _, rows = self._run(sql.max_seq(signal, src), [], {})
+                    if rows and rows[0][0] is not None:
+                        best = max(best, int(rows[0][0]))
         return best
 
     # -- writing (the ingest writer thread only) -------------------------------------------
@@ -320,6 +330,7 @@ class EmbeddedStore(Reader):
                         floor = min(floor, int(pc.min(batch.column("ingest_seq")).as_py()))
         return floor
 
+    @damage.retried_past_damage
     def _apply_deletes(self) -> None:
         """Rewrite sealed span files without deleted rows; forget finished tombstones."""
         pending = self._deletes.items
@@ -329,16 +340,24 @@ class EmbeddedStore(Reader):
         files = [f for f in self._files if f.signal == "traces"]
         if files:
             with self._con.cursor() as cur:
-                hit = cur.execute(
-                    sql.files_holding_traces([str(f.path) for f in files], len(pending)),
-                    [t.trace_id for t in pending],
-                ).fetchall()
+                try:
+                    hit = cur.execute(
+                        sql.files_holding_traces([str(f.path) for f in files], len(pending)),
+                        [t.trace_id for t in pending],
+                    ).fetchall()
+                except duckdb.Error as exc:
+                    damage.raise_if_named(files, exc, "finding deleted spans")
+                    raise
             for (name,) in hit:
                 self._rewrite_without(Path(name), pending)
         self._deletes.drop(t for t in pending if t.seq < floor)
 
     def _rewrite_without(self, path: Path, tombstones: Sequence[Tombstone]) -> None:
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            named = [f for f in self._files if f.path == path]
+            raise damage.DamagedFiles(named, f"reading {path} failed: {exc}") from exc
         keep = keep_mask(table, tombstones)
         if keep is None or pc.all(keep).as_py():
             return
