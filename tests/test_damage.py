@@ -311,3 +311,36 @@ def test_a_closed_hot_log_cut_short_is_reported_as_lost_commits(tmp_path: Path) 
     assert quarantined(srv, "hot_log") == 1
     assert_takes_new_data(srv)
     srv.stop()
+
+
+def test_a_damaged_line_of_the_deletes_is_quarantined_and_the_others_still_apply(
+    tmp_path: Path,
+) -> None:
+    srv = start_server(tmp_path)
+    first, second, kept = send_trace(srv), send_trace(srv), send_trace(srv)
+    for trace_id in (first, second):
+        r = httpx.delete(f"{srv.url}/v1/traces/{trace_id}", timeout=30)
+        assert r.status_code == 204, r.text
+    srv.kill()
+    deletes = srv.data_dir / "deletes.jsonl"
+    lines = deletes.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 2
+    # The first delete's line damaged; a torn append (never acknowledged) after the last.
+    damaged = b"#" * (len(lines[0]) - 1) + b"\n" + lines[1] + lines[1][:20]
+    deletes.write_bytes(damaged)
+    srv.start()
+    assert spans_of(srv, second) == 0  # its delete still applies
+    assert spans_of(srv, first) == 4  # its delete is the one lost, and said so
+    assert spans_of(srv, kept) == 4
+    assert (srv.data_dir / "quarantine" / "deletes.jsonl").read_bytes() == damaged
+    assert deletes.read_bytes() == lines[1]
+    (line,) = error_lines(srv)
+    assert "deletes.jsonl" in line and "1 deletes" in line
+    assert quarantined(srv, "deletes") == 1
+    r = httpx.delete(f"{srv.url}/v1/traces/{first}", timeout=30)
+    assert r.status_code == 204, r.text
+    srv.kill()
+    srv.start()  # the appended delete did not join a torn line: nothing more to report
+    assert spans_of(srv, first) == 0 and spans_of(srv, second) == 0
+    assert len(error_lines(srv)) == 1
+    srv.stop()

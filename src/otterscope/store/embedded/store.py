@@ -88,7 +88,7 @@ class EmbeddedStore(Reader):
         self._closed = False
         self.query_timeout_s = self.options.query_timeout_s
         self.layout.open()
-        self._deletes = Tombstones(data_dir)
+        self._deletes = Tombstones(data_dir, self.quarantine)
         self._resource_sets = {}
         self._resource_lock = threading.Lock()
         self._hour_cache = hourly.HourCache()
