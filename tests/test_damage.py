@@ -344,3 +344,28 @@ def test_a_damaged_line_of_the_deletes_is_quarantined_and_the_others_still_apply
     assert spans_of(srv, first) == 0 and spans_of(srv, second) == 0
     assert len(error_lines(srv)) == 1
     srv.stop()
+
+
+def test_a_damaged_cursor_key_is_replaced_and_only_old_cursors_fail(tmp_path: Path) -> None:
+    srv = start_server(tmp_path)
+    for _ in range(2):
+        send_trace(srv)
+    page = httpx.get(f"{srv.url}/api/traces", params={"limit": 1}, timeout=30).json()
+    cursor = page["nextCursor"]
+    assert cursor
+    assert srv.stop() == 0
+    (srv.data_dir / "cursor.key").write_bytes(b"short")
+    srv.start()
+    assert (srv.data_dir / "quarantine" / "cursor.key").read_bytes() == b"short"
+    assert len((srv.data_dir / "cursor.key").read_bytes()) == 32
+    (line,) = error_lines(srv)
+    assert "cursor.key" in line and "cursors" in line
+    assert quarantined(srv, "cursor_key") == 1
+    r = httpx.get(f"{srv.url}/api/traces", params={"limit": 1, "cursor": cursor}, timeout=30)
+    assert r.status_code == 400, r.text
+    page = httpx.get(f"{srv.url}/api/traces", params={"limit": 1}, timeout=30).json()
+    r = httpx.get(
+        f"{srv.url}/api/traces", params={"limit": 1, "cursor": page["nextCursor"]}, timeout=30
+    )
+    assert r.status_code == 200 and len(r.json()["traces"]) == 1
+    srv.stop()

@@ -150,7 +150,9 @@ class Server:
             budget=self.budget,
             auth=self.auth,
             metrics=self.metrics,
-            cursors=CursorCodec(load_key(s["storage.cursor_encryption_key"], s.data_dir)),
+            cursors=CursorCodec(
+                load_key(s["storage.cursor_encryption_key"], s.data_dir, quarantine)
+            ),
             live=self.live,
             metrics_state=self.metrics_state,
             alerting=self.alerting,
