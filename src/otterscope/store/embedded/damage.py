@@ -124,10 +124,38 @@ def ending(path: Path, good: int, failure: str | None) -> LogEnding:
         why = f" ({failure})" if failure is not None else ""
         return LogEnding("damaged", f"a complete commit at byte {good} is unreadable{why}", False)
     if cut:
+        later = _whole_message_after(tail, at + 1)
+        if later is not None:
+            # A torn message is the last thing in its log: this one's length is garbage.
+            return LogEnding(
+                "damaged",
+                f"a message at byte {good + at} claims more bytes than follow it, "
+                f"yet a whole message starts at byte {good + later}",
+                False,
+            )
         return LogEnding("torn", f"{cut} is cut short at the end", False)
     if at:
         return LogEnding("torn", "a commit ends before its record batch", False)
     return LogEnding("clean", "", False)
+
+
+def _whole_message_after(tail: bytes, start: int) -> int | None:
+    """Where the first complete, readable message at or after ``start`` begins."""
+    at = tail.find(b"\xff\xff\xff\xff", start)
+    while at >= 0:
+        if len(tail) - at >= 8:
+            length = struct.unpack_from("<i", tail, at + 4)[0]
+            if length > 0 and length % 8 == 0 and at + 8 + length <= len(tail):
+                body = _body_length(tail[at + 8 : at + 8 + length])
+                if body is not None and at + 8 + length + body <= len(tail):
+                    try:
+                        pa.ipc.read_message(pa.py_buffer(tail[at : at + 8 + length + body]))
+                    except (OSError, ValueError, pa.ArrowException):
+                        pass
+                    else:
+                        return at
+        at = tail.find(b"\xff\xff\xff\xff", at + 1)
+    return None
 
 
 def _body_length(meta: bytes) -> int | None:

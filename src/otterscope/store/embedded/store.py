@@ -140,15 +140,22 @@ class EmbeddedStore(Reader):
                     value = pc.max(batch.column("ingest_seq")).as_py()
                     if value is not None:
                         best = max(best, int(value))
-        if self._files:
-            with self._sources_lock.read():
+        files = [str(f.path) for f in self._files]
+        if files:
+            with self._con.cursor() as cur:
                 for signal in SIGNALS:
                     src = sql.source(
                         signal, False, [str(f.path) for f in self._files if f.signal == signal]
                     )
-                    _, rows = self._run(sql.max_seq(signal, src), [], {})
-                    if rows and rows[0][0] is not None:
-                        best = max(best, int(rows[0][0]))
+                    try:
+                        value = cur.execute(sql.max_seq(signal, src)).fetchone()
+                    except duckdb.Error as exc:
+                        damage.raise_if_named(
+                            self._files, exc, "reading the last ingest number", src
+                        )
+                        raise
+                    if value and value[0] is not None:
+                        best = max(best, int(value[0]))
         return best
 
     # -- writing (the ingest writer thread only) -------------------------------------------
@@ -340,13 +347,11 @@ class EmbeddedStore(Reader):
         files = [f for f in self._files if f.signal == "traces"]
         if files:
             with self._con.cursor() as cur:
+                statement = sql.files_holding_traces([str(f.path) for f in files], len(pending))
                 try:
-                    hit = cur.execute(
-                        sql.files_holding_traces([str(f.path) for f in files], len(pending)),
-                        [t.trace_id for t in pending],
-                    ).fetchall()
+                    hit = cur.execute(statement, [t.trace_id for t in pending]).fetchall()
                 except duckdb.Error as exc:
-                    damage.raise_if_named(files, exc, "finding deleted spans")
+                    damage.raise_if_named(files, exc, "finding deleted spans", statement)
                     raise
             for (name,) in hit:
                 self._rewrite_without(Path(name), pending)
