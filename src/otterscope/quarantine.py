@@ -76,7 +76,7 @@ class Quarantine:
     def _report(self, path: Path, target: Path, kind: str, reason: str, lost: str) -> None:
         self.counter.inc(kind=kind)
         log.error(
-            "damaged file %s quarantined as %s: %s; lost: %s",
+            "quarantined %s as %s: %s; lost: %s",
             self._shown(path),
             self._shown(target),
             reason,

@@ -192,8 +192,8 @@ class Reader:
             return False
         with self._sources_lock.write():
             for f, problem in damaged:
-                if f in self._files:  # another read may have found it first
-                    self._files = [g for g in self._files if g != f]
+                if any(g.path == f.path for g in self._files):  # not found by another read
+                    self._files = [g for g in self._files if g.path != f.path]
                     damage.quarantine_file(f, problem, self.quarantine)
         with self._resource_lock:
             for f, _ in damaged:
