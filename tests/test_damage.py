@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, free_port, start_server
 from tests.payloads import (
     log,
     logs_body,
@@ -369,3 +371,21 @@ def test_a_damaged_cursor_key_is_replaced_and_only_old_cursors_fail(tmp_path: Pa
     )
     assert r.status_code == 200 and len(r.json()["traces"]) == 1
     srv.stop()
+
+
+def test_a_damaged_layout_version_refuses_the_start_with_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "otterscope.json").write_bytes(b'{"layout_vers')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTTERSCOPE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "otterscope", "serve", "--data-dir", str(data)]
+        + ["--http-port", str(free_port()), "--grpc-port", str(free_port())],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    (line,) = done.stderr.decode().strip().splitlines()
+    assert "otterscope.json" in line and '{"layout_version": 1}' in line
+    assert not (data / "quarantine").exists()

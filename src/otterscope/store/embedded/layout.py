@@ -78,8 +78,11 @@ class Layout:
             try:
                 found = int(json.loads(marker.read_text())["layout_version"])
             except (ValueError, KeyError, TypeError) as exc:
+                # Not quarantined and rewritten: the version decides how every file is read.
                 raise StoreError(
-                    f"{marker} is damaged ({exc}); it must hold layout_version"
+                    f"{marker} is damaged ({exc}); it must hold the data dir's layout version: "
+                    f"if otterscope {__version__} or an older one made it, write "
+                    f'{{"layout_version": {LAYOUT_VERSION}}} into it'
                 ) from None
             if found > LAYOUT_VERSION:
                 raise LayoutTooNew(
