@@ -389,3 +389,21 @@ def test_a_damaged_layout_version_refuses_the_start_with_one_line(tmp_path: Path
     (line,) = done.stderr.decode().strip().splitlines()
     assert "otterscope.json" in line and '{"layout_version": 1}' in line
     assert not (data / "quarantine").exists()
+
+
+def test_a_metrics_snapshot_ahead_of_the_store_is_rebuilt(tmp_path: Path) -> None:
+    # The snapshot covers a commit that a damaged hot log then loses: the numbers of the
+    # lost rows are given to new rows, which the metrics must still count.
+    srv = start_server(tmp_path)
+    post(srv.url, "metrics", delta_counter(3))
+    post(srv.url, "logs", logs_body("shop", [log("hello", now_ns())]))
+    send_trace(srv)  # the newest rows
+    assert srv.stop() == 0  # the snapshot covers the trace; the logs are closed
+    os.truncate(hot_log(srv), 100)
+    srv.start()
+    assert quarantined(srv, "hot_log") == 1
+    assert orders_total(srv) == 3
+    post(srv.url, "metrics", delta_counter(4))
+    assert orders_total(srv) == 7
+    assert "rebuilt from the stored points" in srv.log()
+    srv.stop()

@@ -9,6 +9,8 @@ sequence number it covers (written atomically by the maintenance thread every
 ``metrics.snapshot_interval`` and at shutdown); start-up loads it and folds the points
 numbered after it. A crash between snapshots only means a longer fold: nothing is counted
 twice or lost. Retention keeps points for days, far longer than the snapshot interval.
+A snapshot that cannot be read, or that covers rows the store no longer has, is set aside
+and the state rebuilt from every stored point.
 """
 
 from __future__ import annotations
@@ -63,7 +65,20 @@ class MetricsState:
                     "the part of the accumulated totals whose points retention already deleted",
                 )
             else:
-                self.accumulator.restore(seq, series)
+                if seq <= self._store.last_seq():
+                    self.accumulator.restore(seq, series)
+                else:
+                    # Rows it covers are gone (a damaged hot log, or retention took the
+                    # newest rows): the store numbers new rows from below its seq again,
+                    # and folding only after it would skip them.
+                    log.warning(
+                        "%s covers ingest numbers up to %d, but the store's newest row is %d "
+                        "(later rows were lost or deleted since): the accumulated metrics are "
+                        "rebuilt from the stored points",
+                        FILE,
+                        seq,
+                        self._store.last_seq(),
+                    )
         folded = self.refresh()
         if folded:
             log.info("metrics state: %d points folded in after the snapshot", folded)
