@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import RunningServer, free_port, start_server
@@ -59,17 +60,16 @@ def parquet_files(srv: RunningServer, signal: str = "traces") -> list[Path]:
 
 
 def sealed_trace(srv: RunningServer) -> tuple[str, Path]:
-    """Send a trace and wait until it is sealed into a Parquet file of its own."""
-    before = set(parquet_files(srv))
+    """Send a trace and wait until it is sealed; return it and its Parquet file."""
     trace_id = send_trace(srv)
     time.sleep(1.1)
     send_trace(srv, "filler")  # the commit after seal_interval rotates the segment
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        new = set(parquet_files(srv)) - before
-        if new:
-            (path,) = new
-            return trace_id, path
+        for path in parquet_files(srv):
+            ids = pq.read_table(path, columns=["trace_id"]).column(0).to_pylist()
+            if bytes.fromhex(trace_id) in ids:
+                return trace_id, path
         time.sleep(0.05)
     raise AssertionError("the segment was not sealed")
 

@@ -8,9 +8,9 @@ A hot log is an Arrow IPC stream with one dictionary-and-record-batch group per 
 no checksum. A crash during a commit can leave that commit's messages cut short at the end
 of the log: ``ending`` calls that *torn* (never acknowledged, dropped). Anything a crash
 cannot leave is *damaged*: a message that is complete but unreadable, bytes that are not a
-message, data after the end-of-stream marker. A log cut short exactly where a crash could
-have cut it is indistinguishable from a torn tail by the format; the store tells the two
-apart when it can by whether the segment was closed (see ``store._recover_segment``).
+message, data after the end-of-stream marker. A log cut short inside a commit looks like a
+torn tail to the format; ``settle_segment`` tells the two apart when it can, by whether the
+segment had been closed. A log cut exactly between two commits reads as whole.
 """
 
 from __future__ import annotations
