@@ -176,8 +176,9 @@ class Reader:
             cur.close()
 
     def _quarantine_damaged(self, named: Sequence[SealedFile]) -> bool:
-        """Check in full the files a failed read named; take the damaged ones out of use
-        and into the quarantine. True when there was one (the read is worth retrying)."""
+        """Check in full the files a failed read named, up to the first damaged one, and
+        take that out of use and into the quarantine. True when there was one (the read is
+        worth retrying: the retry finds the next, if any)."""
         damaged = []
         for f in named:
             if (f.path, f.size) in self._intact:
@@ -188,6 +189,7 @@ class Reader:
                 self._intact.add((f.path, f.size))
             else:
                 damaged.append((f, problem))
+                break
         if not damaged:
             return False
         with self._sources_lock.write():
