@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,8 @@ class Reader:
     _hour_cache: hourly.HourCache  # calls and activity of settled hours
     query_timeout_s: float
     quarantine: Quarantine
-    _intact: set[tuple[Path, int]]  # sealed files a failed query named, read whole fine
+    # Checks the sealed files a failed read named, and quarantines a damaged one (the store).
+    _quarantine_damaged: Callable[[Sequence[SealedFile]], bool]
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -174,33 +175,6 @@ class Reader:
             done.set()
             timer.join()
             cur.close()
-
-    def _quarantine_damaged(self, named: Sequence[SealedFile]) -> bool:
-        """Check in full the files a failed read named, up to the first damaged one, and
-        take that out of use and into the quarantine. True when there was one (the read is
-        worth retrying: the retry finds the next, if any)."""
-        damaged = []
-        for f in named:
-            if (f.path, f.size) in self._intact:
-                continue
-            problem = damage.parquet_problem(f.path, f.signal, pages=True)
-            if problem is None:
-                # Read whole once: a failure that keeps naming it is not worth another read.
-                self._intact.add((f.path, f.size))
-            else:
-                damaged.append((f, problem))
-                break
-        if not damaged:
-            return False
-        with self._sources_lock.write():
-            for f, problem in damaged:
-                if any(g.path == f.path for g in self._files):  # not found by another read
-                    self._files = [g for g in self._files if g.path != f.path]
-                    damage.quarantine_file(f, problem, self.quarantine)
-        with self._resource_lock:
-            for f, _ in damaged:
-                self._resource_sets.pop(str(f.path), None)
-        return True
 
     def last_seq(self) -> int:
         with self._publish_lock:

@@ -72,6 +72,7 @@ class EmbeddedStore(Reader):
         self.layout = Layout(data_dir)
         self.options = options or EmbeddedOptions()
         self.quarantine = quarantine or Quarantine(data_dir)
+        # Sealed files a failed read named that were then read whole without a fault.
         self._intact: set[tuple[Path, int]] = set()
         self._sources_lock = RWLock()
         self._write_lock = threading.Lock()
@@ -157,6 +158,27 @@ class EmbeddedStore(Reader):
                     if value and value[0] is not None:
                         best = max(best, int(value[0]))
         return best
+
+    def _quarantine_damaged(self, named: Sequence[SealedFile]) -> bool:
+        """Check in full the files a failed read named, up to the first damaged one, and
+        take that out of use and into the quarantine. True when there was one (the read is
+        worth retrying: the retry finds the next, if any)."""
+        for f in named:
+            if (f.path, f.size) in self._intact:
+                continue
+            problem = damage.parquet_problem(f.path, f.signal, pages=True)
+            if problem is None:
+                # Read whole once: a failure that keeps naming it is not worth another read.
+                self._intact.add((f.path, f.size))
+                continue
+            with self._sources_lock.write():
+                if any(g.path == f.path for g in self._files):  # not found by another read
+                    self._files = [g for g in self._files if g.path != f.path]
+                    damage.quarantine_file(f, problem, self.quarantine)
+            with self._resource_lock:
+                self._resource_sets.pop(str(f.path), None)
+            return True
+        return False
 
     # -- writing (the ingest writer thread only) -------------------------------------------
 
