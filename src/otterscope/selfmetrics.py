@@ -165,6 +165,10 @@ class SelfMetrics:
             "Metric points folded into a metric's overflow series (per-metric series limit).",
             per_tenant=True,
         )
+        self.quarantined_files = Counter(
+            "otterscope_quarantined_files_total",
+            "Damaged or stray files moved (or copied) to <data-dir>/quarantine/, by kind.",
+        )
         self.commit_seconds = Histogram(
             "otterscope_commit_duration_seconds",
             "Time to commit one group of batches to the store.",
@@ -188,6 +192,7 @@ class SelfMetrics:
         ):
             lines.extend(counter.render(openmetrics, tenant))
         if server_wide:
+            lines.extend(self.quarantined_files.render(openmetrics))
             lines.extend(self.commit_seconds.render(openmetrics))
             for gauge in self.gauges:
                 lines.extend(gauge.render(openmetrics))

@@ -44,6 +44,7 @@ from otterscope.live.hub import LiveHub
 from otterscope.metrics.accumulator import Accumulator
 from otterscope.metrics.state import MetricsState
 from otterscope.otlp.anyvalue import Limits
+from otterscope.quarantine import Quarantine
 from otterscope.query.cursor import CursorCodec, load_key
 from otterscope.selfmetrics import SelfMetrics
 from otterscope.startup import bind, check_free, check_tls, claim_data_dir
@@ -87,6 +88,7 @@ class Server:
         self._http_sockets = bind(host, s["server.http_port"], "HTTP", "--http-port")
         check_free(host, s["server.grpc_port"], "gRPC", "--grpc-port")
         self.metrics = SelfMetrics()
+        quarantine = Quarantine(s.data_dir, self.metrics.quarantined_files)
         self.store = EmbeddedStore(
             s.data_dir,
             EmbeddedOptions(
@@ -104,6 +106,7 @@ class Server:
                 idempotency_ttl_s=s["ingest.idempotency_ttl"],
                 idempotency_max_keys=s["ingest.idempotency_max_keys"],
             ),
+            quarantine,
         )
         self.writer = Writer(
             self.store,
@@ -121,10 +124,10 @@ class Server:
                 points, tenant=tenant, metric=name
             ),
         )
-        self.metrics_state = MetricsState(s.data_dir, accumulator, self.store)
+        self.metrics_state = MetricsState(s.data_dir, accumulator, self.store, quarantine)
         self.metrics_state.load()
         clear_workspace(s.data_dir)  # SQL sandbox exports a crash may have left
-        alert_state = AlertState(s.data_dir)
+        alert_state = AlertState(s.data_dir, quarantine)
         self.alerting = Alerting(
             alert_state,
             Evaluator(
@@ -163,7 +166,9 @@ class Server:
             budget=self.budget,
             auth=self.auth,
             metrics=self.metrics,
-            cursors=CursorCodec(load_key(s["storage.cursor_encryption_key"], s.data_dir)),
+            cursors=CursorCodec(
+                load_key(s["storage.cursor_encryption_key"], s.data_dir, quarantine)
+            ),
             live=self.live,
             metrics_state=self.metrics_state,
             alerting=self.alerting,

@@ -22,6 +22,7 @@ import orjson
 from otterscope.alerting.model import AlertConfig, Delivery, Incident, Webhook
 from otterscope.durable import write_durably
 from otterscope.errors import NotFound
+from otterscope.quarantine import Quarantine
 
 FILE = "alerts.json"
 _VERSION = 1
@@ -45,7 +46,7 @@ def _incident(doc: dict[str, Any]) -> Incident:
 
 
 class AlertState:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, quarantine: Quarantine | None = None) -> None:
         self.path = data_dir / FILE
         self._lock = threading.RLock()
         self.configs: dict[str, AlertConfig] = {}
@@ -55,13 +56,31 @@ class AlertState:
         self.breaching_since: dict[str, int] = {}
         self.open_incident: dict[str, str] = {}
         if self.path.exists():
-            doc = orjson.loads(self.path.read_bytes())
-            if doc.get("version") != _VERSION:
-                raise ValueError(f"{self.path}: unknown version {doc.get('version')!r}")
-            self.configs = {c["id"]: _config(c) for c in doc["configs"]}
-            self.incidents = {i["id"]: _incident(i) for i in doc["incidents"]}
-            self.breaching_since = dict(doc["breachingSince"])
-            self.open_incident = dict(doc["openIncident"])
+            try:
+                self._load()
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                # Alert rules are state, not a snapshot: nothing rebuilds them. Refusing to
+                # start would stop ingest for their sake, so the server starts without them,
+                # and the file waits in the quarantine for the operator to repair.
+                self.configs, self.incidents = {}, {}
+                self.breaching_since, self.open_incident = {}, {}
+                (quarantine or Quarantine(data_dir)).move(
+                    self.path,
+                    "alert_state",
+                    f"unreadable alert state ({exc}); starting with no alert rules",
+                    "every alert rule, incident and pending delivery it held, until the file "
+                    "is repaired and put back while the server is stopped (or the rules are "
+                    "created again)",
+                )
+
+    def _load(self) -> None:
+        doc = orjson.loads(self.path.read_bytes())
+        if doc.get("version") != _VERSION:
+            raise ValueError(f"unknown version {doc.get('version')!r}")
+        self.configs = {c["id"]: _config(c) for c in doc["configs"]}
+        self.incidents = {i["id"]: _incident(i) for i in doc["incidents"]}
+        self.breaching_since = dict(doc["breachingSince"])
+        self.open_incident = dict(doc["openIncident"])
 
     def change(self, apply: Callable[[AlertState], T]) -> T:
         """Run ``apply`` under the lock, then write the state durably; return its result."""

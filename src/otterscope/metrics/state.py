@@ -9,6 +9,8 @@ sequence number it covers (written atomically by the maintenance thread every
 ``metrics.snapshot_interval`` and at shutdown); start-up loads it and folds the points
 numbered after it. A crash between snapshots only means a longer fold: nothing is counted
 twice or lost. Retention keeps points for days, far longer than the snapshot interval.
+A snapshot that cannot be read, or that covers rows the store no longer has, is set aside
+and the state rebuilt from every stored point.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import orjson
 
 from otterscope.durable import write_durably
 from otterscope.metrics.accumulator import Accumulator, Series
+from otterscope.quarantine import Quarantine
 from otterscope.store.base import Store
 
 FILE = "metrics-state.json"
@@ -29,20 +32,53 @@ log = logging.getLogger("otterscope.metrics")
 
 
 class MetricsState:
-    def __init__(self, data_dir: Path, accumulator: Accumulator, store: Store) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        accumulator: Accumulator,
+        store: Store,
+        quarantine: Quarantine | None = None,
+    ) -> None:
         self.path = data_dir / FILE
+        self._quarantine = quarantine or Quarantine(data_dir)
         self.accumulator = accumulator
         self._store = store
         # One fold at a time: two would both take the points after the same number.
         self._fold_lock = threading.Lock()
 
     def load(self) -> int:
-        """Restore the snapshot (if any), then fold the later points; return their count."""
+        """Restore the snapshot (if any), then fold the later points; return their count.
+
+        An unreadable snapshot is quarantined and the state rebuilt from every stored point:
+        only what retention already deleted is missing from the totals."""
         if self.path.exists():
-            doc = orjson.loads(self.path.read_bytes())
-            if doc.get("version") != _VERSION:
-                raise ValueError(f"{self.path}: unknown version {doc.get('version')!r}")
-            self.accumulator.restore(int(doc["seq"]), (Series.from_json(s) for s in doc["series"]))
+            try:
+                doc = orjson.loads(self.path.read_bytes())
+                if doc.get("version") != _VERSION:
+                    raise ValueError(f"unknown version {doc.get('version')!r}")
+                seq, series = int(doc["seq"]), [Series.from_json(s) for s in doc["series"]]
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                self._quarantine.move(
+                    self.path,
+                    "metrics_state",
+                    f"unreadable snapshot ({exc}); rebuilding it from the stored points",
+                    "the part of the accumulated totals whose points retention already deleted",
+                )
+            else:
+                if seq <= self._store.last_seq():
+                    self.accumulator.restore(seq, series)
+                else:
+                    # Rows it covers are gone (a damaged hot log, or retention took the
+                    # newest rows): the store numbers new rows from below its seq again,
+                    # and folding only after it would skip them.
+                    log.warning(
+                        "%s covers ingest numbers up to %d, but the store's newest row is %d "
+                        "(later rows were lost or deleted since): the accumulated metrics are "
+                        "rebuilt from the stored points",
+                        FILE,
+                        seq,
+                        self._store.last_seq(),
+                    )
         folded = self.refresh()
         if folded:
             log.info("metrics state: %d points folded in after the snapshot", folded)

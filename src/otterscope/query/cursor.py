@@ -27,7 +27,9 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from otterscope.durable import fsync_path
 from otterscope.errors import BadRequest, ConfigError
+from otterscope.quarantine import Quarantine
 
 KEY_FILE = "cursor.key"
 _VERSION = b"\x01"
@@ -51,30 +53,38 @@ def _key_from_text(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
-def load_key(configured: str | None, data_dir: Path) -> bytes:
-    """The configured key, else the data dir's own (created on first use, mode 0600)."""
+def load_key(configured: str | None, data_dir: Path, quarantine: Quarantine | None = None) -> bytes:
+    """The configured key, else the data dir's own (created on first use, mode 0600). A
+    damaged one is quarantined and replaced: only the cursors already handed out fail."""
     if configured:
         return _key_from_text(configured)
     path = data_dir / KEY_FILE
     try:
         key = path.read_bytes()
     except FileNotFoundError:
-        key = secrets.token_bytes(32)
-        tmp = path.with_name(KEY_FILE + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, key)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(path)
-        dir_fd = os.open(data_dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        return _new_key(path)
     if len(key) != 32:
-        raise ConfigError(f"{path} must hold 32 bytes; delete it to make a new one")
+        (quarantine or Quarantine(data_dir)).move(
+            path,
+            "cursor_key",
+            f"holds {len(key)} bytes, not 32; a new key is made",
+            "the paging cursors already handed out (their next page is a 400: search again)",
+        )
+        return _new_key(path)
+    return key
+
+
+def _new_key(path: Path) -> bytes:
+    key = secrets.token_bytes(32)
+    tmp = path.with_name(KEY_FILE + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, key)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.replace(path)
+    fsync_path(path.parent)
     return key
 
 

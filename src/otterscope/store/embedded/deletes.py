@@ -21,7 +21,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from otterscope.durable import fsync_path
+from otterscope.durable import write_durably
+from otterscope.quarantine import Quarantine
 
 FILE = "deletes.jsonl"
 
@@ -56,21 +57,33 @@ def _parse(line: bytes) -> Tombstone:
 
 
 class Tombstones:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, quarantine: Quarantine | None = None) -> None:
         self._path = data_dir / FILE
         self._lock = threading.Lock()
         self._items: tuple[Tombstone, ...] = ()
         if self._path.exists():
             lines = self._path.read_bytes().splitlines()
-            # A torn last line (crash while appending) was never acknowledged: drop it.
             parsed = []
+            damaged = []
             for i, line in enumerate(lines):
                 try:
                     parsed.append(_parse(line))
-                except (orjson.JSONDecodeError, KeyError, ValueError):
+                except (orjson.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError):
+                    # A torn last line (crash while appending) was never acknowledged.
                     if i != len(lines) - 1:
-                        raise
+                        damaged.append(i + 1)
+            if damaged:
+                (quarantine or Quarantine(data_dir)).copy(
+                    self._path,
+                    "deletes",
+                    f"unreadable lines {', '.join(map(str, damaged[:10]))} of {len(lines)}",
+                    f"{len(damaged)} deletes: the traces or spans they deleted may show again "
+                    "(delete them again)",
+                )
             self._items = tuple(parsed)
+            if len(parsed) != len(lines):
+                # Cut back to the readable lines: the next append must not join a torn one.
+                self._rewrite(self._items)
 
     @property
     def items(self) -> tuple[Tombstone, ...]:
@@ -94,14 +107,11 @@ class Tombstones:
             keep = tuple(t for t in self._items if t not in gone)
             if len(keep) == len(self._items):
                 return
-            tmp = self._path.with_name(FILE + ".tmp")
-            with open(tmp, "wb") as f:
-                f.write(b"".join(_line(t) for t in keep))
-                f.flush()
-                os.fsync(f.fileno())
-            tmp.replace(self._path)
-            fsync_path(self._path.parent)
+            self._rewrite(keep)
             self._items = keep
+
+    def _rewrite(self, keep: tuple[Tombstone, ...]) -> None:
+        write_durably(self._path, b"".join(_line(t) for t in keep))
 
     def tables(self, tenant: str | None) -> tuple[pa.Table, pa.Table]:
         """(whole traces, single spans) deleted, as Arrow tables for the query engine."""

@@ -8,6 +8,9 @@
     <data_dir>/parquet/<signal>/tenant=<t>/hour=<YYYY-MM-DDTHH>/seg-000042.parquet
     <data_dir>/deletes.jsonl                        deleted traces and spans not yet
                                                     rewritten out of the files (deletes.py)
+    <data_dir>/quarantine/...                       damaged or stray files taken out of use,
+                                                    under their path in the data dir
+                                                    (otterscope/quarantine.py)
     <data_dir>/cursor.key                           the paging cursors' key, when none is
                                                     configured (query/cursor.py)
 
@@ -24,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from otterscope import __version__
-from otterscope.durable import fsync_path, write_durably
+from otterscope.durable import make_dirs, write_durably
 from otterscope.errors import LayoutTooNew, StoreError
 
 LAYOUT_VERSION = 1
@@ -75,8 +78,11 @@ class Layout:
             try:
                 found = int(json.loads(marker.read_text())["layout_version"])
             except (ValueError, KeyError, TypeError) as exc:
+                # Not quarantined and rewritten: the version decides how every file is read.
                 raise StoreError(
-                    f"{marker} is damaged ({exc}); it must hold layout_version"
+                    f"{marker} is damaged ({exc}); it must hold the data dir's layout version: "
+                    f"if otterscope {__version__} or an older one made it, write "
+                    f'{{"layout_version": {LAYOUT_VERSION}}} into it'
                 ) from None
             if found > LAYOUT_VERSION:
                 raise LayoutTooNew(
@@ -97,13 +103,7 @@ class Layout:
 
     def make_dirs(self, folder: Path) -> None:
         """Create ``folder`` and its parents, each new entry durable in its parent."""
-        missing = []
-        while not folder.exists():
-            missing.append(folder)
-            folder = folder.parent
-        for d in reversed(missing):
-            d.mkdir()
-            fsync_path(d.parent)
+        make_dirs(folder)
 
     def marked_segments(self) -> set[int]:
         return {
@@ -138,6 +138,12 @@ class Layout:
                 )
             )
         return out
+
+    def stray_files(self) -> list[Path]:
+        """Files in the Parquet tree that are not sealed files of this layout."""
+        return [
+            p for p in self.parquet.rglob("*") if p.is_file() and not _FILE_RE.search(p.as_posix())
+        ]
 
     def remove_segment_files(self, number: int) -> None:
         """The segment's logs first, its sealed marker last (the marker guards the logs)."""

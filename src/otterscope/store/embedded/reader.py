@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,10 @@ import pyarrow.parquet as pq
 
 from otterscope.errors import QueryTimeout, StoreError
 from otterscope.otlp.anyvalue import to_api
+from otterscope.quarantine import Quarantine
 from otterscope.query.model import FetchQuery, LogQuery, Page, TraceQuery, TraceSummary
 from otterscope.store.base import MetricAggregates, Row, SqlSandboxSpec
-from otterscope.store.embedded import hourly, metric_sql, sandbox_sql, service_sql, sql
+from otterscope.store.embedded import damage, hourly, metric_sql, sandbox_sql, service_sql, sql
 from otterscope.store.embedded.deletes import Tombstones
 from otterscope.store.embedded.layout import HOUR_NS, SealedFile
 from otterscope.store.embedded.rwlock import RWLock
@@ -97,6 +98,9 @@ class Reader:
     _resource_lock: threading.Lock
     _hour_cache: hourly.HourCache  # calls and activity of settled hours
     query_timeout_s: float
+    quarantine: Quarantine
+    # Checks the sealed files a failed read named, and quarantines a damaged one (the store).
+    _quarantine_damaged: Callable[[Sequence[SealedFile]], bool]
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -165,6 +169,7 @@ class Reader:
                 "narrow the time window or the conditions"
             ) from None
         except duckdb.Error as exc:
+            damage.raise_if_named(self._files, exc, "query failed", statement)
             raise StoreError(f"query failed: {exc}") from exc
         finally:
             done.set()
@@ -181,7 +186,11 @@ class Reader:
         if known is None:
             # Dictionary-encoded in the file: reading the column is cheap, and files never
             # gain resources (a rewrite only drops rows), so the answer can be kept.
-            column = pq.read_table(path, columns=["resource_attributes"]).column(0)
+            try:
+                column = pq.read_table(path, columns=["resource_attributes"]).column(0)
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                named = [f for f in self._files if str(f.path) == path]
+                raise damage.DamagedFiles(named, f"reading {path} failed: {exc}") from exc
             known = frozenset(v for v in pc.unique(column).to_pylist() if v is not None)
             with self._resource_lock:
                 self._resource_sets[path] = known
@@ -215,6 +224,7 @@ class Reader:
     def get_trace(self, tenant: str, trace_id: bytes) -> list[Row]:
         return self.get_traces(tenant, [trace_id])
 
+    @damage.retried_past_damage
     def get_traces(self, tenant: str, trace_ids: Sequence[bytes]) -> list[Row]:
         """Every span of the traces (duplicates once), by trace, then start time."""
         if not trace_ids:
@@ -225,6 +235,7 @@ class Reader:
             names, rows = self._run(statement, [tenant, snap.pin, *trace_ids], snap.tables)
         return _rows(names, rows)
 
+    @damage.retried_past_damage
     def search_traces(self, tenant: str, query: TraceQuery) -> Page[TraceSummary]:
         """Traces with a span matching every condition, newest trace start first.
 
@@ -310,6 +321,7 @@ class Reader:
             for r in rows
         ]
 
+    @damage.retried_past_damage
     def recent_traces(self, tenant: str, limit: int, before_ns: int, window_ns: int) -> list[Row]:
         """Spans of the ``limit`` traces that ended last, up to ``before_ns``."""
         with self._sources_lock.read():
@@ -328,6 +340,7 @@ class Reader:
         spans.sort(key=lambda r: order[r["trace_id"]])
         return spans
 
+    @damage.retried_past_damage
     def recent_spans(self, tenant: str, limit: int) -> list[Row]:
         with self._sources_lock.read():
             snap = self._snapshot("traces", tenant)
@@ -336,6 +349,7 @@ class Reader:
             )
         return _rows(names, rows)
 
+    @damage.retried_past_damage
     def operations(
         self, tenant: str, service: str, start_ns: int, end_ns: int
     ) -> list[tuple[str, int, int]]:
@@ -351,6 +365,7 @@ class Reader:
 
     # -- services ----------------------------------------------------------------------------
 
+    @damage.retried_past_damage
     def service_activity(self, tenant: str, start_ns: int, end_ns: int) -> dict[str, list[Row]]:
         """Per signal, per service: items, first and last time, latest resource (spans:
         also errors and p99 duration). Whole settled hours come from the cache."""
@@ -383,6 +398,7 @@ class Reader:
                 out[signal] = hourly.merge_activity(rows)
         return out
 
+    @damage.retried_past_damage
     def entry_span_figures(
         self, tenant: str, service: str | None, start_ns: int, end_ns: int
     ) -> Row:
@@ -404,6 +420,7 @@ class Reader:
         )
         return _rows(names, rows)
 
+    @damage.retried_past_damage
     def dependencies(self, tenant: str, start_ns: int, end_ns: int) -> list[Row]:
         """Calls between services (and to virtual nodes) whose calling span starts in the
         window: source, target, target_type, calls, errors, p99_ns (see ``dependencies``)."""
@@ -421,6 +438,7 @@ class Reader:
                     rows += self._cached_hour(snap, tenant, hour, key)
         return hourly.merge_calls(rows, start_ns, end_ns)
 
+    @damage.retried_past_damage
     def warm_dependencies(self, limit: int) -> int:
         """Compute the calls of up to ``limit`` settled hours not cached yet, newest first
         (the maintenance thread does, so that the service map is answered from the cache);
@@ -498,6 +516,7 @@ class Reader:
 
     # -- logs and every signal -------------------------------------------------------------
 
+    @damage.retried_past_damage
     def search_logs(self, tenant: str, query: LogQuery) -> Page[Row]:
         with self._sources_lock.read():
             snap = self._snapshot("logs", tenant, query.start_ns, query.end_ns, query.pin_seq)
@@ -507,6 +526,7 @@ class Reader:
         found = _rows(names, rows)
         return Page(found[: query.limit], snap.pin, len(found) > query.limit)
 
+    @damage.retried_past_damage
     def fetch(self, tenant: str, query: FetchQuery) -> Page[Row]:
         with self._sources_lock.read():
             snap = self._snapshot(query.signal, tenant, query.start_ns, query.end_ns, query.pin_seq)
@@ -526,6 +546,7 @@ class Reader:
             more = len(found) > query.limit
         return Page(found[: query.limit], snap.pin, more)
 
+    @damage.retried_past_damage
     def metric_aggregates(self, after_seq: int, excluded: Sequence[str] = ()) -> MetricAggregates:
         """What was committed after ``after_seq``, folded per series: metric points (and
         the summed bucket counts of delta histograms) and the spans' RED figures."""
@@ -550,6 +571,7 @@ class Reader:
             _rows(enames, erows),
         )
 
+    @damage.retried_past_damage
     def metric_steps(
         self,
         tenant: str,
@@ -568,6 +590,7 @@ class Reader:
             names_, rows = self._run(statement, params, snap.tables)
         return _rows(names_, rows)
 
+    @damage.retried_past_damage
     def span_red_steps(
         self, tenant: str, window: tuple[int, int], step_ns: int, limit: int, origin_ns: int = 0
     ) -> list[Row]:
@@ -581,6 +604,7 @@ class Reader:
             names, rows = self._run(statement, params, snap.tables)
         return _rows(names, rows)
 
+    @damage.retried_past_damage
     def attribute_keys(
         self, tenant: str, signal: str, prefix: str, start_ns: int, end_ns: int, limit: int
     ) -> list[str]:
@@ -593,6 +617,7 @@ class Reader:
             )
         return [str(r[0]) for r in rows]
 
+    @damage.retried_past_damage
     def attribute_values(
         self,
         tenant: str,

@@ -6,7 +6,9 @@ stream, zstd-compressed, fdatasync'ed at every group commit. The same rows stay 
 until the segment is sealed into Parquet and its logs deleted.
 
 A crash can leave a torn record at the end of a log; it was never acknowledged (the answer
-waits for the fdatasync), so reading stops there and drops it.
+waits for the fdatasync), so reading stops there and drops it. Reading also stops at the
+first commit it cannot read; the store decides from ``LogRead`` and ``damage.ending``
+whether that was a torn tail or damage to quarantine.
 """
 
 from __future__ import annotations
@@ -136,27 +138,59 @@ class Segment:
         return pa.Table.from_batches(self.batches[signal], schema=HOT_SCHEMAS[signal])
 
     @classmethod
-    def load(cls, number: int, hot: Path) -> Segment:
-        """Read a segment's logs back after a restart, up to any torn tail."""
+    def load(cls, number: int, hot: Path) -> tuple[Segment, list[LogRead]]:
+        """Read a segment's logs back after a restart, each up to its first unreadable
+        commit; say for each log how far that was."""
         segment = cls(number, hot)
+        reads = []
         for signal in SCHEMAS:
             path = segment.path(signal)
             if not path.exists():
                 continue
-            rows: list[tuple[pa.RecordBatch, list[CommittedKey]]] = []
-            with pa.OSFile(str(path), "rb") as f:
-                try:
-                    reader = pa.ipc.open_stream(f)
-                    while True:
-                        batch, meta = reader.read_next_batch_with_custom_metadata()
-                        rows.append((batch, from_metadata(signal, meta)))
-                except StopIteration:
-                    pass
-                except (pa.ArrowInvalid, OSError):
-                    pass  # a torn tail (or an empty file): never acknowledged, dropped
-            for batch, keys in rows:
+            commits, read = read_log(path, signal)
+            reads.append(read)
+            for batch, keys in commits:
                 segment.publish(signal, pa.Table.from_batches([batch]), keys)
-        return segment
+        return segment, reads
+
+
+@dataclass(frozen=True, slots=True)
+class LogRead:
+    """How far a log was read back: its commits (one record batch each) up to byte
+    ``good``, of ``size``, and what stopped the reader there (None: the end)."""
+
+    path: Path
+    signal: str
+    commits: int
+    rows: int
+    good: int
+    size: int
+    failure: str | None
+
+
+def read_log(
+    path: Path, signal: str
+) -> tuple[list[tuple[pa.RecordBatch, list[CommittedKey]]], LogRead]:
+    """The log's readable commits, each with the idempotency keys committed with it."""
+    batches: list[tuple[pa.RecordBatch, list[CommittedKey]]] = []
+    good = 0
+    failure = None
+    with pa.OSFile(str(path), "rb") as f:
+        try:
+            reader = pa.ipc.open_stream(f)
+            good = f.tell()
+            while True:
+                batch, meta = reader.read_next_batch_with_custom_metadata()
+                batches.append((batch, from_metadata(signal, meta)))
+                # The reader takes one message at a time: this is where the commit ends.
+                good = f.tell()
+        except StopIteration:
+            pass
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            failure = str(exc)  # a torn tail or damage: the caller tells which
+        size = f.size()
+    rows = sum(b.num_rows for b, _ in batches)
+    return batches, LogRead(path, signal, len(batches), rows, good, size, failure)
 
 
 def _hot_schema(schema: pa.Schema) -> pa.Schema:

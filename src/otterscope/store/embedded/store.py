@@ -29,8 +29,9 @@ from otterscope.durable import write_durably as _write_durably
 from otterscope.errors import StoreError
 from otterscope.otlp.rows import Batch
 from otterscope.otlp.schema import SCHEMAS
+from otterscope.quarantine import Quarantine
 from otterscope.store.base import KeyIdent, StoreStats
-from otterscope.store.embedded import hourly, seal, sql
+from otterscope.store.embedded import damage, hourly, seal, sql
 from otterscope.store.embedded.deletes import Tombstone, Tombstones, keep_mask
 from otterscope.store.embedded.idempotency import CommittedKey, KeyIndex
 from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, hour_key
@@ -65,9 +66,17 @@ class EmbeddedOptions:
 
 
 class EmbeddedStore(Reader):
-    def __init__(self, data_dir: Path, options: EmbeddedOptions | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        options: EmbeddedOptions | None = None,
+        quarantine: Quarantine | None = None,
+    ) -> None:
         self.layout = Layout(data_dir)
         self.options = options or EmbeddedOptions()
+        self.quarantine = quarantine or Quarantine(data_dir)
+        # Sealed files a failed read named that were then read whole without a fault.
+        self._intact: set[tuple[Path, int]] = set()
         self._sources_lock = RWLock()
         self._write_lock = threading.Lock()
         # Guards the segment list and each segment's in-memory batches: held only to append
@@ -86,7 +95,7 @@ class EmbeddedStore(Reader):
         self._disk_full: str | None = None
         self.query_timeout_s = self.options.query_timeout_s
         self.layout.open()
-        self._deletes = Tombstones(data_dir)
+        self._deletes = Tombstones(data_dir, self.quarantine)
         self._keys = KeyIndex(
             data_dir, self.options.idempotency_ttl_s, self.options.idempotency_max_keys
         )
@@ -123,16 +132,19 @@ class EmbeddedStore(Reader):
                 continue
             # Not sealed: any Parquet file of it is partial and will be written again.
             self.layout.remove_partial_parquet(number)
-            self._retired.append(Segment.load(number, self.layout.hot))
+            segment, reads = Segment.load(number, self.layout.hot)
+            damage.settle_segment(reads, number == max(logged), self.quarantine)
+            self._retired.append(segment)
         self._keys.load()
         for segment in self._retired:
             self._keys.add(segment.keys)
-        self._files = self.layout.sealed_files()
+        self._files = damage.checked_files(self.layout, self.quarantine)
         last = max([*(s.number for s in self._retired), *(f.segment for f in self._files), 0])
         self._active_since = time.monotonic()
         self._seq = self._visible_seq = self._max_seq()
         return Segment(last + 1, self.layout.hot)
 
+    @damage.retried_past_damage
     def _max_seq(self) -> int:
         best = 0
         for seg in self._retired:
@@ -148,10 +160,37 @@ class EmbeddedStore(Reader):
                     src = sql.source(
                         signal, False, [str(f.path) for f in self._files if f.signal == signal]
                     )
-                    value = cur.execute(sql.max_seq(signal, src)).fetchone()
+                    try:
+                        value = cur.execute(sql.max_seq(signal, src)).fetchone()
+                    except duckdb.Error as exc:
+                        damage.raise_if_named(
+                            self._files, exc, "reading the last ingest number", src
+                        )
+                        raise
                     if value and value[0] is not None:
                         best = max(best, int(value[0]))
         return best
+
+    def _quarantine_damaged(self, named: Sequence[SealedFile]) -> bool:
+        """Check in full the files a failed read named, up to the first damaged one, and
+        take that out of use and into the quarantine. True when there was one (the read is
+        worth retrying: the retry finds the next, if any)."""
+        for f in named:
+            if (f.path, f.size) in self._intact:
+                continue
+            problem = damage.parquet_problem(f.path, f.signal, pages=True)
+            if problem is None:
+                # Read whole once: a failure that keeps naming it is not worth another read.
+                self._intact.add((f.path, f.size))
+                continue
+            with self._sources_lock.write():
+                if any(g.path == f.path for g in self._files):  # not found by another read
+                    self._files = [g for g in self._files if g.path != f.path]
+                    damage.quarantine_file(f, problem, self.quarantine)
+            with self._resource_lock:
+                self._resource_sets.pop(str(f.path), None)
+            return True
+        return False
 
     # -- writing (the ingest writer thread only) -------------------------------------------
 
@@ -388,6 +427,7 @@ class EmbeddedStore(Reader):
                         floor = min(floor, int(pc.min(batch.column("ingest_seq")).as_py()))
         return floor
 
+    @damage.retried_past_damage
     def _apply_deletes(self) -> None:
         """Rewrite sealed span files without deleted rows; forget finished tombstones."""
         pending = self._deletes.items
@@ -397,16 +437,22 @@ class EmbeddedStore(Reader):
         files = [f for f in self._files if f.signal == "traces"]
         if files:
             with self._con.cursor() as cur:
-                hit = cur.execute(
-                    sql.files_holding_traces([str(f.path) for f in files], len(pending)),
-                    [t.trace_id for t in pending],
-                ).fetchall()
+                statement = sql.files_holding_traces([str(f.path) for f in files], len(pending))
+                try:
+                    hit = cur.execute(statement, [t.trace_id for t in pending]).fetchall()
+                except duckdb.Error as exc:
+                    damage.raise_if_named(files, exc, "finding deleted spans", statement)
+                    raise
             for (name,) in hit:
                 self._rewrite_without(Path(name), pending)
         self._deletes.drop(t for t in pending if t.seq < floor)
 
     def _rewrite_without(self, path: Path, tombstones: Sequence[Tombstone]) -> None:
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            named = [f for f in self._files if f.path == path]
+            raise damage.DamagedFiles(named, f"reading {path} failed: {exc}") from exc
         keep = keep_mask(table, tombstones)
         if keep is None or pc.all(keep).as_py():
             return
