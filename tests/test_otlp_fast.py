@@ -21,6 +21,10 @@ import pytest
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
@@ -836,13 +840,27 @@ def test_format_double_matches_orjson() -> None:
     assert _fastotlp._format_double(math.nan) == '{"\\u0000d":"NaN"}'
 
 
-def test_ingest_service_routes_protobuf_traces_to_the_fast_path() -> None:
-    import inspect
+def test_ingest_routes_protobuf_to_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every protobuf body (on the loop or in a decode worker) goes through the C decoder;
+    OTLP/JSON through rows.py."""
+    from otterscope.ingest import decode
 
-    from otterscope.ingest import service
+    calls: list[str] = []
+    for signal, fn in list(decode._PROTOBUF.items()):
 
-    source = inspect.getsource(service.IngestService.export)
-    assert "spans_batch_from_bytes(body, tenant, self.limits)" in source
+        def spy(body: bytes, tenant: str, limits: Limits, _fn: Any = fn, _s: str = signal) -> Any:
+            calls.append(_s)
+            return _fn(body, tenant, limits)
+
+        monkeypatch.setitem(decode._PROTOBUF, signal, spy)
+    for signal, message in (
+        ("traces", ExportTraceServiceRequest()),
+        ("logs", ExportLogsServiceRequest()),
+        ("metrics", ExportMetricsServiceRequest()),
+    ):
+        decode.decode(signal, message.SerializeToString(), "protobuf", "t", Limits())
+        decode.decode(signal, b"{}", "json", "t", Limits())
+    assert calls == ["traces", "logs", "metrics"]
 
 
 # ------------------------------------------------------------------------------------------

@@ -793,16 +793,6 @@ def test_unknown_groups_nest_in_points() -> None:
         assert check_logs(body) == result, groups
 
 
-def test_ingest_service_routes_protobuf_logs_and_metrics_to_the_fast_path() -> None:
-    import inspect
-
-    from otterscope.ingest import service
-
-    source = inspect.getsource(service.IngestService.export)
-    assert "logs_batch_from_bytes(body, tenant, self.limits)" in source
-    assert "metrics_batch_from_bytes(body, tenant, self.limits)" in source
-
-
 # ------------------------------------------------------------------------------------------
 # Property tests
 
