@@ -1,0 +1,169 @@
+"""The embedded store's services and calls between them, by the hour.
+
+What each service sent per signal (``service_activity``), the figures of its entry spans,
+and the calls between services (``dependencies``). A settled hour (no hot rows in it or in
+the hour after, no pending delete) is computed once and kept in ``hourly.py``'s cache, keyed
+by the hour's files; the maintenance thread fills that cache ahead (``warm_dependencies``),
+and the rest of a window is computed every time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+import pyarrow.compute as pc
+
+from otterscope.store.base import Row
+from otterscope.store.embedded import damage, hourly, service_sql, sql
+from otterscope.store.embedded.layout import HOUR_NS
+from otterscope.store.embedded.seal import TIME_COLUMN
+from otterscope.store.embedded.snapshot import Snapshot, SnapshotReader, rows_of
+
+# How long after a dependency window a child span is still looked for (a call that starts
+# in the window may reach its callee a little later).
+DEPENDENCY_MARGIN_NS = 5 * 60 * 1_000_000_000
+
+
+class ServiceReader(SnapshotReader):
+    """Mixed into the store, through ``Reader``."""
+
+    _hour_cache: hourly.HourCache  # calls and activity of settled hours
+
+    # -- services ----------------------------------------------------------------------------
+
+    @damage.retried_past_damage
+    def service_activity(self, tenant: str, start_ns: int, end_ns: int) -> dict[str, list[Row]]:
+        """Per signal, per service: items, first and last time, latest resource (spans:
+        also errors and p99 duration). Whole settled hours come from the cache."""
+        out = {}
+        first_hour, last_hour = start_ns // HOUR_NS, end_ns // HOUR_NS
+        with self._sources_lock.read():
+            pin: int | None = None
+            for signal in ("traces", "logs", "metrics"):
+                snap = self._snapshot(
+                    signal, tenant, first_hour * HOUR_NS, (last_hour + 1) * HOUR_NS, pin
+                )
+                pin = snap.pin
+                hot_hours = _hot_hours(snap, tenant)
+                rows: list[Row] = []
+                for hour in _hours_with_data(snap, hot_hours, first_hour, last_hour):
+                    lo, hi = max(start_ns, hour * HOUR_NS), min(end_ns, (hour + 1) * HOUR_NS - 1)
+                    whole = (lo, hi) == (hour * HOUR_NS, (hour + 1) * HOUR_NS - 1)
+                    if not whole or snap.deletes or hour in hot_hours:
+                        rows += self._activity_rows(snap, tenant, lo, hi)
+                        continue
+                    files = tuple(
+                        (str(f.path), f.size) for f in snap.files if f.hour_start_ns == lo
+                    )
+                    key = ("activity", tenant, signal, hour, files)
+                    cached = self._hour_cache.get(key)
+                    if cached is None:
+                        cached = self._activity_rows(snap, tenant, lo, hi)
+                        self._hour_cache.put(key, cached)
+                    rows += cached
+                out[signal] = hourly.merge_activity(rows)
+        return out
+
+    @damage.retried_past_damage
+    def entry_span_figures(
+        self, tenant: str, service: str | None, start_ns: int, end_ns: int
+    ) -> Row:
+        """requests, errors and p99_ns of the entry spans in the window."""
+        with self._sources_lock.read():
+            snap = self._snapshot("traces", tenant, start_ns, end_ns)
+            names, rows = self._run(
+                service_sql.entry_span_figures(snap.source),
+                [tenant, snap.pin, start_ns, end_ns, service, service],
+                snap.tables,
+            )
+        return rows_of(names, rows)[0]
+
+    def _activity_rows(self, snap: Snapshot, tenant: str, lo: int, hi: int) -> list[Row]:
+        names, rows = self._run(
+            service_sql.service_activity(snap.within(lo, hi), snap.signal),
+            [tenant, snap.pin, lo, hi],
+            snap.tables,
+        )
+        return rows_of(names, rows)
+
+    @damage.retried_past_damage
+    def dependencies(self, tenant: str, start_ns: int, end_ns: int) -> list[Row]:
+        """Calls between services (and to virtual nodes) whose calling span starts in the
+        window: source, target, target_type, calls, errors, p99_ns (see ``dependencies``)."""
+        rows: list[Row] = []
+        first_hour, last_hour = start_ns // HOUR_NS, end_ns // HOUR_NS
+        with self._sources_lock.read():
+            snap = self._snapshot("traces", tenant, first_hour * HOUR_NS, (last_hour + 2) * HOUR_NS)
+            hot_hours = _hot_hours(snap, tenant)
+            for hour in _hours_with_data(snap, hot_hours, first_hour, last_hour):
+                key = _settled_key(snap, tenant, hour, hot_hours)
+                if key is None:  # only the part in the window, every time
+                    lo, hi = max(start_ns, hour * HOUR_NS), min(end_ns, (hour + 1) * HOUR_NS - 1)
+                    rows += self._dependency_rows(snap, tenant, lo, hi)
+                else:
+                    rows += self._cached_hour(snap, tenant, hour, key)
+        return hourly.merge_calls(rows, start_ns, end_ns)
+
+    @damage.retried_past_damage
+    def warm_dependencies(self, limit: int) -> int:
+        """Compute the calls of up to ``limit`` settled hours not cached yet, newest first
+        (the maintenance thread does, so that the service map is answered from the cache);
+        return how many."""
+        done = 0
+        tenants = {f.tenant for f in self._files if f.signal == "traces"}
+        for tenant in sorted(tenants):
+            with self._sources_lock.read():
+                snap = self._snapshot("traces", tenant)
+                hot_hours = _hot_hours(snap, tenant)
+                hours = sorted({f.hour_start_ns // HOUR_NS for f in snap.files}, reverse=True)
+                for hour in hours:
+                    key = _settled_key(snap, tenant, hour, hot_hours)
+                    if key is None or self._hour_cache.get(key) is not None:
+                        continue
+                    self._cached_hour(snap, tenant, hour, key)
+                    done += 1
+                    if done >= limit:
+                        return done
+        return done
+
+    def _cached_hour(self, snap: Snapshot, tenant: str, hour: int, key: Hashable) -> list[Row]:
+        cached = self._hour_cache.get(key)
+        if cached is None:
+            cached = self._dependency_rows(snap, tenant, hour * HOUR_NS, (hour + 1) * HOUR_NS - 1)
+            self._hour_cache.put(key, cached)
+        return cached
+
+    def _dependency_rows(self, snap: Snapshot, tenant: str, lo: int, hi: int) -> list[Row]:
+        """Per-minute calls of the calling spans that start in [lo, hi]."""
+        read_end = hi + DEPENDENCY_MARGIN_NS
+        names, rows = self._run(
+            service_sql.dependencies(snap.within(lo, read_end)),
+            [tenant, snap.pin, lo, read_end, hi, hi],
+            snap.tables,
+        )
+        return rows_of(names, rows)
+
+
+def _hot_hours(snap: Snapshot, tenant: str) -> set[int]:
+    """The hours the tenant's hot rows of the snapshot's signal are filed under."""
+    hot = snap.tables[sql.hot_view(snap.signal)]
+    mine = hot.filter(pc.equal(hot.column("tenant"), tenant))
+    hours = pc.unique(pc.divide(mine.column(TIME_COLUMN[snap.signal]), HOUR_NS))
+    return {int(h) for h in hours.to_pylist()}
+
+
+def _settled_key(snap: Snapshot, tenant: str, hour: int, hot_hours: set[int]) -> Hashable | None:
+    """What an hour's calls depend on once it is settled (no hot spans in it or the next
+    hour, no pending delete): the two hours' files. None while it is not."""
+    if snap.deletes or {hour, hour + 1} & hot_hours:
+        return None
+    bounds = (hour * HOUR_NS, (hour + 1) * HOUR_NS)
+    files = tuple((str(f.path), f.size) for f in snap.files if f.hour_start_ns in bounds)
+    return (tenant, hour, files)
+
+
+def _hours_with_data(snap: Snapshot, hot_hours: set[int], first: int, last: int) -> list[int]:
+    """The hours in [first, last] that have a file or hot rows: a window of years reads
+    only those."""
+    filed = {f.hour_start_ns // HOUR_NS for f in snap.files}
+    return sorted(h for h in filed | hot_hours if first <= h <= last)
