@@ -104,6 +104,7 @@ def test_a_key_is_committed_once_even_when_its_retry_is_already_queued(
         writer.submit(batch_of(b"\x1a" * 16, 2), key).result(5)
     assert not gated.key_committed(*key)  # a failed commit keeps no key
     gated.gate.clear()
+    gated.entered.clear()  # set by the failed commit: the next wait must see the next one
     first = writer.submit(batch_of(b"\x1b" * 16, 2), key)
     assert gated.entered.wait(5)  # its commit runs: its sender can no longer withdraw it
     # The sender gave up anyway and sent again; the retry waits behind the commit.

@@ -48,6 +48,7 @@ from otterscope.quarantine import Quarantine
 from otterscope.query.cursor import CursorCodec, load_key
 from otterscope.selfmetrics import SelfMetrics
 from otterscope.startup import bind, check_free, check_tls, claim_data_dir
+from otterscope.store.embedded.segment import compact
 from otterscope.store.embedded.store import EmbeddedOptions, EmbeddedStore
 
 log = logging.getLogger("otterscope")
@@ -156,7 +157,7 @@ class Server:
             Limits(s["ingest.attribute_count_limit"], s["ingest.attribute_value_length_limit"]),
             self.metrics,
             s["ingest.max_body_bytes"],
-            DecodePool(s["ingest.decode_workers"], s["ingest.retry_after"]),
+            DecodePool(s["ingest.decode_workers"], s["ingest.retry_after"], compact),
             keys=KeyGate(self.store.key_committed),
         )
         self.state = AppState(

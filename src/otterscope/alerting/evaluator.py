@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from otterscope.alerting.model import AlertConfig, Incident, new_id, notifications
+from otterscope.alerting.model import BUILTINS, AlertConfig, Incident, new_id, notifications
 from otterscope.alerting.state import AlertState
 from otterscope.errors import OtterscopeError
 from otterscope.metrics import query as mq
@@ -66,7 +66,7 @@ class Evaluator:
 
     def value(self, rule: AlertConfig, now_ns: int) -> float | None:
         start = now_ns - rule.window_s * 1_000_000_000
-        if rule.metric_name in ("error_rate", "p99_latency_ms", "request_rate"):
+        if rule.metric_name in BUILTINS:
             figures = self._store.entry_span_figures(rule.tenant, rule.service_id, start, now_ns)
             requests = int(figures["requests"] or 0)
             if rule.metric_name == "request_rate":
@@ -96,10 +96,13 @@ class Evaluator:
         """Every enabled rule (of one tenant, or all)."""
         now = time.time_ns() if now_ns is None else now_ns
         out = Evaluation()
-        self._refresh()
         rules = self._state.read(
             lambda s: [c for c in s.configs.values() if c.enabled and tenant in (None, c.tenant)]
         )
+        if any(rule.metric_name not in BUILTINS for rule in rules):
+            # Only metric rules need the names folded so far; the fold is real work (every
+            # span since the last one becomes RED metrics), so no rule, no fold.
+            self._refresh()
         for rule in rules:
             try:
                 value = self.value(rule, now)

@@ -23,6 +23,7 @@ import multiprocessing.connection
 import os
 import signal
 import threading
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 
 import pyarrow as pa
@@ -66,12 +67,21 @@ def decode(signal: str, body: bytes, fmt: Format, tenant: str, limits: Limits) -
     return _BUILDERS[signal](message, tenant, limits)  # type: ignore[operator,no-any-return]
 
 
-def _decode_shipped(signal: str, body: bytes, fmt: Format, tenant: str, limits: Limits) -> _Shipped:
-    """In a worker: ``decode``, with the table as Arrow IPC bytes."""
+def _decode_shipped(
+    signal: str,
+    body: bytes,
+    fmt: Format,
+    tenant: str,
+    limits: Limits,
+    prepare: Callable[[pa.Table], pa.Table] | None,
+) -> _Shipped:
+    """In a worker: ``decode``, then the store's ``prepare`` (the table in the form it
+    commits), with the table as Arrow IPC bytes."""
     batch = decode(signal, body, fmt, tenant, limits)
+    table = prepare(batch.table) if prepare is not None else batch.table
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.table.schema) as out:
-        out.write_table(batch.table)
+    with pa.ipc.new_stream(sink, table.schema) as out:
+        out.write_table(table)
     return (
         sink.getvalue().to_pybytes(),
         batch.accepted,
@@ -104,12 +114,21 @@ def _init_worker() -> None:
 class DecodePool:
     """At most ``workers`` decodes run at once, in worker processes started on first use.
 
-    ``workers`` 0 decodes every body on the event loop (no worker processes).
+    ``workers`` 0 decodes every body on the event loop (no worker processes). ``prepare``
+    (a module-level function: it is sent to the workers by name) turns a decoded table into
+    the form the store commits; done in the worker, it is work the single writer thread no
+    longer does while every other sender waits for its group commit.
     """
 
-    def __init__(self, workers: int, retry_after: float) -> None:
+    def __init__(
+        self,
+        workers: int,
+        retry_after: float,
+        prepare: Callable[[pa.Table], pa.Table] | None = None,
+    ) -> None:
         self.workers = workers
         self._retry_after = retry_after
+        self._prepare = prepare
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -133,7 +152,7 @@ class DecodePool:
         pool = self._pool()
         try:
             shipped = await asyncio.wrap_future(
-                pool.submit(_decode_shipped, signal, body, fmt, tenant, limits)
+                pool.submit(_decode_shipped, signal, body, fmt, tenant, limits, self._prepare)
             )
         except BrokenProcessPool:
             with self._lock:

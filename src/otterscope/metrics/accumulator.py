@@ -35,6 +35,7 @@ tenant; points of further series go to one overflow series (attributes
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import threading
@@ -172,6 +173,7 @@ class Accumulator:
         self._per_metric: dict[tuple[str, str], int] = {}
         self._limit = max_series_per_metric
         self._on_overflow = on_overflow
+        self._overflowed: collections.Counter[tuple[str, str]] = collections.Counter()
         self._lock = threading.Lock()
         self.seq = 0  # every point numbered up to this is folded in
 
@@ -213,6 +215,7 @@ class Accumulator:
         }
         count = 0
         with self._lock:
+            self._overflowed.clear()
             for row in folded.points:
                 count += int(row["points"])
                 self._merge(row, sums.get(_stored_key(row)))
@@ -223,6 +226,11 @@ class Accumulator:
                 count += int(row["calls"])
                 self._merge_red(row)
             self.seq = max(self.seq, folded.upto)
+            # Counted once per metric, not per point: a fold can overflow 200,000 points.
+            overflowed = list(self._overflowed.items())
+        if self._on_overflow is not None:
+            for (tenant, name), points in overflowed:
+                self._on_overflow(tenant, name, points)
         return count
 
     def _merge_red(self, row: Row) -> None:
@@ -238,8 +246,7 @@ class Accumulator:
                 key = (row["tenant"], resource, "\0", name, OVERFLOW_ATTRIBUTES, kind_, True)
                 s = self._series.get(key)
                 attrs_here = OVERFLOW_ATTRIBUTES
-                if self._on_overflow is not None:
-                    self._on_overflow(row["tenant"], name, calls)
+                self._overflowed[(row["tenant"], name)] += calls
             else:
                 attrs_here = attrs
             if s is None:
@@ -287,8 +294,7 @@ class Accumulator:
         if s is None and self._per_metric.get((incoming.tenant, incoming.name), 0) >= self._limit:
             incoming.attributes = OVERFLOW_ATTRIBUTES
             s = self._series.get(incoming.key)
-            if self._on_overflow is not None:
-                self._on_overflow(incoming.tenant, incoming.name, points)
+            self._overflowed[(incoming.tenant, incoming.name)] += points
         if s is not None:
             s.unit = incoming.unit or s.unit
             s.description = incoming.description or s.description

@@ -49,6 +49,11 @@ def compact(table: pa.Table) -> pa.Table:
     return table.combine_chunks()
 
 
+def is_hot(table: pa.Table) -> bool:
+    """Whether ``table`` is in hot form already (``compact`` ran on it)."""
+    return bool(pa.types.is_dictionary(table.schema.field("tenant").type))
+
+
 def all_rows(segments: list[Segment], signal: str) -> pa.Table:
     """Every hot row of a signal across segments, zero-copy."""
     batches = [b for seg in segments for b in seg.batches[signal]]

@@ -37,7 +37,7 @@ from otterscope.store.embedded.idempotency import CommittedKey, KeyIndex
 from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, hour_key
 from otterscope.store.embedded.reader import Reader
 from otterscope.store.embedded.rwlock import RWLock
-from otterscope.store.embedded.segment import Segment, compact
+from otterscope.store.embedded.segment import Segment, compact, is_hot
 
 SIGNALS = tuple(SCHEMAS)
 log = logging.getLogger("otterscope.store")
@@ -206,16 +206,14 @@ class EmbeddedStore(Reader):
             committed: dict[str, list[CommittedKey]] = {signal: [] for signal in SIGNALS}
             for tenant, signal, key in keys:
                 committed[signal].append(CommittedKey(tenant, signal, key, now))
-            # One table per signal: concatenating first keeps the per-request cost of a
-            # group commit to a pointer copy.
             for signal in SIGNALS:
                 parts = [b.table for b in batches if b.signal == signal and b.table.num_rows]
                 if not parts:
                     continue
-                table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+                table = _one_table(parts)
                 table = table.set_column(1, "ingest_seq", _seq_range(seq, table.num_rows))
                 seq += table.num_rows
-                tables[signal] = compact(table)
+                tables[signal] = table.combine_chunks()
             try:
                 for signal, table in tables.items():
                     active.append(signal, table, committed[signal])
@@ -531,6 +529,19 @@ class EmbeddedStore(Reader):
                 self._active.close_logs()
             finally:
                 self._con.close()
+
+
+def _one_table(parts: list[pa.Table]) -> pa.Table:
+    """A signal's tables of one group commit as one table in hot form.
+
+    Concatenating first keeps the per-request cost of a group commit to a pointer copy.
+    Large requests arrive in hot form already (``compact`` ran in a decode worker, off the
+    writer thread); the others are brought into it here, and dictionaries of different
+    parts are unified when the chunks are combined.
+    """
+    if not any(is_hot(t) for t in parts):
+        return compact(pa.concat_tables(parts) if len(parts) > 1 else parts[0])
+    return pa.concat_tables([t if is_hot(t) else compact(t) for t in parts])
 
 
 def _seq_range(last: int, n: int) -> pa.Array:
