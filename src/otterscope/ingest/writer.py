@@ -173,6 +173,11 @@ class Writer:
         # Re-inserted, so the traces of this commit are the most recent ones (C-level maps
         # a slice at a time: a commit may hold 200,000 traces).
         keys = list(staged)
+        if len(keys) >= TRACE_MEMORY:
+            # This commit alone fills the memory: what was remembered before is forgotten
+            # anyway, so start from its newest traces instead of re-inserting every one.
+            memory.clear()
+            keys = keys[-TRACE_MEMORY:]
         for i in range(0, len(keys), _SLICE):
             part = keys[i : i + _SLICE]
             collections.deque(map(memory.pop, part, itertools.repeat(None)), maxlen=0)
