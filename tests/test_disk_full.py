@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tests.conftest import RunningServer
@@ -89,6 +90,24 @@ def grpc_export(server: RunningServer, sent: Sent) -> tuple[grpc.StatusCode, flo
         return grpc.StatusCode.OK, time.monotonic() - started
 
 
+def grpc_health(server: RunningServer, want: str, timeout: float = 5.0) -> str:
+    """The server's grpc.health.v1 status: ``want`` once it has followed the disk (it
+    looks every second), else the last status seen."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        check = channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+        while True:
+            reply = check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            seen = str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+            if seen == want or time.monotonic() > deadline:
+                return seen
+            time.sleep(0.2)
+
+
 def test_full_disk_is_refused_at_once_reported_and_recovered(
     make_server: MakeServer, small_disk: Path
 ) -> None:
@@ -125,6 +144,7 @@ def test_full_disk_is_refused_at_once_reported_and_recovered(
             assert code == grpc.StatusCode.UNAVAILABLE
             assert took < PROMPT_S, f"an UNAVAILABLE took {took:.1f}s"
 
+        assert grpc_health(server, "NOT_SERVING") == "NOT_SERVING"
         health = client.get(f"{server.url}/health").json()
         assert health["status"] == "disk_full", health
         assert "No space left" in health["store"]["diskFull"], health
@@ -145,6 +165,7 @@ def test_full_disk_is_refused_at_once_reported_and_recovered(
             assert time.monotonic() < deadline, client.get(f"{server.url}/health").json()
             time.sleep(0.2)
         assert client.get(f"{server.url}/health").json()["status"] == "ok"
+        assert grpc_health(server, "SERVING") == "SERVING"
         sent = trace_request(20)
         r, _ = post(client, server, sent)
         assert r.status_code == 200, r.text

@@ -54,6 +54,7 @@ from otterscope.store.embedded.store import EmbeddedOptions, EmbeddedStore
 log = logging.getLogger("otterscope")
 
 MAINTENANCE_PERIOD_S = 5.0
+DISK_POLL_S = 1.0  # how soon gRPC health follows the disk filling up or getting room
 
 
 def check_exposure(settings: Settings) -> None:
@@ -210,7 +211,12 @@ class Server:
             if self._stop.is_set():
                 break
             now = time.monotonic()
-            if now - last_snapshot >= self.settings["metrics.snapshot_interval"]:
+            # A full disk refuses every write, the snapshot too: it waits for room rather
+            # than logging the same failure every interval.
+            if (
+                now - last_snapshot >= self.settings["metrics.snapshot_interval"]
+                and self.store.disk_full is None
+            ):
                 try:
                     self.metrics_state.save()
                 except (OSError, OtterscopeError):
@@ -224,6 +230,18 @@ class Server:
             else:
                 if now - last_retention >= interval:
                     last_retention = now
+
+    async def _follow_disk(self, grpc_receiver: OtlpGrpcReceiver, stop: asyncio.Event) -> None:
+        """gRPC health says NOT_SERVING while the disk is full, as /ready answers 503: a
+        gRPC load balancer or probe then sends exports elsewhere until there is room."""
+        serving = True
+        while not stop.is_set():
+            full = self.store.disk_full is not None
+            if full == serving:
+                serving = not full
+                await grpc_receiver.set_serving(serving)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), DISK_POLL_S)
 
     async def run(self) -> int:
         # The writer thread hands DuckDB a batch and waits on the GIL to take the next one;
@@ -311,7 +329,9 @@ class Server:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        health = asyncio.create_task(self._follow_disk(grpc_receiver, stop))
         await stop.wait()
+        await health
         log.info("shutting down: finishing accepted requests")
         self.state.ready = False
         await grpc_receiver.set_serving(False)
