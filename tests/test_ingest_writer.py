@@ -154,3 +154,23 @@ def test_the_per_trace_cap_per_trace_of_a_request_and_its_bounded_memory(
     assert writer.submit(traces_batch({e: 3})).result(5).rejected == 2
     assert writer.drain(5)
     store.close()
+
+
+def test_the_same_key_twice_in_one_group_is_written_once(gated: GatedStore) -> None:
+    """A sender gave up while its batch waited in the queue and its retry joined it: one
+    group commit holds both, and only the first is stored."""
+    writer = Writer(gated, max_items=10_000, max_spans_per_trace=1000, retry_after=1)
+    writer.start()
+    gated.gate.clear()
+    blocker = writer.submit(batch_of(b"\x2a" * 16, 1))
+    assert gated.entered.wait(5)  # the writer is busy: what follows waits in the queue
+    key = ("default", "traces", "same")
+    first = writer.submit(batch_of(b"\x2b" * 16, 2), key)
+    again = writer.submit(batch_of(b"\x2c" * 16, 2), key)
+    gated.gate.set()
+    assert blocker.result(5).rejected == 0
+    assert first.result(5).rejected == 0 and again.result(5).rejected == 0
+    assert len(gated.get_trace("default", b"\x2b" * 16)) == 2
+    assert gated.get_trace("default", b"\x2c" * 16) == []
+    assert writer.drain(5)
+    gated.close()

@@ -131,3 +131,31 @@ def test_a_cut_older_segment_is_quarantined_and_its_readable_commits_kept(
         assert again.quarantine.counter.value(kind="hot_log") == 1
     finally:
         again.close()
+
+
+def test_a_file_that_cannot_be_opened_for_want_of_descriptors_is_not_damage(
+    tmp_path: Path,
+) -> None:
+    """No file descriptor left is the process's trouble, not the file's: a healthy file
+    must stay where it is (StoreError), never be quarantined."""
+    import resource
+
+    import pyarrow.parquet as pq
+
+    from otterscope.errors import StoreError
+    from otterscope.store.embedded.damage import parquet_problem
+
+    path = tmp_path / "good.parquet"
+    pq.write_table(batch(3).table, path)
+    assert parquet_problem(path, "traces", pages=True) is None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # A new descriptor takes the lowest free number, and must stay below the limit.
+    lowest_free = os.open(os.devnull, os.O_RDONLY)
+    os.close(lowest_free)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+    try:
+        with pytest.raises(StoreError, match="Too many open files"):
+            parquet_problem(path, "traces", pages=True)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert path.exists()

@@ -148,6 +148,27 @@ class Writer:
             if p.key is not None and self._store.key_committed(*p.key):
                 p.future.set_result(Commit(self._store.last_seq(), 0, ""))
         taken = [p for p in taken if not p.future.done()]
+        # The same key twice in one group (a sender gave up while its batch waited in the
+        # queue, and its retry joined it): the first is written, the others share its fate
+        # and store nothing.
+        first: dict[KeyIdent, _Pending] = {}
+        repeats: list[_Pending] = []
+        for p in taken:
+            if p.key is not None and p.key in first:
+                repeats.append(p)
+            elif p.key is not None:
+                first[p.key] = p
+        if repeats:
+            repeated = {id(p) for p in repeats}
+            taken = [p for p in taken if id(p) not in repeated]
+        try:
+            self._commit_group(taken)
+        finally:
+            for p in repeats:
+                assert p.key is not None
+                _share_outcome(first[p.key], p)
+
+    def _commit_group(self, taken: list[_Pending]) -> None:
         if not taken:
             return
         staged: dict[bytes, int] = {}
@@ -253,3 +274,16 @@ class Writer:
             batch.truncated_attributes,
         )
         return capped, rejected, message
+
+
+def _share_outcome(original: _Pending, repeat: _Pending) -> None:
+    """``repeat`` is answered as ``original`` was: committed (storing nothing itself) or
+    refused with the same error."""
+    if not original.future.done():
+        repeat.future.set_exception(OtterscopeError("commit failed: its first copy was not"))
+        return
+    exc = original.future.exception()
+    if exc is not None:
+        repeat.future.set_exception(exc)
+    else:
+        repeat.future.set_result(Commit(original.future.result().seq, 0, ""))

@@ -42,10 +42,17 @@ _CHECK_BATCH_ROWS = 65_536
 
 def parquet_problem(path: Path, signal: str, pages: bool = False) -> str | None:
     """Why ``path`` cannot serve as a sealed file of ``signal`` (None: it can). The footer
-    and schema always; with ``pages``, every data page too."""
+    and schema always; with ``pages``, every data page too.
+
+    ``StoreError`` when the file cannot be read for a reason outside it (no file
+    descriptors left, permissions, an I/O error): a healthy file must never be quarantined
+    because the process or the machine had a bad moment.
+    """
+    _readable(path)
     try:
         file = pq.ParquetFile(path)
     except (OSError, ValueError, pa.ArrowException) as exc:
+        _not_environmental(path, exc)
         return f"not a readable Parquet file ({exc})"
     try:
         names = set(file.schema_arrow.names)
@@ -56,10 +63,35 @@ def parquet_problem(path: Path, signal: str, pages: bool = False) -> str | None:
             for _ in file.iter_batches(batch_size=_CHECK_BATCH_ROWS):
                 pass
     except (OSError, ValueError, pa.ArrowException) as exc:
+        _not_environmental(path, exc)
         return f"unreadable Parquet data ({exc})"
     finally:
         file.close()
     return None
+
+
+# What pyarrow says when the trouble is the process or the machine, not the file's bytes.
+_ENVIRONMENTAL = (
+    "Too many open files",
+    "Permission denied",
+    "Input/output error",
+    "Cannot allocate memory",
+    "No such file or directory",
+)
+
+
+def _readable(path: Path) -> None:
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _not_environmental(path: Path, exc: BaseException) -> None:
+    text = str(exc)
+    if any(reason in text for reason in _ENVIRONMENTAL):
+        raise StoreError(f"cannot read {path}: {text}") from exc
 
 
 def parquet_rows(path: Path) -> str:
