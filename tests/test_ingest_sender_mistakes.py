@@ -347,3 +347,24 @@ def test_refused_origin_on_the_trailing_slash_path_is_an_otlp_error(server: Runn
     r = httpx.post(f"{server.url}/v1/logs/", content=proto_body("logs"), headers=headers)
     assert r.status_code == 403
     assert proto_status(r).code == 7  # PERMISSION_DENIED
+
+
+def test_the_signal_check_looks_at_a_bounded_part_of_the_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check runs on the event loop: 16 MiB of fields it skips (a valid, empty request)
+    must not be walked whole. Counted in fields visited, not timed."""
+    visited = 0
+    real = wire._fields
+
+    def counting(body: bytes, start: int, end: int):  # type: ignore[no-untyped-def]
+        nonlocal visited
+        for field in real(body, start, end):
+            visited += 1
+            yield field
+
+    monkeypatch.setattr(wire, "_fields", counting)
+    wire.check_protobuf_signal("traces", b"\x10\x00" * (8 * 2**20))
+    many_empty = b"\x0a\x00" * 100_000  # empty ResourceSpans
+    wire.check_protobuf_signal("logs", many_empty)
+    assert visited <= 2 * (wire._SNIFF_FIELDS + wire._ITEM_FIELDS)

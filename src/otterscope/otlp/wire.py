@@ -13,6 +13,7 @@ types of its first item's fields in protobuf) and refused with the path it belon
 from __future__ import annotations
 
 import base64
+import itertools
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -217,8 +218,10 @@ _ITEM_WIRE_TYPES: dict[str, dict[int, int]] = {
     "logs": {1: 1, 2: 0, 3: 2, 5: 2, 6: 2, 7: 0, 8: 5, 9: 2, 10: 2, 11: 1, 12: 2},
     "metrics": {1: 2, 2: 2, 3: 2, 5: 2, 7: 2, 9: 2, 10: 2, 11: 2, 12: 2},
 }
-# How many resource and scope messages to look through for a first item.
-_SNIFF_LIMIT = 16
+# How many fields (of requests, resources and scopes) to look through for a first item,
+# and how many of its own fields tell its signal.
+_SNIFF_FIELDS = 256
+_ITEM_FIELDS = 64
 
 
 class _Malformed(Exception):
@@ -268,22 +271,28 @@ def _first_item(body: bytes) -> list[tuple[int, int, int, int]] | None:
 
 
 def _find_first_item(body: bytes) -> list[tuple[int, int, int, int]] | None:
-    looked = 0
+    # Every field visited counts against one budget, whatever its number: the walk is
+    # Python on the event loop, and a body of 16 MiB of fields nobody asked for must not
+    # be walked whole (2.5 s). The first item's fields are enough to tell signals apart.
+    budget = _SNIFF_FIELDS
     for number, wt, s, e in _fields(body, 0, len(body)):
+        budget -= 1
+        if budget <= 0:
+            return None
         if number != 1 or wt != 2:
             continue
         for n2, wt2, s2, e2 in _fields(body, s, e):
+            budget -= 1
+            if budget <= 0:
+                return None
             if n2 != 2 or wt2 != 2:
                 continue
             for n3, wt3, s3, e3 in _fields(body, s2, e2):
+                budget -= 1
+                if budget <= 0:
+                    return None
                 if n3 == 2 and wt3 == 2:
-                    return list(_fields(body, s3, e3))
-            looked += 1
-            if looked >= _SNIFF_LIMIT:
-                return None
-        looked += 1
-        if looked >= _SNIFF_LIMIT:
-            return None
+                    return list(itertools.islice(_fields(body, s3, e3), _ITEM_FIELDS))
     return None
 
 
