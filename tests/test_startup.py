@@ -301,3 +301,25 @@ def test_log_level_warning_hides_the_banner(make_server: MakeServer) -> None:
     assert "OTLP/HTTP and API on" not in server.log()
     assert server.stop() == 0
     assert "stopped cleanly" not in server.log()
+
+
+def test_a_claimed_port_is_ours_before_the_store_opens() -> None:
+    """Start-up claims the HTTP port before opening the store; a second claim of it (with
+    SO_REUSEADDR, as asyncio and every server does) must fail then, not later."""
+    from otterscope.errors import StartupError
+    from otterscope.startup import bind
+
+    port = free_port()
+    ours = bind("127.0.0.1", port, "HTTP", "--http-port")
+    try:
+        with pytest.raises(StartupError, match="in use"):
+            bind("127.0.0.1", port, "gRPC", "--grpc-port")
+        intruder = socket.socket()
+        intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with pytest.raises(OSError) as info:
+            intruder.bind(("127.0.0.1", port))
+        intruder.close()
+        assert info.value.errno == 98  # EADDRINUSE
+    finally:
+        for sock in ours:
+            sock.close()

@@ -311,7 +311,13 @@ class Server:
         http_task = asyncio.create_task(http_server.serve(sockets=self._http_sockets))
         while not http_server.started:
             if http_task.done():
-                await http_task
+                try:
+                    await http_task
+                except OSError as exc:
+                    raise StartupError(
+                        f"the HTTP server could not start on {host}:{s['server.http_port']}"
+                        f" ({exc.strerror or exc}): check --host and --http-port"
+                    ) from None
                 raise ConfigError(f"could not listen on {host}:{s['server.http_port']}")
             await asyncio.sleep(0.01)
         self.state.ready = True

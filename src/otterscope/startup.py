@@ -30,6 +30,7 @@ from otterscope.errors import StartupError
 
 LOCK_FILE = "otterscope.lock"
 _PID_WAIT_S = 1.0
+_BACKLOG = 2048  # uvicorn's default
 # A full disk is not a reason to refuse start-up: reads still work, and writes come back
 # once space is freed.
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -162,7 +163,13 @@ def _port_error(what: str, flag: str, host: str, port: int, exc: OSError) -> Sta
 
 
 def bind(host: str, port: int, what: str, flag: str) -> list[socket.socket]:
-    """Bound (not yet listening) sockets for every address of ``host``, as asyncio would."""
+    """Listening sockets for every address of ``host``, as asyncio would make them.
+
+    They listen at once: Linux lets a second SO_REUSEADDR socket bind an address that is
+    bound but not yet listening, so a port merely bound would not be ours while the store
+    opens (which can take a while). Connections wait in the backlog until the server
+    accepts them.
+    """
     try:
         infos = socket.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -183,6 +190,7 @@ def bind(host: str, port: int, what: str, flag: str) -> list[socket.socket]:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         try:
             sock.bind(address)
+            sock.listen(_BACKLOG)
         except OSError as exc:
             sock.close()
             if exc.errno == errno.EADDRNOTAVAIL and len(infos) > 1:
