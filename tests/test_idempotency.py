@@ -450,3 +450,20 @@ def test_a_replay_killed_before_the_first_answer_resumes_exactly(
         proxy.close()
     assert received(target)["logs"] == LOG_COUNT
     assert items(target, "logs") == before
+
+
+def test_a_torn_last_line_of_the_keys_file_does_not_swallow_the_next_key(tmp_path: Path) -> None:
+    """A crash while appending leaves a line without its end; the next append must not join
+    its first key onto it (that key would be unreadable after the next restart)."""
+    now = time.time()
+    index = KeyIndex(tmp_path, ttl_s=60, max_keys=10_000)
+    index.persist([CommittedKey("t", "logs", "before", now)])
+    with open(index.path, "ab") as f:
+        f.write(b'{"tenant":"t","signal":"logs","ke')  # torn by a crash
+    after_crash = KeyIndex(tmp_path, ttl_s=60, max_keys=10_000)
+    after_crash.load()
+    after_crash.persist([CommittedKey("t", "logs", "after", now)])
+    restarted = KeyIndex(tmp_path, ttl_s=60, max_keys=10_000)
+    restarted.load()
+    assert restarted.committed("t", "logs", "before", now)
+    assert restarted.committed("t", "logs", "after", now)

@@ -79,6 +79,7 @@ class KeyIndex:
         except FileNotFoundError:
             return
         keys = []
+        unreadable = 0
         for raw in data.splitlines():
             try:
                 doc = json.loads(raw)
@@ -86,7 +87,15 @@ class KeyIndex:
             except (ValueError, KeyError, TypeError):
                 # Only the last line can be torn (a crash while appending), and the keys it
                 # held are still in the unsealed segment's log, read back after this.
-                log.warning("%s: skipping an unreadable line", self.path)
+                unreadable += 1
+        if unreadable or (data and not data.endswith(b"\n")):
+            # Left in place, a torn line would swallow the first line appended after it.
+            log.warning(
+                "%s: %d unreadable line(s) left out; the file is rewritten without them",
+                self.path,
+                unreadable,
+            )
+            write_durably(self.path, b"".join(_line(k) for k in keys))
         self._file_lines = len(keys)
         self.add(keys)
 
@@ -114,9 +123,16 @@ class KeyIndex:
             return
         new = not self.path.exists()
         with open(self.path, "ab") as f:
-            f.write(b"".join(_line(k) for k in keys))
-            f.flush()
-            os.fsync(f.fileno())
+            size = f.tell()
+            try:
+                f.write(b"".join(_line(k) for k in keys))
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError:
+                # A partial append (a full disk) is cut off, so the retry's lines start on
+                # a line of their own.
+                f.truncate(size)
+                raise
         if new:
             fsync_path(self.path.parent)
         self._file_lines += len(keys)
