@@ -105,6 +105,13 @@ def test_a_large_answer_is_cut_at_max_bytes(srv: RunningServer) -> None:
     assert small["rows"] == [[0], [1], [2]] and small["truncated"] is False
 
 
+def test_an_error_quoting_a_huge_value_is_a_short_400(srv: RunningServer) -> None:
+    r = query(srv, "SELECT error(repeat('x', 20000000))")
+    assert r.status_code == 400, r.text[:300]
+    message = r.json()["error"]["message"]
+    assert len(message) < 10_000 and "characters in all" in message
+
+
 def test_a_query_making_500_mb_leaves_the_server_small(srv: RunningServer) -> None:
     server = pid(srv)
     before = rss(server)

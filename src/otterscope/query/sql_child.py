@@ -141,7 +141,12 @@ def _execute(
     return b"".join((head[:-1], b',"rows":[', b",".join(rows), b'],"truncated":', flag, b"}"))
 
 
+MAX_MESSAGE_CHARS = 4096  # a message quoting a huge value must not outgrow sql.max_bytes
+
+
 def _error(code: str, message: str) -> bytes:
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[:MAX_MESSAGE_CHARS] + f"… ({len(message):,} characters in all)"
     return orjson.dumps({"error": {"code": code, "message": message}}) + b"\n"
 
 

@@ -21,6 +21,7 @@ read them without otterscope.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -154,6 +155,11 @@ class Layout:
     def remove_partial_parquet(self, number: int) -> None:
         for path in self.parquet.rglob(f"seg-{number:06d}.parquet*"):
             path.unlink()
+
+    def free_bytes(self) -> int:
+        """Bytes the data dir's file system still has for this (unprivileged or not) user."""
+        st = os.statvfs(self.root)
+        return st.f_bavail * st.f_frsize
 
     def disk_bytes(self) -> int:
         total = 0

@@ -40,6 +40,10 @@ from otterscope.store.embedded.rwlock import RWLock
 from otterscope.store.embedded.segment import Segment, compact, is_hot
 
 SIGNALS = tuple(SCHEMAS)
+# Free space that counts as "room again" after a full disk (a group commit of the default
+# size takes well under this).
+MIN_FREE_BYTES = 4 * 1024 * 1024
+
 log = logging.getLogger("otterscope.store")
 
 
@@ -340,8 +344,11 @@ class EmbeddedStore(Reader):
                     marker.with_name(marker.name + ".tmp").unlink(missing_ok=True)
                     self._set_disk_full(f"sealing segment {segment.number}: {exc.strerror}")
                     return  # tried again on the next pass, after retention below
-            # Every retired segment is sealed: there is room again.
-            self._clear_disk_full()
+            # Every retired segment is sealed. That alone does not prove room: after a
+            # failed commit the retired segment is empty and its seal writes only a marker,
+            # which fits where no commit does; the state would flip every pass.
+            if self._disk_full is None or self.layout.free_bytes() >= MIN_FREE_BYTES:
+                self._clear_disk_full()
             self._apply_deletes()
             self._keys.compact(time.time())
             # Two hours per pass: sealed hours get their service-map calls cached without
