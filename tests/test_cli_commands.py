@@ -939,15 +939,17 @@ def test_replay_resume_sends_nothing_twice(
 # -- retries against a stand-in OTLP endpoint ------------------------------------------------------------
 
 
+Answer = Callable[[http.server.BaseHTTPRequestHandler, bytes], None]
+
+
 class StandIn:
-    """An HTTP server on a free loopback port whose POSTs ``answer`` handles."""
+    """An HTTP server on a free loopback port whose POSTs ``answer`` handles (each stand-in
+    passes its own)."""
 
-    def __init__(self) -> None:
-        stand_in = self
-
+    def __init__(self, answer: Answer) -> None:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                stand_in.answer(self, self.rfile.read(int(self.headers["Content-Length"])))
+                answer(self, self.rfile.read(int(self.headers["Content-Length"])))
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -955,9 +957,6 @@ class StandIn:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def answer(self, handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
-        raise NotImplementedError
 
     def close(self) -> None:
         self.server.shutdown()
@@ -970,7 +969,7 @@ class FlakyEndpoint(StandIn):
     def __init__(self, status: int) -> None:
         self.requests: list[tuple[str, dict[str, str], bytes, float]] = []
         self.status = status
-        super().__init__()
+        super().__init__(self.answer)
 
     def answer(self, handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
         self.requests.append((handler.path, dict(handler.headers), body, time.monotonic()))

@@ -390,7 +390,7 @@ class HangingProxy(StandIn):
         self.hang = threading.Event()
         self.forwarded = threading.Event()
         self.release = threading.Event()
-        super().__init__()
+        super().__init__(self.answer)
 
     def answer(self, handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
         headers = {k: v for k, v in handler.headers.items() if k.lower() != "host"}

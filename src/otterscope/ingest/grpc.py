@@ -77,7 +77,7 @@ class OtlpGrpcReceiver:
                 principal.require("ingest")
                 key = parse_key(metadata.get(HEADER))
                 lease.take(len(body))
-                response, replayed = await self.service.export_once(
+                response, replayed = await self.service.export(
                     signal, principal.tenant, body, "protobuf", lease, "grpc", key
                 )
                 if replayed:

@@ -71,7 +71,7 @@ class OtlpHttpReceiver:
                 if fmt == "protobuf":
                     # OTLP/JSON is checked when parsed; gRPC methods are typed by signal.
                     wire.check_protobuf_signal(signal, body)
-                response, replayed = await self.service.export_once(
+                response, replayed = await self.service.export(
                     signal, principal.tenant, body, fmt, lease, "http", key
                 )
             except OtterscopeError as exc:

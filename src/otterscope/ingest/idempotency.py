@@ -48,9 +48,13 @@ class KeyGate:
         self._busy: dict[Ident, concurrent.futures.Future[None]] = {}
 
     @contextlib.asynccontextmanager
-    async def claim(self, tenant: str, signal: str, key: str) -> AsyncIterator[bool]:
+    async def claim(self, tenant: str, signal: str, key: str | None) -> AsyncIterator[bool]:
         """Yield True when the key is already committed (answer it, store nothing), else
-        False with the key held until the block ends (its commit, or its failure)."""
+        False with the key held until the block ends (its commit, or its failure). A
+        request without a key holds nothing."""
+        if key is None:
+            yield False
+            return
         ident = (tenant, signal, key)
         while True:
             with self._lock:

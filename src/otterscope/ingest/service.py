@@ -45,27 +45,6 @@ class IngestService:
     def lease(self) -> Lease:
         return Lease(self.budget)
 
-    async def export_once(
-        self,
-        signal: str,
-        tenant: str,
-        body: bytes,
-        fmt: Format,
-        lease: Lease,
-        transport: str,
-        key: str | None,
-    ) -> tuple[Message, bool]:
-        """``export``, once per idempotency key: (the answer, whether the key was replayed)."""
-        if key is None:
-            return await self.export(signal, tenant, body, fmt, lease, transport), False
-        async with self.keys.claim(tenant, signal, key) as replayed:
-            if replayed:
-                self.metrics.received_requests.inc(
-                    tenant=tenant, signal=signal, transport=transport, outcome="replayed"
-                )
-                return wire.response_message(signal, 0, ""), True
-            return await self.export(signal, tenant, body, fmt, lease, transport, key), False
-
     async def export(
         self,
         signal: str,
@@ -75,28 +54,35 @@ class IngestService:
         lease: Lease,
         transport: str,
         key: str | None = None,
-    ) -> Message:
-        """Decode, commit, answer. The caller owns ``lease`` and releases it afterwards.
-        ``key`` (an idempotency key) is committed with the rows."""
-        try:
-            # The lease keeps counting the body while a worker decodes it.
-            batch = await self.decoders.decode(signal, body, fmt, tenant, self.limits)
-            # From here on the decoded batch is what is held, not the body. (The body's
-            # bytes object lives until the answer: peak memory per request can be about
-            # body + batch, while the budget counts the larger of the two.)
-            lease.resize(max(lease.held, batch.table.nbytes))
-            rejected = batch.rejected
-            text = batch.reject_message
-            if batch.table.num_rows:
-                ident = None if key is None else (tenant, signal, key)
-                commit = await asyncio.wrap_future(self.writer.submit(batch, ident))
-                rejected += commit.rejected
-                text = "; ".join(t for t in (text, commit.message) if t)
-        except OtterscopeError as exc:
-            self.metrics.received_requests.inc(
-                tenant=tenant, signal=signal, transport=transport, outcome=exc.code
-            )
-            raise
+    ) -> tuple[Message, bool]:
+        """Decode, commit, answer: (the answer, whether ``key`` was committed already and
+        nothing was stored). ``key`` (an idempotency key) is committed with the rows. The
+        caller owns ``lease`` and releases it afterwards."""
+        async with self.keys.claim(tenant, signal, key) as replayed:
+            if replayed:
+                self.metrics.received_requests.inc(
+                    tenant=tenant, signal=signal, transport=transport, outcome="replayed"
+                )
+                return wire.response_message(signal, 0, ""), True
+            try:
+                # The lease keeps counting the body while a worker decodes it.
+                batch = await self.decoders.decode(signal, body, fmt, tenant, self.limits)
+                # From here on the decoded batch is what is held, not the body. (The body's
+                # bytes object lives until the answer: peak memory per request can be about
+                # body + batch, while the budget counts the larger of the two.)
+                lease.resize(max(lease.held, batch.table.nbytes))
+                rejected = batch.rejected
+                text = batch.reject_message
+                if batch.table.num_rows:
+                    ident = None if key is None else (tenant, signal, key)
+                    commit = await asyncio.wrap_future(self.writer.submit(batch, ident))
+                    rejected += commit.rejected
+                    text = "; ".join(t for t in (text, commit.message) if t)
+            except OtterscopeError as exc:
+                self.metrics.received_requests.inc(
+                    tenant=tenant, signal=signal, transport=transport, outcome=exc.code
+                )
+                raise
         accepted = batch.accepted - (rejected - batch.rejected)
         m = self.metrics
         m.received_requests.inc(tenant=tenant, signal=signal, transport=transport, outcome="ok")
@@ -107,4 +93,4 @@ class IngestService:
             m.attributes_dropped.inc(batch.dropped_attributes, tenant=tenant, signal=signal)
         if batch.truncated_attributes:
             m.attributes_truncated.inc(batch.truncated_attributes, tenant=tenant, signal=signal)
-        return wire.response_message(signal, rejected, text)
+        return wire.response_message(signal, rejected, text), False

@@ -241,20 +241,11 @@ class LiveHub:
         ]
 
 
-def _plain(table: pa.Table) -> pa.Table:
-    """``table`` without dictionary columns: a large request's rows arrive in the store's
-    hot form (dictionary-encoded by its decode worker), which not every kernel takes."""
-    for i, field in enumerate(table.schema):
-        if pa.types.is_dictionary(field.type):
-            table = table.set_column(i, field.name, table.column(i).cast(field.type.value_type))
-    return table
-
-
 def _rows_of(table: pa.Table, tenant: str, services: set[str | None]) -> pa.Table:
     """The rows of ``tenant`` (and, when nobody wants every service, of those services)."""
-    table = _plain(table)
     tenants = table.column("tenant")
-    if pc.count_distinct(tenants).as_py() != 1 or tenants[0].as_py() != tenant:
+    # unique(), not count_distinct(): a large request's rows arrive dictionary-encoded.
+    if len(pc.unique(tenants)) != 1 or tenants[0].as_py() != tenant:
         table = table.filter(pc.equal(tenants, tenant))
     if None not in services and table.num_rows:
         table = table.filter(

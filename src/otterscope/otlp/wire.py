@@ -275,24 +275,22 @@ def _find_first_item(body: bytes) -> list[tuple[int, int, int, int]] | None:
     # Python on the event loop, and a body of 16 MiB of fields nobody asked for must not
     # be walked whole (2.5 s). The first item's fields are enough to tell signals apart.
     budget = _SNIFF_FIELDS
-    for number, wt, s, e in _fields(body, 0, len(body)):
-        budget -= 1
-        if budget <= 0:
-            return None
-        if number != 1 or wt != 2:
-            continue
-        for n2, wt2, s2, e2 in _fields(body, s, e):
+
+    def messages(start: int, end: int, number: int) -> Iterator[tuple[int, int]]:
+        """The spans of field ``number``'s messages in body[start:end], within budget."""
+        nonlocal budget
+        for n, wt, s, e in _fields(body, start, end):
             budget -= 1
             if budget <= 0:
-                return None
-            if n2 != 2 or wt2 != 2:
-                continue
-            for n3, wt3, s3, e3 in _fields(body, s2, e2):
-                budget -= 1
-                if budget <= 0:
-                    return None
-                if n3 == 2 and wt3 == 2:
-                    return list(itertools.islice(_fields(body, s3, e3), _ITEM_FIELDS))
+                return
+            if n == number and wt == 2:
+                yield s, e
+
+    # request → resource (field 1) → scope (field 2) → first item (field 2)
+    for s1, e1 in messages(0, len(body), 1):
+        for s2, e2 in messages(s1, e1, 2):
+            for s3, e3 in messages(s2, e2, 2):
+                return list(itertools.islice(_fields(body, s3, e3), _ITEM_FIELDS))
     return None
 
 
