@@ -143,6 +143,8 @@ describe("buildTree", () => {
     }
     expect(t.startUs).toBe(0);
     expect(t.endUs).toBe(210);
+    // Rows follow the drawn times: c now comes before "same" (reported later than it).
+    expect(keys(t.nodes)).toEqual(["p", "long", "f", "c", "cg", "same"]);
   });
 
   it("shifts a grandchild of a third service relative to its shifted parent", () => {

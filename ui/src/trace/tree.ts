@@ -66,6 +66,10 @@ function byStart(a: TraceNode, b: TraceNode): number {
   return a.rawStartUs - b.rawStartUs || a.rawEndUs - b.rawEndUs;
 }
 
+function byDrawnStart(a: TraceNode, b: TraceNode): number {
+  return a.startUs - b.startUs || a.endUs - b.endUs;
+}
+
 /** Builds the tree of a trace's spans in O(n log n). */
 export function buildTree(spans: readonly Span[]): TraceTree {
   const times = spans.map((s) => [parseNano(s.startTimeUnixNano), parseNano(s.endTimeUnixNano)] as const);
@@ -167,8 +171,16 @@ export function buildTree(spans: readonly Span[]): TraceTree {
     mark(cut);
   }
 
-  for (const n of all) if (n.children.length > 1) n.children.sort(byStart);
-  tops.sort((a, b) => byStart(a, b) || Number(a.orphan || a.cycle) - Number(b.orphan || b.cycle));
+  // The shift depends only on the parent, so it can be settled before ordering: rows then
+  // follow the drawn times, as the bars do.
+  const pending: TraceNode[] = [...tops];
+  while (pending.length > 0) {
+    const n = pending.pop()!;
+    applySkew(n);
+    for (const c of n.children) pending.push(c);
+  }
+  for (const n of all) if (n.children.length > 1) n.children.sort(byDrawnStart);
+  tops.sort((a, b) => byDrawnStart(a, b) || Number(a.orphan || a.cycle) - Number(b.orphan || b.cycle));
   const root = tops.find((t) => !t.orphan && !t.cycle) ?? null;
 
   // Preorder with depth, service order and skew shift, parents always before children.
@@ -194,7 +206,6 @@ export function buildTree(spans: readonly Span[]): TraceTree {
       services.push(n.span.service);
     }
     n.serviceIndex = si;
-    applySkew(n);
     for (let i = n.children.length - 1; i >= 0; i--) stack.push(n.children[i]!);
   }
 
