@@ -3,6 +3,7 @@ import type { ComponentType } from "preact";
 import type { Route, RouteName } from "../router";
 import type { Session } from "../session";
 import { NotFound } from "./notfound";
+import { TracePage } from "./trace";
 import { TracesPage } from "./traces";
 
 export interface PageProps {
@@ -12,7 +13,7 @@ export interface PageProps {
 
 export const routes: Record<RouteName, ComponentType<PageProps>> = {
   traces: TracesPage,
-  trace: NotFound,
+  trace: TracePage,
   compare: NotFound,
   logs: NotFound,
   live: NotFound,
