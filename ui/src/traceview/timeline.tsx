@@ -6,7 +6,7 @@ import { memo } from "preact/compat";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { serviceColor } from "../colors";
 import { formatDuration } from "../format";
-import { type CriticalSegment, criticalPath } from "../trace/critical";
+import { type CriticalPath, type CriticalSegment, criticalPath } from "../trace/critical";
 import type { TraceNode, TraceTree } from "../trace/tree";
 import { collapseAll, collapseToDepth, eventTimesUs, revealNode, toggleCollapsed, visibleRows } from "../trace/tree";
 import { findMatches } from "./find";
@@ -54,7 +54,15 @@ export function Timeline({ tree, selectedKey, onSelect, onOpen, onClose }: Timel
     const shown = hidden.size === 0 ? undefined : new Set(tree.services.filter((s) => !hidden.has(s)));
     return visibleRows(tree, collapsed, shown ? { services: shown } : {});
   }, [tree, collapsed, hidden]);
-  const critical = useMemo(() => (showCritical ? criticalPath(tree) : null), [tree, showCritical]);
+  // Computed after the first paint: on a 50,000-span trace it costs ~100 ms the timeline
+  // need not wait for.
+  const [critical, setCritical] = useState<CriticalPath | null>(null);
+  useEffect(() => {
+    setCritical(null);
+    if (!showCritical) return;
+    const timer = setTimeout(() => setCritical(criticalPath(tree)), 0);
+    return () => clearTimeout(timer);
+  }, [tree, showCritical]);
   const matches = useMemo(() => findMatches(tree, query), [tree, query]);
   const matchKeys = useMemo(() => new Set(matches.map((m) => m.key)), [matches]);
   const selectedIndex = useMemo(
