@@ -96,7 +96,12 @@ export function clampViewport(v: Viewport, minWidth: number = MIN_VIEW_WIDTH): V
  * Zooms by `factor` (< 1 in, > 1 out) around `anchor`, a fraction of the current window
  * (0 = its left edge, 1 = its right edge) that stays under the pointer.
  */
-export function zoomViewport(v: Viewport, factor: number, anchor = 0.5, minWidth: number = MIN_VIEW_WIDTH): Viewport {
+export function zoomViewport(
+  v: Viewport,
+  factor: number,
+  anchor = 0.5,
+  minWidth: number = MIN_VIEW_WIDTH,
+): Viewport {
   const width = v.to - v.from;
   const min = Math.min(Math.max(minWidth, 0), 1);
   const next = Math.min(Math.max(width * factor, min), 1);

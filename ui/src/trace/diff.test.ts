@@ -30,7 +30,14 @@ const b = buildTree(
 describe("diffTraces", () => {
   it("folds by (service, operation) path and marks added, removed and changed", () => {
     const d = diffTraces(a, b);
-    const row = (n: (typeof d.nodes)[number]) => [n.depth, n.service, n.operation, n.countA, n.countB, n.state];
+    const row = (n: (typeof d.nodes)[number]) => [
+      n.depth,
+      n.service,
+      n.operation,
+      n.countA,
+      n.countB,
+      n.state,
+    ];
     expect(d.nodes.map(row)).toEqual([
       [0, "frontend", "GET /", 1, 1, "same"],
       [1, "auth", "check", 1, 1, "same"],

@@ -1,5 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { addUs, attrText, compareNano, diffUs, formatNano, isErrorSpan, nanoToEpochMs, parseNano, traceStart } from "./model";
+import {
+  addUs,
+  attrText,
+  compareNano,
+  diffUs,
+  formatNano,
+  isErrorSpan,
+  nanoToEpochMs,
+  parseNano,
+  traceStart,
+} from "./model";
 import { span } from "./testspans";
 
 describe("nanosecond times", () => {

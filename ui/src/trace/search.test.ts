@@ -5,9 +5,33 @@ import { spans, wideTrace } from "./testspans";
 
 const t = buildTree(
   spans(
-    { id: "00000000000000aa", service: "frontend", name: "GET /checkout", start: 0, end: 100, attributes: { "http.method": "GET", "http.status_code": 200 } },
-    { id: "00000000000000bb", parent: "00000000000000aa", service: "payments", name: "charge", start: 10, end: 50, error: true, attributes: { "card.type": "Visa", retries: 2 } },
-    { id: "00000000000000cc", parent: "00000000000000aa", service: "db", name: "SELECT orders", start: 60, end: 90, resource: { "host.name": "db-7" } },
+    {
+      id: "00000000000000aa",
+      service: "frontend",
+      name: "GET /checkout",
+      start: 0,
+      end: 100,
+      attributes: { "http.method": "GET", "http.status_code": 200 },
+    },
+    {
+      id: "00000000000000bb",
+      parent: "00000000000000aa",
+      service: "payments",
+      name: "charge",
+      start: 10,
+      end: 50,
+      error: true,
+      attributes: { "card.type": "Visa", retries: 2 },
+    },
+    {
+      id: "00000000000000cc",
+      parent: "00000000000000aa",
+      service: "db",
+      name: "SELECT orders",
+      start: 60,
+      end: 90,
+      resource: { "host.name": "db-7" },
+    },
     {
       id: "1234567890abcdef",
       parent: "00000000000000bb",

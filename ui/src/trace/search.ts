@@ -35,7 +35,10 @@ export function buildSearchIndex(tree: TraceTree): SearchIndex {
 
 /** Whitespace-separated terms, lowered; empty for a blank query. */
 export function parseQuery(query: string): string[] {
-  return query.toLowerCase().split(/\s+/).filter((t) => t.length > 0);
+  return query
+    .toLowerCase()
+    .split(/\s+/)
+    .filter((t) => t.length > 0);
 }
 
 // Ids are hex and short terms would match half the trace, so an id matches whole or by a
@@ -82,7 +85,11 @@ function lowerBound(tree: TraceTree, matches: readonly string[], index: number):
 }
 
 /** The match after `current` (a key, or null before the first), wrapping; null when none. */
-export function nextMatch(tree: TraceTree, matches: readonly string[], current: string | null): string | null {
+export function nextMatch(
+  tree: TraceTree,
+  matches: readonly string[],
+  current: string | null,
+): string | null {
   if (matches.length === 0) return null;
   const at = current === null ? undefined : tree.byKey.get(current);
   if (at === undefined) return matches[0]!;
@@ -91,7 +98,11 @@ export function nextMatch(tree: TraceTree, matches: readonly string[], current: 
 }
 
 /** The match before `current`, wrapping; null when none. */
-export function prevMatch(tree: TraceTree, matches: readonly string[], current: string | null): string | null {
+export function prevMatch(
+  tree: TraceTree,
+  matches: readonly string[],
+  current: string | null,
+): string | null {
   if (matches.length === 0) return null;
   const at = current === null ? undefined : tree.byKey.get(current);
   if (at === undefined) return matches[matches.length - 1]!;
