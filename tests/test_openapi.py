@@ -167,6 +167,10 @@ def test_security() -> None:
         "/health": [{}, {"bearerAuth": []}],
         "/ready": [],
         "/openapi.json": [],
+        # The UI's files are public: the page signs in against the API itself.
+        "/": [],
+        "/ui": [],
+        "/ui/{path}": [],
     }
 
 

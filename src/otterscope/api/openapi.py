@@ -57,7 +57,7 @@ from otterscope.api.openapi_parts import (
     ref,
     tagged,
 )
-from otterscope.api.openapi_sections import ALERTS, METRICS, SERVICES, SQL
+from otterscope.api.openapi_sections import ALERTS, METRICS, SERVICES, SQL, UI
 from otterscope.api.state import api_endpoint
 from otterscope.query import log_volume as lv
 from otterscope.query import params as p
@@ -366,6 +366,7 @@ _SECTIONS: dict[str, dict[str, Any]] = {
     "alerts": ALERTS,
     "live": LIVE,
     "health": HEALTH,
+    "ui": UI,
 }
 
 
