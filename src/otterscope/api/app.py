@@ -25,6 +25,7 @@ from otterscope.api import (
     services,
     sql,
     traces,
+    ui,
 )
 from otterscope.api.errors import error_response
 from otterscope.api.state import ALL_METHODS, AppState, Endpoint
@@ -102,6 +103,7 @@ def build_app(state: AppState, receiver: OtlpHttpReceiver) -> ASGIApp:
     routes += sql.ROUTES
     routes += alerts.ROUTES
     routes += openapi.ROUTES
+    routes += ui.ROUTES
     app = Starlette(
         routes=routes,
         exception_handlers={

@@ -1,4 +1,4 @@
-"""``/openapi.json`` paths of the metrics, services, SQL and alerting endpoints."""
+"""``/openapi.json`` paths of the metrics, services, SQL, alerting and web UI endpoints."""
 
 from __future__ import annotations
 
@@ -449,4 +449,72 @@ SQL = {
             errs=(*READ, 413, 429),
         )
     }
+}
+
+SESSION = obj(
+    {
+        "tenant": STRING,
+        "scopes": array({"type": "string", "enum": ["ingest", "read", "admin"]}),
+        "anonymous": {"type": "boolean"},
+        "otlp": obj(
+            {"grpcPort": UINT, "httpPort": UINT, "tls": {"type": "boolean"}},
+            required=["grpcPort", "httpPort", "tls"],
+        ),
+    },
+    required=["tenant", "scopes", "anonymous", "otlp"],
+)
+_HTML = {"text/html": {"schema": STRING}}
+_UI_FILE = {
+    "description": "index.html for every view path (no-cache), or a bundle file: hashed "
+    "names under `assets/` are cached for a year. Always with a strict "
+    "Content-Security-Policy.",
+    "content": {
+        **_HTML,
+        "text/javascript": {"schema": STRING},
+        "text/css": {"schema": STRING},
+        "image/svg+xml": {"schema": STRING},
+    },
+}
+UI = {
+    "/api/session": {
+        "get": op(
+            "session",
+            "The presented token's tenant and scopes, and this server's OTLP ports",
+            ok("Who is calling.", SESSION),
+            text="Any valid token (any scope); the web UI uses it to sign in and to offer "
+            "admin-only actions to admins.",
+            errs=(400, 401, 403, 500),
+        )
+    },
+    "/": {
+        "get": op(
+            "root",
+            "A browser (`Accept: text/html`) is redirected to the web UI",
+            {"description": "Not a browser: the JSON 404 of every unknown path."},
+            status="404",
+            security=[],
+            errs=(403,),
+            more={"302": {"description": "To `/ui/`."}},
+        )
+    },
+    "/ui": {
+        "get": op(
+            "ui_root",
+            "Redirect to `/ui/`",
+            {"description": "To `/ui/`."},
+            status="308",
+            security=[],
+            errs=(403,),
+        )
+    },
+    "/ui/{path}": {
+        "get": op(
+            "ui",
+            "The web UI (no token needed to load it; it signs in against the API)",
+            _UI_FILE,
+            params=[path_param("path", STRING | {"description": "A view path, or a bundle file."})],
+            security=[],
+            errs=(403, 404, 500),
+        )
+    },
 }

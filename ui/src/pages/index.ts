@@ -1,0 +1,20 @@
+// Which component renders which route. Each page module owns one view of SPEC §9.
+import type { ComponentType } from "preact";
+import type { Route, RouteName } from "../router";
+import type { Session } from "../session";
+import { NotFound } from "./notfound";
+import { TracesPage } from "./traces";
+
+export interface PageProps {
+  readonly route: Route;
+  readonly session: Session;
+}
+
+export const routes: Record<RouteName, ComponentType<PageProps>> = {
+  traces: TracesPage,
+  trace: NotFound,
+  compare: NotFound,
+  logs: NotFound,
+  live: NotFound,
+  notfound: NotFound,
+};

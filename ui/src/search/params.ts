@@ -1,0 +1,51 @@
+// The trace search form's state is the page URL's query: the /api/traces parameters
+// themselves, plus `lookback` (a preset such as `1h`, Jaeger's name for it) that is turned
+// into `start` when the search runs, so a shared "last hour" link stays the last hour.
+export const TRACE_PARAMS = [
+  "service",
+  "operation",
+  "status",
+  "minDuration",
+  "maxDuration",
+  "minTraceDuration",
+  "maxTraceDuration",
+  "start",
+  "end",
+  "limit",
+] as const;
+
+const LOOKBACK = /^(\d+)(m|h|d)$/;
+const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+export const DEFAULT_LOOKBACK = "1h";
+
+export function lookbackMs(value: string | null): number | null {
+  const match = LOOKBACK.exec(value ?? "");
+  if (!match) return null;
+  return Number(match[1]) * (UNIT_MS[match[2] ?? "h"] ?? 0);
+}
+
+/** The API query for a page URL's query, at time `now` (ms). */
+export function apiQuery(query: URLSearchParams, now: number, passthrough: readonly string[] = TRACE_PARAMS): URLSearchParams {
+  const api = new URLSearchParams();
+  for (const key of passthrough) {
+    const value = query.get(key);
+    if (value) api.set(key, value);
+  }
+  for (const [key, value] of query) {
+    if (key.startsWith("attr.") && key.length > 5 && value !== "") api.append(key, value);
+  }
+  if (!api.has("start")) {
+    const back = lookbackMs(query.get("lookback") ?? DEFAULT_LOOKBACK) ?? 3_600_000;
+    api.set("start", String(Math.floor(now - back)));
+    if (!api.has("end")) api.set("end", String(Math.ceil(now)));
+  }
+  return api;
+}
+
+/** `attr.<key>=<value>` pairs of a query, in order. */
+export function attributeFilters(query: URLSearchParams): [string, string][] {
+  const found: [string, string][] = [];
+  for (const [key, value] of query) if (key.startsWith("attr.")) found.push([key.slice(5), value]);
+  return found;
+}
