@@ -2,9 +2,9 @@ import { describe, expect, it } from "vitest";
 import {
   FULL_VIEW,
   clampViewport,
-  formatDuration,
   niceStep,
   panViewport,
+  tickLabel,
   ticks,
   timeScale,
   viewportFromSelection,
@@ -42,14 +42,13 @@ describe("ticks", () => {
     expect(ticks(5, 5, 4)).toEqual([{ us: 5, label: "5µs" }]);
   });
 
-  it("formats durations with three significant digits", () => {
-    expect(formatDuration(456)).toBe("456µs");
-    expect(formatDuration(12_345)).toBe("12.3ms");
-    expect(formatDuration(1_234_567)).toBe("1.23s");
-    expect(formatDuration(2_000_000)).toBe("2s");
-    expect(formatDuration(0.5)).toBe("0.5µs");
-    expect(formatDuration(-1500)).toBe("-1.5ms");
-    expect(formatDuration(0)).toBe("0");
+  it("labels in the unit of the value with the decimals of the step", () => {
+    expect(tickLabel(456, 1)).toBe("456µs");
+    expect(tickLabel(12_300, 100)).toBe("12.3ms");
+    expect(tickLabel(12_000, 100)).toBe("12ms");
+    expect(tickLabel(1_250_000, 50_000)).toBe("1.25s");
+    expect(tickLabel(-1500, 500)).toBe("-1.5ms");
+    expect(tickLabel(0, 500)).toBe("0");
   });
 });
 

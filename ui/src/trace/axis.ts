@@ -37,26 +37,19 @@ function trimmed(value: number, decimals: number): string {
 }
 
 /**
- * A duration or offset as text. With `stepUs` (axis labels) as many decimals as the step
- * needs, so neighbouring ticks never print alike; without it, three significant digits.
+ * An axis label: the offset in µs, ms or s by its size, with as many decimals as the step
+ * needs so neighbouring ticks never print alike. (Durations elsewhere use format.ts.)
  */
-export function formatDuration(us: number, stepUs?: number): string {
+export function tickLabel(us: number, stepUs: number): string {
   if (us === 0) return "0";
   const unit = unitFor(us);
-  const v = us / unit.size;
-  let decimals: number;
-  if (stepUs !== undefined && stepUs > 0) {
-    decimals = Math.max(0, Math.ceil(-Math.log10(stepUs / unit.size) - 1e-9));
-  } else {
-    const digits = Math.floor(Math.log10(Math.abs(v))) + 1;
-    decimals = Math.max(0, 3 - digits);
-  }
-  return trimmed(v, Math.min(decimals, 6)) + unit.suffix;
+  const decimals = stepUs > 0 ? Math.max(0, Math.ceil(-Math.log10(stepUs / unit.size) - 1e-9)) : 0;
+  return trimmed(us / unit.size, Math.min(decimals, 6)) + unit.suffix;
 }
 
 /** Ticks at the multiples of a nice step inside [startUs, endUs]. */
 export function ticks(startUs: number, endUs: number, maxTicks: number): Tick[] {
-  if (!(endUs > startUs)) return [{ us: startUs, label: formatDuration(startUs) }];
+  if (!(endUs > startUs)) return [{ us: startUs, label: tickLabel(startUs, 1) }];
   const step = niceStep(endUs - startUs, maxTicks);
   const out: Tick[] = [];
   const first = Math.ceil(startUs / step - 1e-9);
@@ -64,7 +57,7 @@ export function ticks(startUs: number, endUs: number, maxTicks: number): Tick[] 
     // Rounded to 12 digits so 3 × 0.1 is 0.3, on the axis and in the label.
     const us = Number((k * step).toPrecision(12));
     if (us > endUs + step * 1e-9) break;
-    out.push({ us, label: formatDuration(us, step) });
+    out.push({ us, label: tickLabel(us, step) });
   }
   return out;
 }
