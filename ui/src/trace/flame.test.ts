@@ -17,7 +17,8 @@ function expectNested(l: FlameLayout, t: TraceTree): void {
     if (!(r.x0 >= -eps && r.x1 <= 1 + eps && r.x1 >= r.x0)) throw new Error(`${r.key} [${r.x0}, ${r.x1}]`);
     if (node.parent !== null) {
       const p = l.rects[node.parent.index]!;
-      if (r.x0 < p.x0 - eps || r.x1 > p.x1 + eps) throw new Error(`${r.key} [${r.x0}, ${r.x1}] outside ${p.key} [${p.x0}, ${p.x1}]`);
+      if (r.x0 < p.x0 - eps || r.x1 > p.x1 + eps)
+        throw new Error(`${r.key} [${r.x0}, ${r.x1}] outside ${p.key} [${p.x0}, ${p.x1}]`);
     }
   }
   for (const row of l.rows) {
@@ -47,7 +48,14 @@ describe("flameLayout", () => {
     const b1 = rectOf(l, t, "b1");
     expect(b1.x0).toBeCloseTo(0.6, 12);
     expect(b1.x1).toBeCloseTo(0.7, 12);
-    expect(rectOf(l, t, "r")).toMatchObject({ depth: 0, label: "GET /", service: "web", serviceIndex: 0, selfUs: 40, error: false });
+    expect(rectOf(l, t, "r")).toMatchObject({
+      depth: 0,
+      label: "GET /",
+      service: "web",
+      serviceIndex: 0,
+      selfUs: 40,
+      error: false,
+    });
     expect(rectOf(l, t, "b")).toMatchObject({ depth: 1, service: "cache", selfUs: 30, error: true });
     expectNested(l, t);
     expect(l.rows.map((r) => r.map((x) => x.key))).toEqual([["r"], ["a", "b"], ["b1"]]);
@@ -102,7 +110,9 @@ describe("flameLayout", () => {
   });
 
   it("keeps orphan roots beside the root", () => {
-    const t3 = buildTree(spans({ id: "r", start: 0, end: 100 }, { id: "o", parent: "gone", start: 50, end: 150 }));
+    const t3 = buildTree(
+      spans({ id: "r", start: 0, end: 100 }, { id: "o", parent: "gone", start: 50, end: 150 }),
+    );
     expectNested(flameLayout(t3), t3);
   });
 

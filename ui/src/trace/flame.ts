@@ -43,7 +43,8 @@ export function flameLayout(tree: TraceTree): FlameLayout {
     const i = node.index;
     const w = x1[i]! - x0[i]!;
     const d = node.endUs - node.startUs;
-    const toPos = d > 0 ? (us: number): number => x0[i]! + ((us - node.startUs) / d) * w : (): number => x0[i]!;
+    const toPos =
+      d > 0 ? (us: number): number => x0[i]! + ((us - node.startUs) / d) * w : (): number => x0[i]!;
     place(node.children, x0[i]!, x1[i]!, node.startUs, node.endUs, toPos, x0, x1);
   }
   const rects: FlameRect[] = tree.nodes.map((node) => ({
