@@ -5,7 +5,7 @@
 // server's own conversion does (SPEC §5) is mirrored: ids as lowercase hex, enums as names,
 // 64-bit integers beyond 2^53 as decimal strings, bytes as base64, kvlists as objects.
 
-import type { AttrValue, Attributes, Span, SpanEvent, SpanKind, SpanLink, StatusCode } from "./model";
+import type { AttributeValue as AttrValue, Attributes, Span, SpanEvent, SpanKind, SpanLink, StatusCode } from "./model";
 import { diffUs, isErrorSpan, parseNano } from "./model";
 
 /** A file that is not JSON, or JSON that is not OTLP trace data; the message says where. */
