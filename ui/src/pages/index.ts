@@ -4,6 +4,7 @@ import type { Route, RouteName } from "../router";
 import type { Session } from "../session";
 import { ComparePage } from "./compare";
 import { NotFound } from "./notfound";
+import { TracePage } from "./trace";
 import { TracesPage } from "./traces";
 
 export interface PageProps {
@@ -13,7 +14,7 @@ export interface PageProps {
 
 export const routes: Record<RouteName, ComponentType<PageProps>> = {
   traces: TracesPage,
-  trace: NotFound,
+  trace: TracePage,
   compare: ComparePage,
   logs: NotFound,
   live: NotFound,

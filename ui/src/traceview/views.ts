@@ -1,0 +1,28 @@
+// The views of one trace, as the `view=` URL parameter names them. Only views whose
+// component is here get a tab; an unknown `view=` falls back to the timeline.
+import type { ComponentType } from "preact";
+import type { Span } from "../trace/model";
+import type { TraceTree } from "../trace/tree";
+
+export interface TraceViewProps {
+  readonly spans: readonly Span[];
+  readonly tree: TraceTree;
+  readonly selectedSpanId: string | null;
+  readonly onSelect: (spanId: string) => void;
+  readonly traceId: string;
+}
+
+export type ViewId = "timeline" | "flamegraph" | "stats" | "json";
+
+export interface ViewTab {
+  readonly id: ViewId;
+  readonly label: string;
+  /** Absent for the timeline, which the page lays out itself (with the details beside it). */
+  readonly component?: ComponentType<TraceViewProps>;
+}
+
+export const VIEWS: readonly ViewTab[] = [{ id: "timeline", label: "Timeline" }];
+
+export function viewOf(value: string | null): ViewId {
+  return VIEWS.find((v) => v.id === value)?.id ?? "timeline";
+}
