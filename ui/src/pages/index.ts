@@ -2,6 +2,7 @@
 import type { ComponentType } from "preact";
 import type { Route, RouteName } from "../router";
 import type { Session } from "../session";
+import { ComparePage } from "./compare";
 import { NotFound } from "./notfound";
 import { TracePage } from "./trace";
 import { TracesPage } from "./traces";
@@ -14,7 +15,7 @@ export interface PageProps {
 export const routes: Record<RouteName, ComponentType<PageProps>> = {
   traces: TracesPage,
   trace: TracePage,
-  compare: NotFound,
+  compare: ComparePage,
   logs: NotFound,
   live: NotFound,
   notfound: NotFound,

@@ -5,7 +5,11 @@ import { deepChain, spans, wideTrace } from "./testspans";
 
 const seg = (key: string, startUs: number, endUs: number) => ({ key, spanId: key, startUs, endUs });
 
-function expectContiguous(path: { segments: readonly { startUs: number; endUs: number }[] }, from: number, to: number): void {
+function expectContiguous(
+  path: { segments: readonly { startUs: number; endUs: number }[] },
+  from: number,
+  to: number,
+): void {
   const segs = path.segments;
   expect(segs[0]!.startUs).toBe(from);
   expect(segs[segs.length - 1]!.endUs).toBe(to);
@@ -66,18 +70,31 @@ describe("criticalPath", () => {
   it("ignores a child that ends exactly where the returning cut lies", () => {
     // r 0..100; a 10..60; b 60..100. From 100: b → r has nothing after b;
     // back at 60: a ends at 60, not before 60 → r 0..60, a not on the path.
-    const t = buildTree(spans({ id: "r", start: 0, end: 100 }, { id: "a", parent: "r", start: 10, end: 60 }, { id: "b", parent: "r", start: 60, end: 100 }));
+    const t = buildTree(
+      spans(
+        { id: "r", start: 0, end: 100 },
+        { id: "a", parent: "r", start: 10, end: 60 },
+        { id: "b", parent: "r", start: 60, end: 100 },
+      ),
+    );
     expect(criticalPath(t).segments).toEqual([seg("r", 0, 60), seg("b", 60, 100)]);
   });
 
   it("uses the skew-corrected times", () => {
     // c is reported at 500..520 by a fast clock; centred in p (0..100) it is 40..60.
-    const t = buildTree(spans({ id: "p", service: "a", start: 0, end: 100 }, { id: "c", parent: "p", service: "b", start: 500, end: 520 }));
+    const t = buildTree(
+      spans(
+        { id: "p", service: "a", start: 0, end: 100 },
+        { id: "c", parent: "p", service: "b", start: 500, end: 520 },
+      ),
+    );
     expect(criticalPath(t).segments).toEqual([seg("p", 0, 40), seg("c", 40, 60), seg("p", 60, 100)]);
   });
 
   it("starts from the earliest top-level span when the root is missing", () => {
-    const t = buildTree(spans({ id: "x", parent: "gone", start: 0, end: 50 }, { id: "y", parent: "x", start: 10, end: 20 }));
+    const t = buildTree(
+      spans({ id: "x", parent: "gone", start: 0, end: 50 }, { id: "y", parent: "x", start: 10, end: 20 }),
+    );
     expect(criticalPath(t).segments).toEqual([seg("x", 0, 10), seg("y", 10, 20), seg("x", 20, 50)]);
     expect(criticalPath(buildTree([])).segments).toEqual([]);
   });

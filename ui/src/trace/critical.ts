@@ -57,15 +57,17 @@ function walk(tree: TraceTree, top: TraceNode, out: CriticalSegment[]): void {
       e[i] = Math.min(n.endUs, pe);
     }
   }
-  const byEnd = new Map<TraceNode, TraceNode[]>();
-  const next = new Map<TraceNode, number>();
+  // Per node (by subtree position): its kept children, latest end first, and how far the
+  // walk has gone through them (cuts only move back in time, so never backwards).
+  const byEnd: (TraceNode[] | undefined)[] = new Array<TraceNode[] | undefined>(size);
+  const next = new Int32Array(size);
   const childrenByEnd = (n: TraceNode): TraceNode[] => {
-    let list = byEnd.get(n);
+    const i = n.index - offset;
+    let list = byEnd[i];
     if (list === undefined) {
       list = n.children.filter((c) => !Number.isNaN(s[c.index - offset]!));
-      list.sort((a, b) => e[b.index - offset]! - e[a.index - offset]!);
-      byEnd.set(n, list);
-      next.set(n, 0);
+      if (list.length > 1) list.sort((a, b) => e[b.index - offset]! - e[a.index - offset]!);
+      byEnd[i] = list;
     }
     return list;
   };
@@ -80,7 +82,7 @@ function walk(tree: TraceTree, top: TraceNode, out: CriticalSegment[]): void {
   let arriving = true;
   for (;;) {
     const list = childrenByEnd(cur);
-    let p = next.get(cur)!;
+    let p = next[cur.index - offset]!;
     while (p < list.length) {
       const end = e[list[p]!.index - offset]!;
       if (end < cut || (arriving && end === cut)) break;
@@ -88,7 +90,7 @@ function walk(tree: TraceTree, top: TraceNode, out: CriticalSegment[]): void {
     }
     const lfc = list[p];
     if (lfc !== undefined) {
-      next.set(cur, p + 1);
+      next[cur.index - offset] = p + 1;
       const lfcEnd = e[lfc.index - offset]!;
       emit(cur, lfcEnd, cut);
       cur = lfc;
@@ -96,7 +98,7 @@ function walk(tree: TraceTree, top: TraceNode, out: CriticalSegment[]): void {
       arriving = true;
       continue;
     }
-    next.set(cur, p);
+    next[cur.index - offset] = p;
     const curStart = s[cur.index - offset]!;
     emit(cur, curStart, cut);
     if (cur === top) return;

@@ -2,9 +2,9 @@
 // nanosecond strings. Times are split into whole seconds and nanoseconds so that relative
 // microseconds stay exact in a double without BigInt (seconds since 1970 fit in 2^53 easily).
 
-/** An attribute value as the API sends it (64-bit integers beyond 2^53 arrive as strings). */
-export type AttrValue = string | number | boolean | null | AttrValue[] | { [key: string]: AttrValue };
-export type Attributes = Record<string, AttrValue>;
+import type { AttributeValue, Attributes } from "../types";
+
+export type { AttributeValue, Attributes };
 
 /** OTLP enum names; a value the server does not know stays a number. */
 export type SpanKind =
@@ -139,7 +139,7 @@ export function isErrorSpan(span: Span): boolean {
 }
 
 /** An attribute value as plain text (search, copy, tables). */
-export function attrText(value: AttrValue): string {
+export function attrText(value: AttributeValue): string {
   if (typeof value === "string") return value;
   if (value === null || typeof value === "number" || typeof value === "boolean") return String(value);
   return JSON.stringify(value);

@@ -27,7 +27,13 @@ describe("selfTimesUs", () => {
   });
 
   it("counts a child nested inside another child once", () => {
-    const t = buildTree(spans({ id: "p", start: 0, end: 100 }, { id: "a", parent: "p", start: 0, end: 80 }, { id: "b", parent: "p", start: 20, end: 30 }));
+    const t = buildTree(
+      spans(
+        { id: "p", start: 0, end: 100 },
+        { id: "a", parent: "p", start: 0, end: 80 },
+        { id: "b", parent: "p", start: 20, end: 30 },
+      ),
+    );
     expect(selfTimesUs(t)[0]).toBe(20);
   });
 });
@@ -54,12 +60,26 @@ describe("traceStats", () => {
     expect(web.selfPercent).toBe(45);
     expect(st.services.map((s) => s.service)).toEqual(["web", "db"]);
     const select = st.operations.find((o) => o.service === "db" && o.operation === "SELECT")!;
-    expect(select).toMatchObject({ count: 2, totalUs: 60, avgUs: 30, minUs: 20, maxUs: 40, errorCount: 1, selfMinUs: 20, selfMaxUs: 40 });
+    expect(select).toMatchObject({
+      count: 2,
+      totalUs: 60,
+      avgUs: 30,
+      minUs: 20,
+      maxUs: 40,
+      errorCount: 1,
+      selfMinUs: 20,
+      selfMaxUs: 40,
+    });
     expect(st.operations).toHaveLength(4);
   });
 
   it("keeps operations of the same name in different services apart", () => {
-    const t = buildTree(spans({ id: "r", service: "a", name: "x", start: 0, end: 10 }, { id: "c", parent: "r", service: "b", name: "x", start: 1, end: 2 }));
+    const t = buildTree(
+      spans(
+        { id: "r", service: "a", name: "x", start: 0, end: 10 },
+        { id: "c", parent: "r", service: "b", name: "x", start: 1, end: 2 },
+      ),
+    );
     expect(traceStats(t).operations.map((o) => [o.service, o.operation, o.count])).toEqual([
       ["a", "x", 1],
       ["b", "x", 1],

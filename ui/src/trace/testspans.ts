@@ -38,7 +38,11 @@ export function span(s: SpanSpec): Span {
     attributes: s.attributes ?? {},
     resource: s.resource ?? { "service.name": s.service ?? "api" },
     scope: { name: "test", version: "1", attributes: {} },
-    events: (s.events ?? []).map((e) => ({ timeUnixNano: at(e.at), name: e.name, attributes: e.attributes ?? {} })),
+    events: (s.events ?? []).map((e) => ({
+      timeUnixNano: at(e.at),
+      name: e.name,
+      attributes: e.attributes ?? {},
+    })),
     links: [],
     droppedAttributesCount: 0,
   };
@@ -52,7 +56,15 @@ export function spans(...specs: SpanSpec[]): Span[] {
 export function deepChain(n: number): Span[] {
   const out: Span[] = [];
   for (let i = 0; i < n; i++) {
-    out.push(span({ id: i.toString(16).padStart(16, "0"), parent: i === 0 ? undefined : (i - 1).toString(16).padStart(16, "0"), start: i, end: 2 * n - i, service: `svc${i % 3}` }));
+    out.push(
+      span({
+        id: i.toString(16).padStart(16, "0"),
+        parent: i === 0 ? undefined : (i - 1).toString(16).padStart(16, "0"),
+        start: i,
+        end: 2 * n - i,
+        service: `svc${i % 3}`,
+      }),
+    );
   }
   return out;
 }
@@ -61,7 +73,16 @@ export function deepChain(n: number): Span[] {
 export function wideTrace(n: number): Span[] {
   const out: Span[] = [span({ id: "ffffffffffffffff", start: 0, end: n * 10 + 10 })];
   for (let i = n - 1; i >= 1; i--) {
-    out.push(span({ id: i.toString(16).padStart(16, "0"), parent: "ffffffffffffffff", start: i * 10, end: i * 10 + 15, service: `svc${i % 7}`, name: `op${i % 11}` }));
+    out.push(
+      span({
+        id: i.toString(16).padStart(16, "0"),
+        parent: "ffffffffffffffff",
+        start: i * 10,
+        end: i * 10 + 15,
+        service: `svc${i % 7}`,
+        name: `op${i % 11}`,
+      }),
+    );
   }
   return out;
 }

@@ -37,7 +37,11 @@ describe("buildTree", () => {
   });
 
   it("keeps microsecond order between spans a few hundred ns apart", () => {
-    const s = spans({ id: "r", start: 0, end: 10 }, { id: "b", parent: "r", start: 1.4, end: 2 }, { id: "a", parent: "r", start: 1.2, end: 2 });
+    const s = spans(
+      { id: "r", start: 0, end: 10 },
+      { id: "b", parent: "r", start: 1.4, end: 2 },
+      { id: "a", parent: "r", start: 1.2, end: 2 },
+    );
     const t = buildTree(s);
     expect(keys(t.nodes)).toEqual(["r", "a", "b"]);
     expect(t.byKey.get("a")!.startUs).toBeCloseTo(1.2, 6);
@@ -59,7 +63,9 @@ describe("buildTree", () => {
   });
 
   it("reports a missing root when every span has a parent", () => {
-    const t = buildTree(spans({ id: "b", parent: "gone", start: 20, end: 30 }, { id: "a", parent: "gone", start: 10, end: 40 }));
+    const t = buildTree(
+      spans({ id: "b", parent: "gone", start: 20, end: 30 }, { id: "a", parent: "gone", start: 10, end: 40 }),
+    );
     expect(t.root).toBeNull();
     expect(t.rootMissing).toBe(true);
     expect(keys(t.roots)).toEqual(["a", "b"]);
@@ -67,7 +73,13 @@ describe("buildTree", () => {
   });
 
   it("picks the earliest of several parentless spans as the root", () => {
-    const t = buildTree(spans({ id: "late", start: 50, end: 60 }, { id: "early", start: 10, end: 20 }, { id: "o", parent: "x", start: 0, end: 5 }));
+    const t = buildTree(
+      spans(
+        { id: "late", start: 50, end: 60 },
+        { id: "early", start: 10, end: 20 },
+        { id: "o", parent: "x", start: 0, end: 5 },
+      ),
+    );
     expect(t.root?.key).toBe("early");
     expect(keys(t.roots)).toEqual(["o", "early", "late"]);
   });
@@ -166,7 +178,10 @@ describe("buildTree", () => {
 
   it("places events on the drawn axis, skew shift included", () => {
     const t = buildTree(
-      spans({ id: "p", service: "a", start: 0, end: 100 }, { id: "c", parent: "p", service: "b", start: 200, end: 220, events: [{ at: 205, name: "retry" }] }),
+      spans(
+        { id: "p", service: "a", start: 0, end: 100 },
+        { id: "c", parent: "p", service: "b", start: 200, end: 220, events: [{ at: 205, name: "retry" }] },
+      ),
     );
     expect(eventTimesUs(t, t.byKey.get("c")!)).toEqual([{ name: "retry", timeUs: 45 }]);
   });
