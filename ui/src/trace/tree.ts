@@ -190,7 +190,7 @@ export function buildTree(spans: readonly Span[]): TraceTree {
   tops.sort((a, b) => byDrawnStart(a, b) || Number(a.orphan || a.cycle) - Number(b.orphan || b.cycle));
   const root = tops.find((t) => !t.orphan && !t.cycle) ?? null;
 
-  // Preorder with depth, service order and skew shift, parents always before children.
+  // Preorder numbering with depth and service order, parents always before children.
   const nodes: Draft[] = [];
   const serviceIndex = new Map<string, number>();
   const services: string[] = [];
