@@ -1,16 +1,10 @@
-// The views of one trace, as the `view=` URL parameter names them. Only views whose
-// component is here get a tab; an unknown `view=` falls back to the timeline.
+// The views of one trace, as the `view=` URL parameter names them; an unknown `view=`
+// falls back to the timeline.
 import type { ComponentType } from "preact";
-import type { Span } from "../trace/model";
-import type { TraceTree } from "../trace/tree";
-
-export interface TraceViewProps {
-  readonly spans: readonly Span[];
-  readonly tree: TraceTree;
-  readonly selectedSpanId: string | null;
-  readonly onSelect: (spanId: string) => void;
-  readonly traceId: string;
-}
+import { FlameGraph } from "../traceviews/flame";
+import { TraceJson } from "../traceviews/json";
+import type { TraceViewProps } from "../traceviews/props";
+import { TraceStatsView } from "../traceviews/stats";
 
 export type ViewId = "timeline" | "flamegraph" | "stats" | "json";
 
@@ -21,7 +15,12 @@ export interface ViewTab {
   readonly component?: ComponentType<TraceViewProps>;
 }
 
-export const VIEWS: readonly ViewTab[] = [{ id: "timeline", label: "Timeline" }];
+export const VIEWS: readonly ViewTab[] = [
+  { id: "timeline", label: "Timeline" },
+  { id: "flamegraph", label: "Flame graph", component: FlameGraph },
+  { id: "stats", label: "Statistics", component: TraceStatsView },
+  { id: "json", label: "OTLP/JSON", component: TraceJson },
+];
 
 export function viewOf(value: string | null): ViewId {
   return VIEWS.find((v) => v.id === value)?.id ?? "timeline";
