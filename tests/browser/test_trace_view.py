@@ -5,6 +5,7 @@ links and logs, find, collapse, deep links, and a 50,000-span trace."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -331,3 +332,103 @@ def test_a_trace_from_a_dropped_file(
     row(page, "Charge").click()
     expect(page.get_by_test_id("span-details")).to_contain_text("card declined")
     assert url_query(page)["source"] == ["file"]
+
+
+def _otlp_json_trace(trace_id: str, span_id: str, start_ns: int) -> dict[str, object]:
+    return {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "chatty"}}]
+                },
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": trace_id,
+                                "spanId": span_id,
+                                "name": "talk",
+                                "kind": 1,
+                                "startTimeUnixNano": str(start_ns),
+                                "endTimeUnixNano": str(start_ns + 50_000_000),
+                                "attributes": [
+                                    {"key": "big", "value": {"intValue": "9223372036854775807"}},
+                                    {"key": "flag", "value": {"boolValue": True}},
+                                    {
+                                        "key": "tags",
+                                        "value": {
+                                            "arrayValue": {
+                                                "values": [
+                                                    {"stringValue": "a"},
+                                                    {"stringValue": "b"},
+                                                ]
+                                            }
+                                        },
+                                    },
+                                    {
+                                        "key": "nested",
+                                        "value": {
+                                            "kvlistValue": {
+                                                "values": [{"key": "k", "value": {"intValue": "1"}}]
+                                            }
+                                        },
+                                    },
+                                ],
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+
+
+def _otlp_json_logs(trace_id: str, span_id: str, start_ns: int, n: int) -> dict[str, object]:
+    records = [
+        {
+            "timeUnixNano": str(start_ns + i * 100_000),
+            "severityNumber": 9,
+            "severityText": "INFO",
+            "body": {"stringValue": f"line {i:03d}"},
+            "traceId": trace_id,
+            "spanId": span_id,
+        }
+        for i in range(n)
+    ]
+    return {
+        "resourceLogs": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "chatty"}}]
+                },
+                "scopeLogs": [{"logRecords": records}],
+            }
+        ]
+    }
+
+
+def test_types_beyond_json_numbers_and_log_paging(page: Page, ui_server: RunningServer) -> None:
+    trace_id, span_id = "5a" * 16, "6b" * 8
+    start = time.time_ns() - 30 * 10**9
+    for path, body in (
+        ("/v1/traces", _otlp_json_trace(trace_id, span_id, start)),
+        ("/v1/logs", _otlp_json_logs(trace_id, span_id, start, 130)),
+    ):
+        r = httpx.post(f"{ui_server.url}{path}", json=body, timeout=30)
+        assert r.status_code == 200, r.text
+    open_trace(page, ui_server, trace_id, f"?span={span_id}")
+    details = page.get_by_test_id("span-details")
+    types = {"big": "int", "flag": "bool", "tags": "array<string>", "nested": "kvlist"}
+    for key, kind in types.items():
+        expect(details.locator(f'tr[data-attr="{key}"]').get_by_test_id("attr-type")).to_have_text(
+            kind
+        )
+    expect(details.locator('tr[data-attr="big"]')).to_contain_text("9223372036854775807")
+    # 130 records of one span: the first page holds 100, the cursor brings the rest.
+    span_logs = page.get_by_test_id("span-logs")
+    expect(span_logs.locator(".tv-log")).to_have_count(100)
+    span_logs.get_by_role("button", name="More logs").click()
+    expect(span_logs.locator(".tv-log")).to_have_count(130)
+    expect(span_logs.get_by_role("button", name="More logs")).to_have_count(0)
+    expect(span_logs).to_contain_text("line 000")
+    expect(span_logs).to_contain_text("line 129")
