@@ -130,24 +130,23 @@ function TraceView({
   );
 
   const current = VIEWS.find((v) => v.id === view) ?? VIEWS[0]!;
-  let body;
-  if (current.id === "timeline") {
-    body = (
-      <div class="tv-body">
+  const Other = current.component;
+  // The details sit beside the views that select spans; statistics and JSON have no selection.
+  const withDetails = current.id === "timeline" || current.id === "flamegraph";
+  const body = (
+    <div class="tv-body">
+      {Other === undefined ? (
         <Timeline tree={tree} selectedKey={selected?.key ?? null} onSelect={select} onOpen={open} onClose={close} />
-        {selected && detailsOpen && (
-          <SpanDetails tree={tree} node={selected} traceId={traceId} windowMs={windowMs} onClose={close} />
-        )}
-      </div>
-    );
-  } else {
-    const Other = current.component!;
-    body = (
-      <div class="tv-body tv-other" data-ready="trace">
-        <Other spans={spans} tree={tree} selectedSpanId={selected?.spanId ?? null} onSelect={selectSpanId} traceId={traceId} />
-      </div>
-    );
-  }
+      ) : (
+        <div class="tv-other" data-ready="trace">
+          <Other spans={spans} tree={tree} selectedSpanId={selected?.spanId ?? null} onSelect={selectSpanId} traceId={traceId} />
+        </div>
+      )}
+      {withDetails && selected && detailsOpen && (
+        <SpanDetails tree={tree} node={selected} traceId={traceId} windowMs={windowMs} onClose={close} />
+      )}
+    </div>
+  );
 
   return (
     <div class="tv-page">

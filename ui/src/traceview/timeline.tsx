@@ -80,9 +80,10 @@ export function Timeline({ tree, selectedKey, onSelect, onOpen, onClose }: Timel
   const live = useRef({ rows, selectedIndex, collapsed, onSelect, onOpen, onClose, height });
   live.current = { rows, selectedIndex, collapsed, onSelect, onOpen, onClose, height };
 
-  // A selection made elsewhere (deep link, find, a link in the details) must be visible:
-  // its ancestors open, and the list scrolled to it (centred the first time).
-  const firstScroll = useRef(true);
+  // A selection must be visible: its ancestors open, and the list scrolled to it, by the
+  // least movement for a step in the list (click, arrow keys), centred for a jump from
+  // elsewhere (deep link, find, a link in the details).
+  const stepped = useRef(false);
   useEffect(() => {
     if (selectedKey === null) return;
     const node = tree.byKey.get(selectedKey);
@@ -93,8 +94,8 @@ export function Timeline({ tree, selectedKey, onSelect, onOpen, onClose }: Timel
     }
     const el = scrollRef.current;
     if (!el || height === 0) return;
-    const top = scrollForRow(selectedIndex, el.scrollTop, el.clientHeight, ROW_HEIGHT, firstScroll.current);
-    firstScroll.current = false;
+    const top = scrollForRow(selectedIndex, el.scrollTop, el.clientHeight, ROW_HEIGHT, !stepped.current);
+    stepped.current = false;
     if (top !== null) {
       el.scrollTop = top;
       setScrollTop(el.scrollTop);
@@ -120,6 +121,7 @@ export function Timeline({ tree, selectedKey, onSelect, onOpen, onClose }: Timel
       setCollapsed((c) => toggleCollapsed(c, key));
       return;
     }
+    stepped.current = true;
     live.current.onSelect(key, "click");
     live.current.onOpen();
   }
@@ -131,7 +133,10 @@ export function Timeline({ tree, selectedKey, onSelect, onOpen, onClose }: Timel
     event.preventDefault();
     if (action.collapse) setCollapsed((x) => toggleCollapsed(x, action.collapse!));
     if (action.expand) setCollapsed((x) => toggleCollapsed(x, action.expand!));
-    if (action.select) live.current.onSelect(action.select, "key");
+    if (action.select) {
+      stepped.current = true;
+      live.current.onSelect(action.select, "key");
+    }
     if (action.open) live.current.onOpen();
     if (action.close) live.current.onClose();
   }

@@ -23,8 +23,9 @@ describe("scrollForRow", () => {
     expect(scrollForRow(20, 0, 240, 24)).toBe(21 * 24 - 240);
     expect(scrollForRow(2, 240, 240, 24)).toBe(48);
   });
-  it("centres a row on request", () => {
+  it("centres a row it has to bring in on request, and leaves a visible one alone", () => {
     expect(scrollForRow(100, 0, 240, 24, true)).toBe(2400 - 108);
-    expect(scrollForRow(1, 0, 240, 24, true)).toBe(0);
+    expect(scrollForRow(1, 2400, 240, 24, true)).toBe(0);
+    expect(scrollForRow(1, 0, 240, 24, true)).toBeNull();
   });
 });

@@ -18,13 +18,13 @@ export function rowWindow(scrollTop: number, height: number, rowHeight: number, 
 
 /**
  * The scrollTop that brings row `index` into view, or null when it is fully visible.
- * `center` places it mid-view (deep links), otherwise the least movement is made.
+ * `center` places a row it has to bring in mid-view (a jump: deep link, find), otherwise
+ * the least movement is made (a step: arrow keys).
  */
 export function scrollForRow(index: number, scrollTop: number, height: number, rowHeight: number, center = false): number | null {
   const top = index * rowHeight;
   const bottom = top + rowHeight;
+  if (top >= scrollTop && bottom <= scrollTop + height) return null;
   if (center) return Math.max(0, Math.round(top - (height - rowHeight) / 2));
-  if (top < scrollTop) return top;
-  if (bottom > scrollTop + height) return Math.max(0, bottom - height);
-  return null;
+  return top < scrollTop ? top : Math.max(0, bottom - height);
 }
