@@ -93,7 +93,11 @@ def test_click_selects_and_details_show_typed_attributes_and_events(
     expect(details.get_by_test_id("span-events")).to_contain_text("exception")
     resource = details.get_by_role("table", name="Resource attributes")
     expect(resource.locator('tr[data-attr="service.name"]')).to_contain_text("payments")
-    expect(details.get_by_role("button", name="Copy Span ID")).to_be_visible()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    copy = details.get_by_role("button", name="Copy Span ID")
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == trace.logged_span_id
     # Clicking a row is a step in history: back returns to the previous span.
     page.go_back()
     expect(row(page, "PlaceOrder")).to_have_attribute("aria-selected", "true")
@@ -161,6 +165,8 @@ def test_logs_of_a_span_and_of_the_trace(page: Page, ui_server: RunningServer, d
     span_logs.locator("summary", has_text="charge 1 declined").click()
     expect(span_logs.locator('tr[data-attr="payment.id"]')).to_contain_text("p-1")
     page.locator("summary", has_text="Logs of this trace").click()
+    logs_link = page.get_by_role("link", name="open in Logs")
+    assert f"traceId={trace.trace_id}" in (logs_link.get_attribute("href") or "")
     trace_logs = page.get_by_test_id("trace-logs")
     expect(trace_logs).to_contain_text("checkout 1 started")
     expect(trace_logs).to_contain_text("charge 1 declined")
@@ -235,6 +241,14 @@ def test_minimap_drag_zooms_the_axis(page: Page, ui_server: RunningServer, demo:
     assert zoomed is not None and zoomed["width"] > full["width"] * 3
     page.get_by_role("button", name="Reset zoom").click()
     expect(page.get_by_role("button", name="Reset zoom")).to_have_count(0)
+    # Ctrl + wheel over the bars zooms too.
+    lane = row(page, "GET /checkout").locator(".tv-lane").bounding_box()
+    assert lane is not None
+    page.mouse.move(lane["x"] + lane["width"] / 2, lane["y"] + 5)
+    page.keyboard.down("Control")
+    page.mouse.wheel(0, -300)
+    page.keyboard.up("Control")
+    expect(page.get_by_role("button", name="Reset zoom")).to_be_visible()
 
 
 def test_unknown_trace_says_so(page: Page, ui_server: RunningServer, problems: Problems) -> None:

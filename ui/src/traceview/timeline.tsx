@@ -9,7 +9,7 @@ import { formatDuration } from "../format";
 import { type CriticalPath, type CriticalSegment, criticalPath } from "../trace/critical";
 import type { TraceNode, TraceTree } from "../trace/tree";
 import { collapseAll, collapseToDepth, eventTimesUs, revealNode, toggleCollapsed, visibleRows } from "../trace/tree";
-import { FULL_VIEW, type Viewport, ticks, viewportUs } from "../trace/axis";
+import { FULL_VIEW, type Viewport, ticks, viewportUs, zoomViewport } from "../trace/axis";
 import { type SearchIndex, buildSearchIndex, nextMatch, prevMatch, searchTrace } from "../trace/search";
 import { navKey } from "./keys";
 import { Minimap } from "./minimap";
@@ -139,6 +139,17 @@ export function Timeline({ tree, selectedKey, onSelect, onOpen, onClose }: Timel
     }
     if (action.open) live.current.onOpen();
     if (action.close) live.current.onClose();
+  }
+
+  // Ctrl (or ⌘) + wheel zooms the time axis around the pointer; a plain wheel scrolls rows.
+  function onWheel(event: WheelEvent) {
+    if (!(event.ctrlKey || event.metaKey) || event.deltaY === 0) return;
+    const lane = scrollRef.current?.querySelector(".tv-lane");
+    if (!lane) return;
+    event.preventDefault();
+    const rect = lane.getBoundingClientRect();
+    const anchor = Math.min(1, Math.max(0, (event.clientX - rect.left) / Math.max(rect.width, 1)));
+    setView((v) => zoomViewport(v, event.deltaY > 0 ? 1.25 : 0.8, anchor));
   }
 
   // `/` anywhere on the page (outside a text field) goes to find, as in Jaeger and GitHub.
@@ -284,10 +295,13 @@ export function Timeline({ tree, selectedKey, onSelect, onOpen, onClose }: Timel
         role="tree"
         aria-label="Spans"
         tabIndex={0}
-        aria-activedescendant={selectedIndex >= 0 && selectedKey !== null ? rowId(selectedKey) : undefined}
+        aria-activedescendant={
+          selectedKey !== null && selectedIndex >= win.first && selectedIndex < win.last ? rowId(selectedKey) : undefined
+        }
         onScroll={onScroll}
         onClick={onListClick}
         onKeyDown={onListKey}
+        onWheel={onWheel}
       >
         <div class="tv-spacer" style={{ height: `${rows.length * ROW_HEIGHT}px` }}>
           {items}
