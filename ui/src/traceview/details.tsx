@@ -35,7 +35,15 @@ export function SpanDetails({
   const start = parseNano(span.startTimeUnixNano);
   const parent = span.parentSpanId;
   return (
-    <aside class="tv-details" aria-label="Span details" data-testid="span-details" data-span-id={span.spanId}>
+    <aside
+      class="tv-details"
+      aria-label="Span details"
+      data-testid="span-details"
+      data-span-id={span.spanId}
+      onKeyDown={(e) => {
+        if (e.key === "Escape") onClose();
+      }}
+    >
       <header class="tv-details-head">
         <h3>
           <span class="muted">{span.service}</span> {span.name}

@@ -387,6 +387,8 @@ const Row = memo(function Row({ node, tree, top, selected, collapsed, match, seg
           </span>
         )}
         {node.orphan && <span class="badge" title="its parent span is not in this trace">orphan</span>}
+        {node.cycle && <span class="badge warn" title="its parent chain loops back to it; the loop is cut here">cycle</span>}
+        {node.duplicateId && <span class="badge warn" title="another span of this trace has the same id">duplicate id</span>}
         {collapsed && hasChildren && <span class="badge">+{node.descendants}</span>}
       </div>
       <div class="tv-lane">
