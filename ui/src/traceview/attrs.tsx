@@ -1,6 +1,6 @@
 // Attribute tables with each value's OTLP type, and the copy button of ids and values.
 import { useEffect, useState } from "preact/hooks";
-import type { AttrValue } from "../trace/model";
+import type { AttributeValue as AttrValue } from "../trace/model";
 import { typedAttributes } from "./attrtype";
 
 function valueText(value: AttrValue): string {

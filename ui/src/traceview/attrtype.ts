@@ -1,7 +1,7 @@
 // The OTLP type of an attribute value as the JSON API renders it (SPEC §5): integers beyond
 // ±2^53 arrive as decimal strings, kvlists as objects. Bytes arrive as base64 strings and
 // cannot be told from text, so they read as strings.
-import type { AttrValue } from "../trace/model";
+import type { AttributeValue as AttrValue } from "../trace/model";
 
 export type AttrType = "string" | "int" | "double" | "bool" | "array" | "kvlist" | "empty";
 

@@ -3,6 +3,9 @@
 import type { ComponentType } from "preact";
 import type { Span } from "../trace/model";
 import type { TraceTree } from "../trace/tree";
+import { FlameGraph } from "../traceviews/flame";
+import { TraceJson } from "../traceviews/json";
+import { TraceStatsView } from "../traceviews/stats";
 
 export interface TraceViewProps {
   readonly spans: readonly Span[];
@@ -21,7 +24,12 @@ export interface ViewTab {
   readonly component?: ComponentType<TraceViewProps>;
 }
 
-export const VIEWS: readonly ViewTab[] = [{ id: "timeline", label: "Timeline" }];
+export const VIEWS: readonly ViewTab[] = [
+  { id: "timeline", label: "Timeline" },
+  { id: "flamegraph", label: "Flame graph", component: FlameGraph },
+  { id: "stats", label: "Statistics", component: TraceStatsView },
+  { id: "json", label: "OTLP/JSON", component: TraceJson },
+];
 
 export function viewOf(value: string | null): ViewId {
   return VIEWS.find((v) => v.id === value)?.id ?? "timeline";
