@@ -168,6 +168,18 @@ def test_compare_shows_added_removed_and_slower_spans(
     page.keyboard.press("ArrowRight")
     expect(added).to_have_count(1)
 
+    # The pair's flame graphs side by side; a click in A's selects there (spanA=).
+    page.get_by_role("tab", name="Flame graphs").click()
+    canvases = page.get_by_test_id("flame-canvas")
+    expect(canvases).to_have_count(2)
+    box = canvases.first.bounding_box()
+    assert box is not None
+    canvases.first.click(position={"x": box["width"] * 0.5, "y": 10})
+    expect(page).to_have_url(re.compile(f"[?&]spanA={pair.a.spans['GET /cart']}"))
+    page.get_by_role("tab", name="Statistics").click()
+    expect(page.get_by_test_id("trace-stats")).to_have_count(2)
+    page.get_by_role("tab", name="Structure").click()
+
     page.get_by_role("button", name="Swap A and B").click()
     expect(page).to_have_url(re.compile(f"/ui/compare/{pair.b.trace_id}/{pair.a.trace_id}"))
     expect(_node(page, "cmp-recs: recommend")).to_have_attribute("data-state", "removed")
@@ -323,6 +335,10 @@ def test_json_download_and_reopening_the_file(
     expect(page).to_have_url(re.compile(f"/ui/traces/{a}\\?source=file$"))
     expect(page.locator('[data-ready="trace"]')).to_be_attached()
     expect(page.get_by_role("treeitem")).to_have_count(5)
+    # Its JSON tab shows the file's spans, without asking the server.
+    page.get_by_role("tab", name="OTLP/JSON").click()
+    expect(page.get_by_test_id("trace-json")).to_contain_text("Spans opened from a file")
+    expect(page.get_by_test_id("trace-json")).to_contain_text(pair.a.spans["write audit"])
 
 
 def test_a_file_with_several_traces_lists_them_and_a_bad_file_says_why(
@@ -337,7 +353,13 @@ def test_a_file_with_several_traces_lists_them_and_a_bad_file_says_why(
     several.write_text("\n".join(lines) + "\n")
     page.goto(f"{ui_server.url}/ui/compare/{pair.a.trace_id}/{pair.b.trace_id}")
     expect(page.locator('[data-ready="compare"]')).to_be_attached()
-    page.get_by_test_id("dropzone-input").set_input_files(several)
+    # Dropped, not chosen: the drop event carries the file as a browser's drag would.
+    dropped = page.evaluate_handle(
+        "text => { const dt = new DataTransfer();"
+        " dt.items.add(new File([text], 'export.jsonl')); return dt; }",
+        several.read_text(),
+    )
+    page.get_by_test_id("dropzone").dispatch_event("drop", {"dataTransfer": dropped})
     listed = page.get_by_test_id("dropzone-traces")
     expect(listed).to_contain_text("export.jsonl holds 2 traces")
     expect(listed.get_by_role("link")).to_have_count(2)
