@@ -1,7 +1,7 @@
 // Compare two traces (/ui/compare/{traceIdA}/{traceIdB}), as Jaeger's trace diff: both headers,
 // then the merged (service: operation) structure with what B added, removed or changed and the
 // mean durations on each side. The same pair's flame graphs and statistics are a tab away.
-import { useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, apiGet } from "../api";
 import { serviceColor } from "../colors";
 import { DropZone } from "../components/dropzone";
@@ -13,7 +13,7 @@ import { usePrefs } from "../prefs";
 import { href, navigate, withQuery } from "../router";
 import type { DiffNode, DiffState, TraceDiff } from "../trace/diff";
 import { diffTraces } from "../trace/diff";
-import { droppedTrace } from "../trace/dropped";
+import { droppedTrace, onDropped } from "../trace/dropped";
 import type { Span, TraceResponse } from "../trace/model";
 import { nanoToEpochMs } from "../trace/model";
 import type { TraceTree } from "../trace/tree";
@@ -53,8 +53,11 @@ export function ComparePage({ route }: PageProps) {
   // `sourceA=file` / `sourceB=file`: that side is a trace opened from a file in this tab.
   const fileA = route.query.get("sourceA") === "file";
   const fileB = route.query.get("sourceB") === "file";
-  const a = useApi((signal) => loadTrace(idA, fileA, signal), [idA, fileA]);
-  const b = useApi((signal) => loadTrace(idB, fileB, signal), [idB, fileB]);
+  // Dropping a file again can lead to the URL already shown: reload what comes from files.
+  const [drops, setDrops] = useState(0);
+  useEffect(() => (fileA || fileB ? onDropped(() => setDrops((n) => n + 1)) : undefined), [fileA, fileB]);
+  const a = useApi((signal) => loadTrace(idA, fileA, signal), [idA, fileA, fileA ? drops : 0]);
+  const b = useApi((signal) => loadTrace(idB, fileB, signal), [idB, fileB, fileB ? drops : 0]);
   const viewParam = route.query.get("view");
   const view: View = VIEWS.some(([v]) => v === viewParam) ? (viewParam as View) : "structure";
   const ready = a.state === "ok" && b.state === "ok";

@@ -1,16 +1,17 @@
 // One trace (/ui/traces/{traceId}?span=&view=): the header, the view tabs, the timeline with
 // the selected span's details beside it, and the trace's logs. The selected span and the
 // view live in the URL, so a copied link opens the same span in the same view.
-import { useCallback, useMemo, useState } from "preact/hooks";
+import { useCallback, useEffect, useMemo, useState } from "preact/hooks";
 import { ApiError, apiGet } from "../api";
+import { DropZone } from "../components/dropzone";
 import { ErrorBox, Loading } from "../components/status";
 import { useApi } from "../hooks";
 import { href, navigate, withQuery } from "../router";
 import type { Span, TraceResponse } from "../trace/model";
 import { addUs, nanoToEpochMs } from "../trace/model";
+import { droppedTrace, onDropped } from "../trace/dropped";
 import { buildTree } from "../trace/tree";
 import type { TraceTree } from "../trace/tree";
-import { droppedSpans } from "../traceview/dropped";
 import { SpanDetails } from "../traceview/details";
 import { TraceHeader } from "../traceview/header";
 import { LogList } from "../traceview/logs";
@@ -19,10 +20,13 @@ import { VIEWS, type ViewId, viewOf } from "../traceview/views";
 import "../traceview/page.css";
 import type { PageProps } from "./index";
 
+/** A `?source=file` trace this tab no longer holds (the page was reloaded or opened anew). */
+class DroppedFileGone extends Error {}
+
 async function loadSpans(traceId: string, fromFile: boolean, signal: AbortSignal): Promise<Span[]> {
   if (fromFile) {
-    const spans = droppedSpans(traceId);
-    if (spans === undefined) throw new Error("This trace came from a dropped file that is no longer open in this tab; drop the file again.");
+    const spans = droppedTrace(traceId);
+    if (spans === undefined) throw new DroppedFileGone();
     return spans;
   }
   const body = await apiGet<TraceResponse>(`/api/traces/${encodeURIComponent(traceId)}`, undefined, signal);
@@ -34,7 +38,9 @@ type Built = { ok: true; tree: TraceTree; spans: readonly Span[] } | { ok: false
 export function TracePage({ route }: PageProps) {
   const traceId = (route.params.traceId ?? "").toLowerCase();
   const fromFile = route.query.get("source") === "file";
-  const loaded = useApi((signal) => loadSpans(traceId, fromFile, signal), [traceId, fromFile]);
+  const [drops, setDrops] = useState(0);
+  useEffect(() => (fromFile ? onDropped(() => setDrops((n) => n + 1)) : undefined), [fromFile]);
+  const loaded = useApi((signal) => loadSpans(traceId, fromFile, signal), [traceId, fromFile, drops]);
   const built = useMemo<Built | null>(() => {
     if (loaded.state !== "ok") return null;
     try {
@@ -56,6 +62,17 @@ export function TracePage({ route }: PageProps) {
             There is no trace <code>{traceId}</code> on this server (for this tenant). It may have expired, or its spans
             have not arrived yet. <a href={href("/traces")}>Search traces</a>
           </div>
+        </div>
+      );
+    }
+    if (err instanceof DroppedFileGone) {
+      return (
+        <div>
+          <div class="error-box" role="alert" data-testid="dropped-file-gone">
+            <strong>This trace came from a file that is no longer open in this tab</strong>
+            <div>Files are read in the browser and never uploaded; drop or choose the file again.</div>
+          </div>
+          <DropZone />
         </div>
       );
     }
@@ -126,7 +143,7 @@ function TraceView({
   } else {
     const Other = current.component!;
     body = (
-      <div class="tv-body tv-other">
+      <div class="tv-body tv-other" data-ready="trace">
         <Other spans={spans} tree={tree} selectedSpanId={selected?.spanId ?? null} onSelect={selectSpanId} traceId={traceId} />
       </div>
     );

@@ -5,8 +5,22 @@ import type { Span } from "./model";
 
 const kept = new Map<string, Span[]>();
 
+const listeners = new Set<() => void>();
+
 export function keepDropped(traceId: string, spans: Span[]): void {
   kept.set(traceId.toLowerCase(), spans);
+  for (const listener of listeners) listener();
+}
+
+/**
+ * Called after every keepDropped: a view showing `?source=file` reloads, since dropping the
+ * file again leads to the URL it is already at. Returns the unsubscribe function.
+ */
+export function onDropped(listener: () => void): () => void {
+  listeners.add(listener);
+  return () => {
+    listeners.delete(listener);
+  };
 }
 
 export function droppedTrace(traceId: string): Span[] | undefined {

@@ -1,15 +1,15 @@
 // Attribute tables with each value's OTLP type, and the copy button of ids and values.
 import { useEffect, useState } from "preact/hooks";
-import type { AttributeValue as AttrValue } from "../trace/model";
+import type { AttributeValue } from "../types";
 import { typedAttributes } from "./attrtype";
 
-function valueText(value: AttrValue): string {
+function valueText(value: AttributeValue): string {
   if (typeof value === "string") return value;
   if (value !== null && typeof value === "object") return JSON.stringify(value, null, 1);
   return String(value);
 }
 
-export function AttrTable({ attrs, label }: { attrs: Readonly<Record<string, AttrValue>> | undefined; label?: string }) {
+export function AttrTable({ attrs, label }: { attrs: Readonly<Record<string, AttributeValue>> | undefined; label?: string }) {
   const rows = typedAttributes(attrs);
   if (rows.length === 0) return <p class="muted tv-none">none</p>;
   return (

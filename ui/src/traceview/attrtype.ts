@@ -1,13 +1,13 @@
 // The OTLP type of an attribute value as the JSON API renders it (SPEC §5): integers beyond
 // ±2^53 arrive as decimal strings, kvlists as objects. Bytes arrive as base64 strings and
 // cannot be told from text, so they read as strings.
-import type { AttributeValue as AttrValue } from "../trace/model";
+import type { AttributeValue } from "../types";
 
 export type AttrType = "string" | "int" | "double" | "bool" | "array" | "kvlist" | "empty";
 
 const BIG_INT = /^-?[0-9]{16,}$/;
 
-export function attrType(value: AttrValue): AttrType {
+export function attrType(value: AttributeValue): AttrType {
   if (value === null) return "empty";
   if (typeof value === "boolean") return "bool";
   if (typeof value === "number") return Number.isInteger(value) ? "int" : "double";
@@ -20,7 +20,7 @@ export function attrType(value: AttrValue): AttrType {
 }
 
 /** `array<int>` when every element has one type, else `array`. */
-export function describeType(value: AttrValue): string {
+export function describeType(value: AttributeValue): string {
   const t = attrType(value);
   if (t !== "array" || !Array.isArray(value) || value.length === 0) return t;
   const inner = new Set(value.map(attrType));
@@ -29,12 +29,12 @@ export function describeType(value: AttrValue): string {
 
 export interface TypedAttr {
   readonly key: string;
-  readonly value: AttrValue;
+  readonly value: AttributeValue;
   readonly type: string;
 }
 
 /** Attributes sorted by key with their types, for the details tables. */
-export function typedAttributes(attrs: Readonly<Record<string, AttrValue>> | undefined): TypedAttr[] {
+export function typedAttributes(attrs: Readonly<Record<string, AttributeValue>> | undefined): TypedAttr[] {
   if (!attrs) return [];
   return Object.keys(attrs)
     .sort()

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { buildTree, visibleRows } from "../trace/tree";
 import { spans } from "../trace/testspans";
-import { navKey, stepMatch } from "./keys";
+import { navKey } from "./keys";
 
 // a ─ b ─ c
 //   └ d
@@ -46,15 +46,5 @@ describe("navKey", () => {
     expect(navKey("Escape", rows, 0, new Set())).toEqual({ close: true });
     expect(navKey("x", rows, 0, new Set())).toBeNull();
     expect(navKey("ArrowDown", [], -1, new Set())).toBeNull();
-  });
-});
-
-describe("stepMatch", () => {
-  it("wraps both ways", () => {
-    expect(stepMatch(3, -1, 1)).toBe(0);
-    expect(stepMatch(3, -1, -1)).toBe(2);
-    expect(stepMatch(3, 2, 1)).toBe(0);
-    expect(stepMatch(3, 0, -1)).toBe(2);
-    expect(stepMatch(0, 0, 1)).toBe(-1);
   });
 });

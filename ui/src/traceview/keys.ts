@@ -72,10 +72,3 @@ export function navKey(
       return null;
   }
 }
-
-/** The next (dir 1) or previous (dir -1) match after position `current`, wrapping around. */
-export function stepMatch(count: number, current: number, dir: 1 | -1): number {
-  if (count <= 0) return -1;
-  if (current < 0) return dir === 1 ? 0 : count - 1;
-  return (current + dir + count) % count;
-}

@@ -4,23 +4,22 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ERROR_COLOR, serviceColor } from "../colors";
 import type { TraceTree } from "../trace/tree";
+import { FULL_VIEW, type Viewport, panViewport, viewportFromSelection } from "../trace/axis";
 import { useClientSize } from "./size";
-import { type TimeView, isWholeView, panView, viewFromFractions } from "./viewport";
 
 const HEIGHT = 40;
 
-type Drag = { mode: "select"; from: number; to: number } | { mode: "pan"; from: number; base: TimeView };
+type Drag = { mode: "select"; from: number; to: number } | { mode: "pan"; from: number; base: Viewport };
 
 export function Minimap({
   tree,
   view,
-  bounds,
   onView,
 }: {
   tree: TraceTree;
-  view: TimeView;
-  bounds: TimeView;
-  onView: (view: TimeView) => void;
+  /** The part of the trace the axis shows, in fractions of its duration. */
+  view: Viewport;
+  onView: (view: Viewport) => void;
 }) {
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const boxRef = useRef<HTMLDivElement>(null);
@@ -39,7 +38,7 @@ export function Minimap({
     ctx.scale(ratio, ratio);
     ctx.clearRect(0, 0, width, HEIGHT);
     const nodes = tree.nodes;
-    const total = Math.max(bounds.endUs - bounds.startUs, 1);
+    const total = Math.max(tree.endUs - tree.startUs, 1);
     const rowH = Math.max(HEIGHT / Math.max(nodes.length, 1), 0.5);
     // One fillStyle change per service run rather than per span keeps 50,000 spans cheap.
     let style = "";
@@ -50,21 +49,21 @@ export function Minimap({
         style = next;
         ctx.fillStyle = style;
       }
-      const x = ((n.startUs - bounds.startUs) / total) * width;
+      const x = ((n.startUs - tree.startUs) / total) * width;
       const w = Math.max(((n.endUs - n.startUs) / total) * width, 0.5);
       ctx.fillRect(x, (i / nodes.length) * HEIGHT, w, rowH);
     }
-  }, [tree, bounds, width]);
+  }, [tree, width]);
 
   function fraction(event: PointerEvent): number {
     const rect = boxRef.current!.getBoundingClientRect();
     return Math.min(1, Math.max(0, (event.clientX - rect.left) / Math.max(rect.width, 1)));
   }
 
-  const total = Math.max(bounds.endUs - bounds.startUs, 1);
-  const shown = drag?.mode === "select" ? viewFromFractions(drag.from, drag.to, bounds) : view;
-  const left = ((shown.startUs - bounds.startUs) / total) * 100;
-  const right = 100 - ((shown.endUs - bounds.startUs) / total) * 100;
+  const shown = drag?.mode === "select" ? viewportFromSelection(drag.from, drag.to) : view;
+  const left = shown.from * 100;
+  const right = (1 - shown.to) * 100;
+  const zoomed = view.from > 0 || view.to < 1;
 
   return (
     <div
@@ -76,25 +75,25 @@ export function Minimap({
         if (e.button !== 0) return;
         const f = fraction(e);
         (e.currentTarget as HTMLElement).setPointerCapture(e.pointerId);
-        const inside = !isWholeView(view, bounds) && f * total + bounds.startUs >= view.startUs && f * total + bounds.startUs <= view.endUs;
+        const inside = zoomed && f >= view.from && f <= view.to;
         setDrag(inside ? { mode: "pan", from: f, base: view } : { mode: "select", from: f, to: f });
       }}
       onPointerMove={(e) => {
         if (!drag) return;
         const f = fraction(e);
         if (drag.mode === "select") setDrag({ ...drag, to: f });
-        else onView(panView(drag.base, f - drag.from, bounds));
+        else onView(panViewport(drag.base, f - drag.from));
       }}
       onPointerUp={(e) => {
         if (!drag) return;
         const f = fraction(e);
         // A click without a drag is not a zoom to nothing.
         if (drag.mode === "select" && Math.abs(f - drag.from) * (boxRef.current?.clientWidth ?? 0) >= 3) {
-          onView(viewFromFractions(drag.from, f, bounds));
+          onView(viewportFromSelection(drag.from, f));
         }
         setDrag(null);
       }}
-      onDblClick={() => onView(bounds)}
+      onDblClick={() => onView(FULL_VIEW)}
     >
       <canvas ref={canvasRef} style={{ width: "100%", height: `${HEIGHT}px` }} />
       <div class="tv-mm-shade" style={{ left: 0, width: `${left}%` }} />

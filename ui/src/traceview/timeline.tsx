@@ -6,14 +6,15 @@ import { memo } from "preact/compat";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { serviceColor } from "../colors";
 import { formatDuration } from "../format";
-import { type CriticalSegment, criticalPath } from "../trace/critical";
+import { type CriticalPath, type CriticalSegment, criticalPath } from "../trace/critical";
 import type { TraceNode, TraceTree } from "../trace/tree";
 import { collapseAll, collapseToDepth, eventTimesUs, revealNode, toggleCollapsed, visibleRows } from "../trace/tree";
-import { findMatches } from "./find";
-import { navKey, stepMatch } from "./keys";
+import { FULL_VIEW, type Viewport, ticks, viewportUs } from "../trace/axis";
+import { type SearchIndex, buildSearchIndex, nextMatch, prevMatch, searchTrace } from "../trace/search";
+import { navKey } from "./keys";
 import { Minimap } from "./minimap";
 import { useClientSize } from "./size";
-import { type TimeView, isWholeView, rowWindow, scrollForRow, ticks } from "./viewport";
+import { rowWindow, scrollForRow } from "./viewport";
 import "./timeline.css";
 
 export const ROW_HEIGHT = 24;
@@ -32,13 +33,11 @@ export interface TimelineProps {
 }
 
 export function Timeline({ tree, selectedKey, onSelect, onOpen, onClose }: TimelineProps) {
-  const bounds = useMemo<TimeView>(() => ({ startUs: tree.startUs, endUs: tree.endUs }), [tree]);
   const [collapsed, setCollapsed] = useState<ReadonlySet<string>>(() => new Set());
   const [hidden, setHidden] = useState<ReadonlySet<string>>(() => new Set());
-  const [view, setView] = useState<TimeView>(bounds);
+  const [view, setView] = useState<Viewport>(FULL_VIEW);
   const [showCritical, setShowCritical] = useState(true);
   const [query, setQuery] = useState("");
-  const [matchAt, setMatchAt] = useState(-1);
   const [scrollTop, setScrollTop] = useState(0);
   const scrollRef = useRef<HTMLDivElement>(null);
   const { height } = useClientSize(scrollRef);
@@ -47,16 +46,31 @@ export function Timeline({ tree, selectedKey, onSelect, onOpen, onClose }: Timel
   useEffect(() => {
     setCollapsed(new Set());
     setHidden(new Set());
-    setView(bounds);
-  }, [tree, bounds]);
+    setView(FULL_VIEW);
+  }, [tree]);
 
   const rows = useMemo(() => {
     const shown = hidden.size === 0 ? undefined : new Set(tree.services.filter((s) => !hidden.has(s)));
     return visibleRows(tree, collapsed, shown ? { services: shown } : {});
   }, [tree, collapsed, hidden]);
-  const critical = useMemo(() => (showCritical ? criticalPath(tree) : null), [tree, showCritical]);
-  const matches = useMemo(() => findMatches(tree, query), [tree, query]);
-  const matchKeys = useMemo(() => new Set(matches.map((m) => m.key)), [matches]);
+  // Computed after the first paint: on a 50,000-span trace it costs ~100 ms the timeline
+  // need not wait for.
+  const [critical, setCritical] = useState<CriticalPath | null>(null);
+  useEffect(() => {
+    setCritical(null);
+    if (!showCritical) return;
+    const timer = setTimeout(() => setCritical(criticalPath(tree)), 0);
+    return () => clearTimeout(timer);
+  }, [tree, showCritical]);
+  // The search index is built on the first query, not on every trace opened.
+  const searchIndex = useRef<SearchIndex | null>(null);
+  const matches = useMemo(() => {
+    if (query.trim() === "") return [];
+    if (searchIndex.current?.tree !== tree) searchIndex.current = buildSearchIndex(tree);
+    return searchTrace(searchIndex.current, query);
+  }, [tree, query]);
+  const matchKeys = useMemo(() => new Set(matches), [matches]);
+  const matchAt = selectedKey === null ? -1 : matches.indexOf(selectedKey);
   const selectedIndex = useMemo(
     () => (selectedKey === null ? -1 : rows.findIndex((r) => r.key === selectedKey)),
     [rows, selectedKey],
@@ -137,12 +151,14 @@ export function Timeline({ tree, selectedKey, onSelect, onOpen, onClose }: Timel
   }, []);
 
   function goMatch(dir: 1 | -1) {
-    const next = stepMatch(matches.length, matchAt, dir);
-    setMatchAt(next);
-    const node = matches[next];
-    if (node) onSelect(node.key, "key");
+    const key = dir === 1 ? nextMatch(tree, matches, selectedKey) : prevMatch(tree, matches, selectedKey);
+    if (key !== null) onSelect(key, "key");
   }
 
+  const shown = viewportUs(view, tree.startUs, tree.endUs);
+  // A trace of one instant still gets a drawable axis.
+  const viewStart = shown.startUs;
+  const viewEnd = shown.endUs > shown.startUs ? shown.endUs : shown.startUs + 1;
   const win = rowWindow(scrollTop, height, ROW_HEIGHT, rows.length);
   const items = [];
   for (let i = win.first; i < win.last; i++) {
@@ -157,14 +173,15 @@ export function Timeline({ tree, selectedKey, onSelect, onOpen, onClose }: Timel
         collapsed={collapsed.has(n.key)}
         match={matchKeys.has(n.key)}
         segments={critical?.byKey.get(n.key)}
-        viewStart={view.startUs}
-        viewEnd={view.endUs}
+        viewStart={viewStart}
+        viewEnd={viewEnd}
       />,
     );
   }
-  const axisTicks = ticks(view, tree.startUs, 6);
+  // Tick labels are offsets from the trace's start.
+  const axisTicks = ticks(viewStart - tree.startUs, viewEnd - tree.startUs, 6);
   const ready = height > 0;
-  const zoomed = !isWholeView(view, bounds);
+  const zoomed = view.from > 0 || view.to < 1;
 
   return (
     <section class="tv-timeline" aria-label="Timeline" data-ready={ready ? "trace" : undefined}>
@@ -184,7 +201,6 @@ export function Timeline({ tree, selectedKey, onSelect, onOpen, onClose }: Timel
             value={query}
             onInput={(e) => {
               setQuery((e.target as HTMLInputElement).value);
-              setMatchAt(-1);
             }}
             onKeyDown={(e) => {
               if (e.key === "Enter") {
@@ -237,20 +253,20 @@ export function Timeline({ tree, selectedKey, onSelect, onOpen, onClose }: Timel
           </label>
           <ServiceFilter services={tree.services} hidden={hidden} onChange={setHidden} />
           {zoomed && (
-            <button type="button" onClick={() => setView(bounds)}>
+            <button type="button" onClick={() => setView(FULL_VIEW)}>
               Reset zoom
             </button>
           )}
         </div>
       </div>
-      <Minimap tree={tree} view={view} bounds={bounds} onView={setView} />
+      <Minimap tree={tree} view={view} onView={setView} />
       <div class="tv-axis" aria-hidden="true">
         <div class="tv-label tv-axis-label muted">
           {rows.length === tree.nodes.length ? `${rows.length} spans` : `${rows.length} of ${tree.nodes.length} spans shown`}
         </div>
         <div class="tv-lane">
           {axisTicks.map((t) => (
-            <span key={t.us} class="tv-tick" style={{ left: `${t.at * 100}%` }}>
+            <span key={t.us} class="tv-tick" style={{ left: `${((t.us + tree.startUs - viewStart) / (viewEnd - viewStart)) * 100}%` }}>
               {t.label}
             </span>
           ))}
@@ -287,7 +303,7 @@ function rowId(key: string): string {
   return `tv-row-${key.replace(/[^0-9A-Za-z_-]/g, "_")}`;
 }
 
-function pct(us: number, view: TimeView): string {
+function pct(us: number, view: { startUs: number; endUs: number }): string {
   return `${((us - view.startUs) / (view.endUs - view.startUs)) * 100}%`;
 }
 

@@ -1,19 +1,10 @@
-// The views of one trace, as the `view=` URL parameter names them. Only views whose
-// component is here get a tab; an unknown `view=` falls back to the timeline.
+// The views of one trace, as the `view=` URL parameter names them; an unknown `view=`
+// falls back to the timeline.
 import type { ComponentType } from "preact";
-import type { Span } from "../trace/model";
-import type { TraceTree } from "../trace/tree";
 import { FlameGraph } from "../traceviews/flame";
 import { TraceJson } from "../traceviews/json";
+import type { TraceViewProps } from "../traceviews/props";
 import { TraceStatsView } from "../traceviews/stats";
-
-export interface TraceViewProps {
-  readonly spans: readonly Span[];
-  readonly tree: TraceTree;
-  readonly selectedSpanId: string | null;
-  readonly onSelect: (spanId: string) => void;
-  readonly traceId: string;
-}
 
 export type ViewId = "timeline" | "flamegraph" | "stats" | "json";
 

@@ -9,7 +9,7 @@ import { flameLayout } from "../trace/flame";
 import type { FlameRect } from "../trace/flame";
 import type { FlameWindow } from "./flameview";
 import { WHOLE, breadcrumb, fitLabel, neighbour, placeRows, spanAt, zoomTo } from "./flameview";
-import type { TraceViewProps } from "../traceview/views";
+import type { TraceViewProps } from "./props";
 import "./flame.css";
 
 const ROW = 20;

@@ -7,7 +7,7 @@ import { ErrorBox, Loading } from "../components/status";
 import { useApi } from "../hooks";
 import { droppedTrace } from "../trace/dropped";
 import { prettyPrefix, sizeText } from "./jsonview";
-import type { TraceViewProps } from "../traceview/views";
+import type { TraceViewProps } from "./props";
 import "./json.css";
 
 const SHOWN_CHARS = 200_000;

@@ -5,7 +5,7 @@ import { useMemo, useState } from "preact/hooks";
 import { serviceColor } from "../colors";
 import { formatDuration } from "../format";
 import { traceStats } from "../trace/stats";
-import type { TraceViewProps } from "../traceview/views";
+import type { TraceViewProps } from "./props";
 import type { Grouping, StatsColumn, StatsRow, StatsSort } from "./statsview";
 import { DEFAULT_SORT, nextSort, sortRows, statsRows } from "./statsview";
 import "./stats.css";
