@@ -21,7 +21,13 @@ export function fileTraceHref(traceId: string): string {
   return href(`/traces/${traceId}`, FILE_QUERY);
 }
 
-export function DropZone() {
+export interface DropZoneProps {
+  /** Where a trace of the file opens; the trace view by default. */
+  readonly linkTo?: (traceId: string) => string;
+  readonly label?: string;
+}
+
+export function DropZone({ linkTo = fileTraceHref, label = "Open a trace from an OTLP/JSON file" }: DropZoneProps) {
   const [state, setState] = useState<State>({ state: "idle" });
   const [over, setOver] = useState(false);
 
@@ -37,7 +43,7 @@ export function DropZone() {
     for (const t of traces) keepDropped(t.traceId, t.spans);
     if (traces.length === 1) {
       setState({ state: "idle" });
-      navigate(fileTraceHref(traces[0]!.traceId));
+      navigate(linkTo(traces[0]!.traceId));
     } else {
       setState({ state: "several", name: file.name, traces });
     }
@@ -62,7 +68,7 @@ export function DropZone() {
     <section
       class={over ? "dropzone over" : "dropzone"}
       data-testid="dropzone"
-      aria-label="Open a trace from an OTLP/JSON file"
+      aria-label={label}
       onDragOver={(e) => {
         e.preventDefault();
         setOver(true);
@@ -71,7 +77,7 @@ export function DropZone() {
       onDrop={onDrop}
     >
       <label>
-        Open an OTLP/JSON file (drop it here or choose it):{" "}
+        {label} (drop it here or choose it):{" "}
         <input type="file" accept=".json,.jsonl,.ndjson,application/json" onChange={onChoose} data-testid="dropzone-input" />
       </label>
       {state.state === "reading" && (
@@ -93,7 +99,7 @@ export function DropZone() {
           <ul>
             {state.traces.map((t) => (
               <li key={t.traceId}>
-                <a href={fileTraceHref(t.traceId)}>
+                <a href={linkTo(t.traceId)}>
                   {t.rootService}: {t.rootName}
                 </a>{" "}
                 <span class="muted">

@@ -1,9 +1,10 @@
 // Compare two traces (/ui/compare/{traceIdA}/{traceIdB}), as Jaeger's trace diff: both headers,
 // then the merged (service: operation) structure with what B added, removed or changed and the
 // mean durations on each side. The same pair's flame graphs and statistics are a tab away.
-import { useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, apiGet } from "../api";
 import { serviceColor } from "../colors";
+import { DropZone } from "../components/dropzone";
 import { ErrorBox, Loading } from "../components/status";
 import { formatDuration, formatTime } from "../format";
 import type { Loaded } from "../hooks";
@@ -12,7 +13,7 @@ import { usePrefs } from "../prefs";
 import { href, navigate, withQuery } from "../router";
 import type { DiffNode, DiffState, TraceDiff } from "../trace/diff";
 import { diffTraces } from "../trace/diff";
-import { droppedTrace } from "../trace/dropped";
+import { droppedTrace, onDropped } from "../trace/dropped";
 import type { Span, TraceResponse } from "../trace/model";
 import { nanoToEpochMs } from "../trace/model";
 import type { TraceTree } from "../trace/tree";
@@ -29,9 +30,12 @@ interface Loaded1 {
   readonly fromFile: boolean;
 }
 
-async function loadTrace(traceId: string, signal: AbortSignal): Promise<Loaded1> {
-  const kept = droppedTrace(traceId);
-  if (kept !== undefined) return { spans: kept, tree: buildTree(kept), fromFile: true };
+async function loadTrace(traceId: string, fromFile: boolean, signal: AbortSignal): Promise<Loaded1> {
+  if (fromFile) {
+    const kept = droppedTrace(traceId);
+    if (kept === undefined) throw new Error("This trace came from a file that is no longer open in this tab; open the file again.");
+    return { spans: kept, tree: buildTree(kept), fromFile: true };
+  }
   const data = await apiGet<TraceResponse>(`/api/traces/${encodeURIComponent(traceId)}`, undefined, signal);
   return { spans: data.spans, tree: buildTree(data.spans), fromFile: false };
 }
@@ -46,8 +50,14 @@ type View = (typeof VIEWS)[number][0];
 export function ComparePage({ route }: PageProps) {
   const idA = route.params.a ?? "";
   const idB = route.params.b ?? "";
-  const a = useApi((signal) => loadTrace(idA, signal), [idA]);
-  const b = useApi((signal) => loadTrace(idB, signal), [idB]);
+  // `sourceA=file` / `sourceB=file`: that side is a trace opened from a file in this tab.
+  const fileA = route.query.get("sourceA") === "file";
+  const fileB = route.query.get("sourceB") === "file";
+  // Dropping a file again can lead to the URL already shown: reload what comes from files.
+  const [drops, setDrops] = useState(0);
+  useEffect(() => (fileA || fileB ? onDropped(() => setDrops((n) => n + 1)) : undefined), [fileA, fileB]);
+  const a = useApi((signal) => loadTrace(idA, fileA, signal), [idA, fileA, fileA ? drops : 0]);
+  const b = useApi((signal) => loadTrace(idB, fileB, signal), [idB, fileB, fileB ? drops : 0]);
   const viewParam = route.query.get("view");
   const view: View = VIEWS.some(([v]) => v === viewParam) ? (viewParam as View) : "structure";
   const ready = a.state === "ok" && b.state === "ok";
@@ -60,6 +70,10 @@ export function ComparePage({ route }: PageProps) {
     <div class="compare-page" data-ready={ready ? "compare" : undefined}>
       <h1 class="compare-title">Compare traces</h1>
       <CompareForm key={`${idA}/${idB}`} idA={idA} idB={idB} query={route.query} />
+      <DropZone
+        label="Compare a trace from an OTLP/JSON file as A"
+        linkTo={(id) => comparePath(id, idB, withQuery(route.query, { sourceA: "file" }))}
+      />
       <div class="compare-headers">
         <TraceCard side="A" traceId={idA} loaded={a} />
         <TraceCard side="B" traceId={idB} loaded={b} />
@@ -111,18 +125,40 @@ export function ComparePage({ route }: PageProps) {
   );
 }
 
+function comparePath(a: string, b: string, query: URLSearchParams): string {
+  return href(`/compare/${encodeURIComponent(a)}/${encodeURIComponent(b)}`, query);
+}
+
 function CompareForm({ idA, idB, query }: { idA: string; idB: string; query: URLSearchParams }) {
   const [ids, setIds] = useState({ a: idA, b: idB });
-  const go = (a: string, b: string) => {
-    if (a.trim() && b.trim()) navigate(href(`/compare/${encodeURIComponent(a.trim())}/${encodeURIComponent(b.trim())}`, withQuery(query, { spanA: null, spanB: null })));
+  const submit = () => {
+    const a = ids.a.trim();
+    const b = ids.b.trim();
+    if (!a || !b) return;
+    // A side keeps coming from its file only while its id is unchanged.
+    const patch = {
+      spanA: null,
+      spanB: null,
+      sourceA: a === idA ? query.get("sourceA") : null,
+      sourceB: b === idB ? query.get("sourceB") : null,
+    };
+    navigate(comparePath(a, b, withQuery(query, patch)));
   };
+  const swap = () =>
+    navigate(
+      comparePath(
+        idB,
+        idA,
+        withQuery(query, { spanA: query.get("spanB"), spanB: query.get("spanA"), sourceA: query.get("sourceB"), sourceB: query.get("sourceA") }),
+      ),
+    );
   return (
     <form
       class="compare-form"
       aria-label="Traces to compare"
       onSubmit={(e) => {
         e.preventDefault();
-        go(ids.a, ids.b);
+        submit();
       }}
     >
       <label>
@@ -136,7 +172,7 @@ function CompareForm({ idA, idB, query }: { idA: string; idB: string; query: URL
       <button type="submit" class="primary">
         Compare
       </button>
-      <button type="button" onClick={() => go(idB, idA)} title="Make B the baseline">
+      <button type="button" onClick={swap} title="Make B the baseline">
         Swap A and B
       </button>
     </form>

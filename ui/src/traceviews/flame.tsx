@@ -149,17 +149,22 @@ export function FlameGraph({ tree, selectedSpanId, onSelect }: TraceViewProps) {
           onKeyDown={onKey}
         />
         <div class="flame-spacer" style={{ height: `${Math.max(0, rows * ROW - viewHeight)}px` }} />
-        {hover !== null && <Tooltip hover={hover} width={size.width} />}
+        {hover !== null && <Tooltip hover={hover} width={size.width} bottom={scrollTop + size.height} />}
       </div>
     </div>
   );
 }
 
-function Tooltip({ hover, width }: { hover: Hover; width: number }) {
+const TOOLTIP_HEIGHT = 96;
+
+function Tooltip({ hover, width, bottom }: { hover: Hover; width: number; bottom: number }) {
   const r = hover.rect;
   const left = Math.min(hover.x + 12, Math.max(0, width - 280));
+  // Below the pointer, or above it near the bottom, so it never widens the scroll area.
+  const below = hover.y + 16 + TOOLTIP_HEIGHT <= bottom;
+  const top = below ? hover.y + 16 : Math.max(0, hover.y - 8 - TOOLTIP_HEIGHT);
   return (
-    <div class="flame-tooltip" role="tooltip" data-testid="flame-tooltip" style={{ left: `${left}px`, top: `${hover.y + 16}px` }}>
+    <div class="flame-tooltip" role="tooltip" data-testid="flame-tooltip" style={{ left: `${left}px`, top: `${top}px` }}>
       <div class="flame-tooltip-name">{r.label}</div>
       <div>
         <span class="flame-swatch" style={{ background: serviceColor(r.service) }} /> {r.service}

@@ -2,7 +2,7 @@
 // cap (the rest would stall the tab on a 50,000-span trace), downloadable and copyable whole.
 // A trace opened from a file is not on the server; its spans are shown in the API's shape.
 import { useMemo, useState } from "preact/hooks";
-import { ApiError, apiGet } from "../api";
+import { apiGet } from "../api";
 import { ErrorBox, Loading } from "../components/status";
 import { useApi } from "../hooks";
 import { droppedTrace } from "../trace/dropped";
@@ -14,22 +14,19 @@ const SHOWN_CHARS = 200_000;
 
 interface JsonDoc {
   readonly text: string;
-  /** Set when the server does not have the trace and the tab's own copy is shown. */
+  /** The trace was opened from a file in this tab: its spans, not the server's OTLP/JSON. */
   readonly fromFile: boolean;
 }
 
 export function TraceJson({ traceId, spans }: TraceViewProps) {
+  // The page hands over the very array kept for a file it opened (source=file): then the
+  // server is not asked, even if it stores a trace with the same id.
+  const fromFile = droppedTrace(traceId) === spans;
   const loaded = useApi(async (signal): Promise<JsonDoc> => {
-    try {
-      const data = await apiGet<unknown>(`/api/traces/${encodeURIComponent(traceId)}`, { format: "otlp" }, signal);
-      return { text: JSON.stringify(data), fromFile: false };
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404 && droppedTrace(traceId) !== undefined) {
-        return { text: JSON.stringify({ traceId, spans }), fromFile: true };
-      }
-      throw err;
-    }
-  }, [traceId]);
+    if (fromFile) return { text: JSON.stringify({ traceId, spans }), fromFile: true };
+    const data = await apiGet<unknown>(`/api/traces/${encodeURIComponent(traceId)}`, { format: "otlp" }, signal);
+    return { text: JSON.stringify(data), fromFile: false };
+  }, [traceId, fromFile]);
 
   if (loaded.state === "loading") return <Loading what="the trace's OTLP/JSON" />;
   if (loaded.state === "error") return <ErrorBox error={loaded.error} title="The trace's OTLP/JSON could not be loaded" />;
