@@ -70,11 +70,28 @@ describe("zoomTo and breadcrumb", () => {
 });
 
 describe("placeRows", () => {
-  it("places rows in CSS pixels and skips rectangles thinner than the minimum", () => {
+  it("places rows in CSS pixels and draws rectangles thinner than the minimum as 1-px slivers", () => {
     const placed = placeRows(layout, WHOLE, 1000, 0, 10);
-    const byKey = Object.fromEntries(placed.map((p) => [p.rect.key, [Math.round(p.left), Math.round(p.width)]]));
-    expect(byKey).toEqual({ r: [0, 1000], a: [100, 200], a1: [100, 100], b: [500, 400] });
-    expect(placeRows(layout, WHOLE, 1000, 0, 10, 150).map((p) => p.rect.key)).toEqual(["r", "a", "b"]);
+    const byKey = Object.fromEntries(placed.map((p) => [p.rect.key, [Math.round(p.left), Math.round(p.width), p.sliver]]));
+    expect(byKey).toEqual({ r: [0, 1000, false], a: [100, 200, false], a1: [100, 100, false], b: [500, 400, false] });
+    const thin = placeRows(layout, WHOLE, 1000, 0, 10, 150);
+    expect(thin.map((p) => [p.rect.key, p.sliver, Math.round(p.width)])).toEqual([
+      ["r", false, 1000],
+      ["a", false, 200],
+      ["b", false, 400],
+      ["a1", true, 1],
+    ]);
+  });
+
+  it("draws at most one sliver per pixel column of a row of tiny spans", () => {
+    const t = buildTree(wideTrace(50_000));
+    const l = flameLayout(t);
+    const row1 = placeRows(l, WHOLE, 800, 1, 1);
+    expect(row1.every((p) => p.sliver && p.width === 1)).toBe(true);
+    expect(row1.length).toBeGreaterThan(700);
+    expect(row1.length).toBeLessThanOrEqual(800);
+    expect(new Set(row1.map((p) => p.left)).size).toBe(row1.length);
+    expect(Math.max(...row1.map((p) => p.left))).toBeLessThanOrEqual(799);
   });
 
   it("draws ancestors of the zoomed span full width and only the rows asked for", () => {

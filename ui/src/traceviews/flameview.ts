@@ -48,9 +48,15 @@ export interface Placed {
   readonly width: number;
   /** An ancestor of the zoomed span, drawn full width and dimmed. */
   readonly ancestor: boolean;
+  /**
+   * Stands for every span of its row narrower than `minPx` starting in this pixel column
+   * (`rect` is the first of them): drawn 1 px wide so short spans stay visible, at most once
+   * per pixel, so a row of 50,000 tiny spans costs no more than its width in pixels.
+   */
+  readonly sliver: boolean;
 }
 
-/** The rectangles of rows `fromDepth..toDepth` that fall in the window, at least `minPx` wide. */
+/** The rectangles of rows `fromDepth..toDepth` that fall in the window; thinner than `minPx`, slivers. */
 export function placeRows(
   layout: FlameLayout,
   win: FlameWindow,
@@ -65,17 +71,24 @@ export function placeRows(
   for (let depth = Math.max(0, fromDepth); depth <= last; depth++) {
     if (depth < win.focusDepth) {
       const a = ancestorAt(win, depth);
-      if (a !== null) out.push({ rect: layout.rects[a.index]!, left: 0, width: widthPx, ancestor: true });
+      if (a !== null) out.push({ rect: layout.rects[a.index]!, left: 0, width: widthPx, ancestor: true, sliver: false });
       continue;
     }
     const row = layout.rows[depth]!;
+    let sliverPx = -1;
     for (let i = firstEndingAfter(row, win.x0); i < row.length; i++) {
       const r = row[i]!;
       if (r.x0 >= win.x1) break;
       const left = ((Math.max(r.x0, win.x0) - win.x0) / span) * widthPx;
       const right = ((Math.min(r.x1, win.x1) - win.x0) / span) * widthPx;
-      if (right - left < minPx) continue;
-      out.push({ rect: r, left, width: right - left, ancestor: false });
+      if (right - left >= minPx) {
+        out.push({ rect: r, left, width: right - left, ancestor: false, sliver: false });
+        continue;
+      }
+      const px = Math.min(Math.floor(left), Math.ceil(widthPx) - 1);
+      if (px === sliverPx) continue;
+      sliverPx = px;
+      out.push({ rect: r, left: px, width: 1, ancestor: false, sliver: true });
     }
   }
   return out;
