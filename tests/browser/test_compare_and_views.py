@@ -21,7 +21,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Position, expect
 
 from tests.browser.conftest import Problems
 from tests.conftest import RunningServer
@@ -210,6 +210,14 @@ def test_flame_graph_selects_and_zooms(page: Page, ui_server: RunningServer, pai
     page.goto(f"{ui_server.url}/ui/traces/{pair.a.trace_id}?view=flamegraph")
     canvas = page.get_by_test_id("flame-canvas")
     expect(canvas).to_be_visible()
+
+    def at(fx: float, row: int) -> Position:
+        """The point ``fx`` of the way across row ``row`` (20 px each), measured now: the
+        canvas narrows when a selection opens the span details beside it."""
+        box = canvas.bounding_box()
+        assert box is not None
+        return {"x": box["width"] * fx, "y": row * 20 + 10}
+
     box = canvas.bounding_box()
     assert box is not None
     # Canvas pixels really are device pixels: the backing store follows devicePixelRatio.
@@ -217,34 +225,34 @@ def test_flame_graph_selects_and_zooms(page: Page, ui_server: RunningServer, pai
     size = canvas.evaluate("c => [c.width, c.height]")
     assert size[0] == round(box["width"] * dpr)
     # The trace spans 0..100 ms; "load cart" (5..15 ms) is on the second 20-px row.
-    canvas.hover(position={"x": box["width"] * 0.10, "y": 30})
+    canvas.hover(position=at(0.10, 1))
     tooltip = page.get_by_test_id("flame-tooltip")
     expect(tooltip).to_contain_text("load cart")
     expect(tooltip).to_contain_text("cmp-db")
     expect(tooltip).to_contain_text("Duration 10ms")
     expect(tooltip).to_contain_text("Self time 10ms")
-    canvas.click(position={"x": box["width"] * 0.10, "y": 30})
+    canvas.click(position=at(0.10, 1))
     expect(page).to_have_url(re.compile(f"[?&]span={pair.a.spans['load cart']}"))
 
     # The root's self time: 100 ms minus its children's 10 + 5 + 7 + 10 ms.
-    canvas.hover(position={"x": box["width"] * 0.45, "y": 10})
+    canvas.hover(position=at(0.45, 0))
     expect(tooltip).to_contain_text("Self time 68ms")
-    canvas.hover(position={"x": box["width"] * 0.55, "y": 30})
+    canvas.hover(position=at(0.55, 1))
     expect(tooltip).to_contain_text("write audit")
     expect(tooltip).to_contain_text("Error")
 
     # Zoom into the audit span: it fills the width and the breadcrumb leads back.
-    canvas.dblclick(position={"x": box["width"] * 0.55, "y": 30})
+    canvas.dblclick(position=at(0.55, 1))
     crumbs = page.get_by_role("navigation", name="Flame graph zoom")
     expect(crumbs).to_contain_text("cmp-audit: write audit")
-    canvas.hover(position={"x": box["width"] * 0.02, "y": 30})
+    canvas.hover(position=at(0.02, 1))
     expect(tooltip).to_contain_text("write audit")
     # Ancestors span the width above the zoomed span.
-    canvas.hover(position={"x": box["width"] * 0.98, "y": 10})
+    canvas.hover(position=at(0.98, 0))
     expect(tooltip).to_contain_text("GET /cart")
     crumbs.get_by_role("button", name="Whole trace").click()
     expect(crumbs.get_by_role("button", name="Whole trace")).to_be_disabled()
-    canvas.hover(position={"x": box["width"] * 0.02, "y": 30})
+    canvas.hover(position=at(0.02, 1))
     expect(tooltip).to_have_count(0)
 
     # Keyboard: Up selects the parent of the selected span.
