@@ -21,6 +21,8 @@ export interface LiveView {
   readonly waiting: number;
   readonly dropped: number;
   readonly serverError: string | null;
+  /** The filter the server last confirmed ("subscribed"), null before the first. */
+  readonly subscribed: { readonly signals: readonly string[]; readonly service: string | null } | null;
   setPaused(paused: boolean): void;
   clear(): void;
   dismissGaps(): void;
@@ -37,6 +39,7 @@ export function useLive(subscription: string): LiveView {
   const [paused, setPausedState] = useState(false);
   const [waiting, setWaiting] = useState({ received: 0, dropped: 0 });
   const [serverError, setServerError] = useState<string | null>(null);
+  const [subscribed, setSubscribed] = useState<LiveView["subscribed"]>(null);
   const sub = useRef(subscription);
   sub.current = subscription;
   const live = useRef<LiveConnection | null>(null);
@@ -63,7 +66,10 @@ export function useLive(subscription: string): LiveView {
           if (pausedRef.current) held.current.push(event.rows);
           else pending.current.push(...event.rows);
         } else if (event.type === "error") setServerError(event.message);
-        else if (event.type === "subscribed") setServerError(null);
+        else if (event.type === "subscribed") {
+          setServerError(null);
+          setSubscribed({ signals: event.signals, service: event.service });
+        }
       },
       onState: setState,
     });
@@ -101,6 +107,7 @@ export function useLive(subscription: string): LiveView {
     waiting: waiting.received,
     dropped: waiting.dropped,
     serverError,
+    subscribed,
     setPaused(next: boolean) {
       pausedRef.current = next;
       setPausedState(next);

@@ -7,7 +7,7 @@ import type { Gap, LiveState } from "../live/connection";
 import { LIVE_SIGNALS, liveFilters, subscribeMessage, type LiveRow, type LiveSignal, type TraceTally } from "../live/feed";
 import "../live/live.css";
 import "../logs/logs.css";
-import { MAX_PAUSED, MAX_ROWS, useLive } from "../live/use-live";
+import { MAX_PAUSED, MAX_ROWS, useLive, type LiveView } from "../live/use-live";
 import { SEVERITY_COLORS, severityClass, severityLabel } from "../logs/severity";
 import { usePrefs } from "../prefs";
 import { href, navigate, withQuery } from "../router";
@@ -21,6 +21,8 @@ export function LivePage({ route }: PageProps) {
   const services = useApi((signal) => apiGet<{ services: { name: string }[] }>("/api/services", { start: Date.now() - 7 * 86_400_000 }, signal), []);
   const names = services.state === "ok" ? services.data.services.map((s) => s.name) : [];
   if (filters.service && !names.includes(filters.service)) names.unshift(filters.service);
+  // Services that started sending after the list was loaded are offered too.
+  for (const row of live.rows) if (row.service && !names.includes(row.service)) names.push(row.service);
 
   const update = (patch: { signals?: LiveSignal[]; service?: string }) => {
     const signals = patch.signals ?? filters.signals;
@@ -38,7 +40,7 @@ export function LivePage({ route }: PageProps) {
   return (
     <div class="live-page">
       <div class="live-toolbar" role="toolbar" aria-label="Live tail controls">
-        <ConnectionStatus state={live.state} />
+        <ConnectionStatus state={live.state} subscribed={live.subscribed} />
         <fieldset class="live-signals">
           <legend class="visually-hidden">Signals</legend>
           {LIVE_SIGNALS.map((s) => (
@@ -96,7 +98,7 @@ export function LivePage({ route }: PageProps) {
   );
 }
 
-function ConnectionStatus({ state }: { state: LiveState }) {
+function ConnectionStatus({ state, subscribed }: { state: LiveState; subscribed: LiveView["subscribed"] }) {
   const text =
     state.status === "open"
       ? "Live"
@@ -106,9 +108,23 @@ function ConnectionStatus({ state }: { state: LiveState }) {
           ? `Disconnected; retrying${state.retryAt ? ` in ${Math.max(1, Math.round((state.retryAt - Date.now()) / 1000))}s` : ""} (attempt ${state.attempt})`
           : "Stopped";
   return (
-    <span class={`live-status live-${state.status}`} role="status" aria-live="polite" data-testid="live-status" data-state={state.status}>
+    <span
+      class={`live-status live-${state.status}`}
+      role="status"
+      aria-live="polite"
+      data-testid="live-status"
+      data-state={state.status}
+      data-subscribed={subscribed ? `${subscribed.signals.join(",")}|${subscribed.service ?? ""}` : ""}
+    >
       <span class="dot" aria-hidden="true" />
       {text}
+      {state.status === "open" && subscribed && (
+        <span class="muted">
+          {" "}
+          · {subscribed.signals.map((s) => (s === "traces" ? "spans" : s)).join(" and ")}
+          {subscribed.service ? ` of ${subscribed.service}` : " of every service"}
+        </span>
+      )}
     </span>
   );
 }
