@@ -198,4 +198,17 @@ describe("live connection", () => {
     expect(g.conn.current.status).toBe("stopped");
     expect(g.timers).toHaveLength(0);
   });
+
+  it("stopped during the handshake, closes the socket once it opens, not before", () => {
+    const h = harness();
+    h.conn.start();
+    const s = h.last();
+    h.conn.stop();
+    expect(s.closed).toBeNull();
+    s.open();
+    expect(s.closed).toBe(1000);
+    expect(s.sent).toEqual([]);
+    expect(h.conn.current.status).toBe("stopped");
+    expect(h.timers).toHaveLength(0);
+  });
 });

@@ -95,10 +95,15 @@ export class LiveConnection {
   stop(): void {
     this.clearTimer();
     const socket = this.socket;
+    const opened = this.openedAt !== null;
     this.socket = null;
+    this.openedAt = null;
     if (socket) {
       detach(socket);
-      socket.close(1000, "closed by the page");
+      // Closing a socket still in its handshake makes Chromium log "closed before the
+      // connection is established" to the console: let it open, then close it.
+      if (opened) socket.close(1000, "closed by the page");
+      else socket.onopen = () => socket.close(1000, "closed by the page");
     }
     this.set({ status: "stopped", retryAt: null });
   }
