@@ -1,10 +1,12 @@
 """The live tail in Chromium against a real server: spans and logs sent by the OpenTelemetry
 SDK after the page opened, behind a token (signed in, passed as the WebSocket subprotocol),
-pause and resume, the service and signal filters, and a tab the server drops as too slow
-(1013) that reconnects and says it missed data."""
+pause and resume, the service and signal filters, a tab the server drops as too slow
+(1013) and a server restart, after both of which the tab reconnects and says it missed
+data."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,9 +79,9 @@ def status(page: Page) -> Locator:
     return page.get_by_test_id("live-status")
 
 
-def wait_subscribed(page: Page, signals: str, service: str = "") -> None:
+def wait_subscribed(page: Page, signals: str, service: str = "", timeout: float = 5000) -> None:
     """Until the server confirmed this filter (its "subscribed" answer)."""
-    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(status(page)).to_have_attribute("data-state", "open", timeout=timeout)
     expect(status(page)).to_have_attribute("data-subscribed", f"{signals}|{service}")
 
 
@@ -191,7 +193,7 @@ def test_a_tab_dropped_as_too_slow_reconnects_and_says_it_missed_data(
     notice = page.get_by_test_id("missed-notice")
     expect(notice).to_contain_text("Missed data from", timeout=15_000)
     expect(notice).to_contain_text("falling behind")
-    wait_subscribed(page, "traces,logs")
+    wait_subscribed(page, "traces,logs", timeout=10_000)
     assert len(closes) == 1
     # The notice links to the missed stretch in the log search.
     href = notice.get_by_role("link", name="logs").get_attribute("href")
@@ -208,3 +210,36 @@ def test_a_tab_dropped_as_too_slow_reconnects_and_says_it_missed_data(
         sender.close()
     page.get_by_role("button", name="Dismiss").click()
     expect(notice).to_have_count(0)
+
+
+def test_a_server_restart_is_survived_and_the_gap_named(
+    page: Page, tmp_path: Path, problems: Problems
+) -> None:
+    running = start_server(tmp_path)
+    try:
+        page.goto(f"{running.url}/ui/live")
+        wait_subscribed(page, "traces,logs")
+        assert running.stop() == 0
+        # The server said goodbye (1001); the tab says since when it is disconnected.
+        expect(status(page)).to_have_attribute("data-state", re.compile("reconnecting|connecting"))
+        notice = page.get_by_test_id("missed-notice")
+        expect(notice).to_contain_text("Disconnected since")
+        # Attempts while the server is down fail in the browser itself, which logs each one
+        # (not something a page can silence); the backoff keeps them few.
+        problems.allow(r"WebSocket connection to '.*/api/ws' failed")
+        page.wait_for_timeout(1500)
+        running.start()
+        # The next attempt comes within the backoff's delay (a few seconds by now).
+        wait_subscribed(page, "traces,logs", timeout=20_000)
+        expect(notice).to_contain_text("Missed data from")
+        expect(notice).not_to_contain_text("Disconnected since")
+        sender = Sender(running.url, "live-restarted")
+        try:
+            sender.log("after the restart")
+            rows = page.get_by_test_id("live-rows")
+            expect(rows.locator("tr", has_text="after the restart")).to_be_visible()
+        finally:
+            sender.close()
+    finally:
+        if running.proc is not None:
+            running.kill()
