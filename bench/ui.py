@@ -23,6 +23,8 @@ Figures, each the median (and max) of ``--runs`` navigations in a fresh browser 
   bottom in rAF-paced steps and back (PerformanceObserver ``longtask``: main-thread tasks
   over 50 ms), and the longest gap between animation frames while scrolling.
 - JS heap used (CDP ``Performance.getMetrics`` after a forced GC) once the view is usable.
+- the floor under the trace view: fetching ``/api/traces/{id}`` and ``JSON.parse`` in a
+  page, with no rendering (size, times, heap holding the parsed trace).
 
 SPEC §8 targets are shown beside the figures; nothing here passes or fails. Data: a server
 (bench/common.py) gets 1,000 small traces and one trace of each ``--sizes`` as OTLP/HTTP
@@ -85,6 +87,17 @@ API_DONE = """
 Math.max(0, ...performance.getEntriesByType("resource")
   .filter((e) => new URL(e.name).pathname.startsWith("/api/"))
   .map((e) => e.responseEnd))
+"""
+
+FETCH_TRACE = """
+async (url) => {
+  const t0 = performance.now();
+  const text = await (await fetch(url)).text();
+  const t1 = performance.now();
+  window.__trace = JSON.parse(text);
+  const t2 = performance.now();
+  return { fetch_ms: t1 - t0, parse_ms: t2 - t1, mib: text.length / 2 ** 20 };
+}
 """
 
 # Scrolls the timeline top to bottom in ``steps`` frames, then back in a quarter of them;
@@ -165,6 +178,19 @@ def measure(
                 out["scroll_height_px"] = scrolled["scrollHeight"]
         out["heap_mib"] = heap_mib(page)
         out["errors"] = errors
+        return out
+    finally:
+        context.close()
+
+
+def fetch_in_page(browser: Browser, base_url: str, trace_id: str) -> dict[str, Any]:
+    """The floor under any trace view: fetching and parsing the trace's JSON in the page."""
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(f"{base_url}/ui/", wait_until="load")
+        out: dict[str, Any] = page.evaluate(FETCH_TRACE, f"/api/traces/{trace_id}")
+        out["heap_mib"] = heap_mib(page)
         return out
     finally:
         context.close()
@@ -270,6 +296,16 @@ def main() -> int:
                     n, ""
                 )
                 rows.append(summarize("trace", n, runs, target))
+            print("\nthe trace's JSON fetched and parsed in a page (no rendering):")
+            for n, trace_id in big.items():
+                f = [fetch_in_page(browser, server.url, trace_id) for _ in range(args.runs)]
+                raw[f"fetch-{n}"] = f
+                print(
+                    f"  {n:>6} spans: {statistics.median(r['mib'] for r in f):6.1f} MiB,"
+                    f" fetch {statistics.median(r['fetch_ms'] for r in f):5.0f} ms,"
+                    f" JSON.parse {statistics.median(r['parse_ms'] for r in f):5.0f} ms,"
+                    f" heap {statistics.median(r['heap_mib'] for r in f):5.0f} MiB (medians)"
+                )
             version = browser.version
             browser.close()
     finally:
