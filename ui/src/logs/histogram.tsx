@@ -11,7 +11,7 @@ import { dragRange, stackVolume, type LogVolume } from "./volume";
 const HEIGHT = 120;
 
 export function VolumeChart({ volume, onRange }: { volume: LogVolume; onRange: (start: number, end: number) => void }) {
-  const { timeZone } = usePrefs();
+  const { timeZone, theme } = usePrefs();
   const box = useRef<HTMLDivElement>(null);
   const [hover, setHover] = useState<number | null>(null);
   const data = useMemo(() => stackVolume(volume), [volume]);
@@ -28,6 +28,8 @@ export function VolumeChart({ volume, onRange }: { volume: LogVolume; onRange: (
       width: el.clientWidth || 600,
       height: HEIGHT,
       ms: 1,
+      // Axis labels in the zone the user chose, as every time in the UI.
+      ...(timeZone === "utc" ? { tzDate: (ms: number) => uPlot.tzDate(new Date(ms), "Etc/UTC") } : {}),
       legend: { show: false },
       cursor: { drag: { x: true, y: false, setScale: false }, points: { show: false } },
       scales: {
@@ -68,7 +70,8 @@ export function VolumeChart({ volume, onRange }: { volume: LogVolume; onRange: (
       resize.disconnect();
       plot.destroy();
     };
-  }, [data, volume]);
+    // The theme changes the axis colour read above.
+  }, [data, volume, timeZone, theme]);
 
   const at = hover === null ? null : data.x[hover];
   return (
