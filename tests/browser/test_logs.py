@@ -5,6 +5,7 @@ paging by cursor, the empty state and an API error shown in place."""
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlparse
 
@@ -120,6 +121,8 @@ def test_search_by_service_and_minimum_severity(
     expect(rows(page)).to_have_count(5)
     # Newest first: the WARN records were sent last.
     expect(rows(page).first).to_contain_text("inventory low for sku-1")
+    # The SDK leaves the record's time unset (0): the row shows when it was observed.
+    expect(rows(page).first.locator("td.log-time")).to_contain_text(time.strftime("%Y-"))
     page.get_by_label("Minimum severity").select_option("WARN")
     page.get_by_role("button", name="Find logs").click()
     expect(rows(page)).to_have_count(2)

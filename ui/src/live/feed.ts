@@ -1,7 +1,7 @@
 // The live feed's messages (SPEC §5 "Live": spanAdded, logAdded, subscribed, error) as the
 // rows the live view shows, the traces they belong to, and the view's URL.
 import { nsToMs } from "../format";
-import { bodyText } from "../logs/params";
+import { bodyText, recordTimeMs } from "../logs/params";
 
 export type LiveSignal = "traces" | "logs";
 export const LIVE_SIGNALS: readonly LiveSignal[] = ["traces", "logs"];
@@ -106,11 +106,10 @@ function spanRow(span: Json): SpanRow {
 }
 
 function logRow(log: Json): LogRow {
-  const time = str(log.timeUnixNano);
   return {
     kind: "log",
     id: nextId++,
-    timeMs: nsToMs(time && time !== "0" ? time : str(log.observedTimeUnixNano) || "0"),
+    timeMs: recordTimeMs(str(log.timeUnixNano), str(log.observedTimeUnixNano)),
     service: str(log.service),
     severityNumber: num(log.severityNumber) ?? 0,
     severityText: str(log.severityText),

@@ -5,7 +5,7 @@ import { formatTime, nsToMs } from "../format";
 import { usePrefs } from "../prefs";
 import { href } from "../router";
 import type { Attributes, AttributeValue, LogRecord } from "../types";
-import { bodyText } from "./params";
+import { bodyText, recordTimeMs } from "./params";
 import { SEVERITY_COLORS, severityClass, severityLabel } from "./severity";
 
 export function LogTable({ logs }: { logs: readonly LogRecord[] }) {
@@ -52,7 +52,7 @@ export function LogTable({ logs }: { logs: readonly LogRecord[] }) {
               onClick={() => toggle(i)}
               onKeyDown={(e) => onKey(e, i)}
             >
-              <td class="log-time mono">{formatTime(nsToMs(log.timeUnixNano || log.observedTimeUnixNano), timeZone)}</td>
+              <td class="log-time mono">{formatTime(recordTimeMs(log.timeUnixNano, log.observedTimeUnixNano), timeZone)}</td>
               <td>
                 <span class="severity" style={{ color: SEVERITY_COLORS[cls], borderColor: SEVERITY_COLORS[cls] }}>
                   {severityLabel(log.severityNumber, log.severityText)}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bodyText, formToQuery, logsApiQuery, volumeApiQuery, withRange, type LogForm } from "./params";
+import { bodyText, formToQuery, recordTimeMs, logsApiQuery, volumeApiQuery, withRange, type LogForm } from "./params";
 import { severityClass } from "./severity";
 
 const blank: LogForm = { service: "", severity: "", q: "", traceId: "", spanId: "", limit: "100", lookback: "1h", start: null, end: null, attributes: [] };
@@ -44,6 +44,13 @@ describe("log values", () => {
     expect(bodyText({ k: [1, "a"] })).toBe('{"k":[1,"a"]}');
     expect(bodyText(42)).toBe("42");
     expect(bodyText(null)).toBe("");
+  });
+
+  it("dates a record by its time, else by when it was observed", () => {
+    expect(recordTimeMs("5000000", "9000000")).toBe(5);
+    expect(recordTimeMs("0", "9000000")).toBe(9);
+    expect(recordTimeMs("", "9000000")).toBe(9);
+    expect(recordTimeMs("0", "0")).toBe(0);
   });
 
   it("maps severity numbers to classes", () => {

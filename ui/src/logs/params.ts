@@ -1,5 +1,6 @@
 // The log search URL (/ui/logs?<the /api/logs parameters>&lookback=) and what the form
 // writes into it. Time presets and `attr.*` are read as the trace search reads them.
+import { nsToMs } from "../format";
 import { apiQuery } from "../search/params";
 
 export const LOG_PARAMS = ["service", "severity", "q", "traceId", "spanId", "start", "end", "limit"] as const;
@@ -63,6 +64,13 @@ export function withRange(query: URLSearchParams, start: number, end: number): U
   next.set("start", String(Math.floor(start)));
   next.set("end", String(Math.ceil(end)));
   return next;
+}
+
+/** When a record happened (ms): its time, or when it was observed for a sender that left
+ * the time unset ("0", as OpenTelemetry SDKs do unless given a timestamp). */
+export function recordTimeMs(timeUnixNano: string, observedTimeUnixNano: string): number {
+  const set = (ns: string) => ns !== "" && ns !== "0";
+  return nsToMs(set(timeUnixNano) ? timeUnixNano : set(observedTimeUnixNano) ? observedTimeUnixNano : "0");
 }
 
 /** A log body (any OTLP AnyValue) as text: strings as they are, everything else as JSON. */
