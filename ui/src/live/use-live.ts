@@ -64,7 +64,12 @@ export function useLive(subscription: string): LiveView {
         const event = parseFeedMessage(text);
         if (event.type === "rows") {
           if (pausedRef.current) held.current.push(event.rows);
-          else pending.current.push(...event.rows);
+          else {
+            pending.current.push(...event.rows);
+            // Between two flushes only the newest MAX_ROWS can be shown: a burst of
+            // thousands is cut here rather than held.
+            if (pending.current.length > 2 * MAX_ROWS) pending.current = pending.current.slice(-MAX_ROWS);
+          }
         } else if (event.type === "error") setServerError(event.message);
         else if (event.type === "subscribed") {
           setServerError(null);
