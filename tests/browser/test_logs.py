@@ -252,3 +252,28 @@ def test_empty_state_and_api_error_in_place(
     alert = page.get_by_role("alert").filter(has_text="Log search failed")
     expect(alert).to_contain_text("HTTP 400")
     expect(page.get_by_role("alert").filter(has_text="Log volume failed")).to_be_visible()
+
+
+def test_absolute_range_from_the_form(page: Page, ui_server: RunningServer, sent: Sent) -> None:
+    open_logs(page, f"{ui_server.url}/ui/logs?service={ORDERS}")
+    page.locator('select[name="lookback"]').select_option("")
+
+    def local(seconds: float) -> str:
+        # datetime-local in the browser's zone, which is this machine's.
+        return time.strftime("%Y-%m-%dT%H:%M", time.localtime(seconds))
+
+    now = time.time()
+    page.get_by_label("From").fill(local(now - 600))
+    page.get_by_label("To").fill(local(now + 120))
+    page.get_by_role("button", name="Find logs").click()
+    expect(page).to_have_url(re.compile(r"start=\d+"))
+    q = query_of(page)
+    assert "lookback" not in q
+    start, end = int(q["start"][0]), int(q["end"][0])
+    assert abs(start - (now - 600) * 1000) < 60_000 and abs(end - (now + 120) * 1000) < 60_000
+    expect(rows(page)).to_have_count(5)
+    # A range before anything was sent finds nothing.
+    page.get_by_label("From").fill(local(now - 7200))
+    page.get_by_label("To").fill(local(now - 3600))
+    page.get_by_role("button", name="Find logs").click()
+    expect(page.get_by_test_id("send-data-hint")).to_be_visible()
