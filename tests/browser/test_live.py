@@ -94,6 +94,8 @@ def test_live_tail_behind_a_token(
     wait_subscribed(page, "traces,logs")
     assert len(sockets) == 1 and READ_TOKEN not in sockets[0].url
     assert urlparse(sockets[0].url).path == "/api/ws"
+    # Until something arrives, the view says how to send data here.
+    expect(page.get_by_test_id("send-data-hint")).to_contain_text("/v1/traces")
 
     alpha = Sender(token_server.url, "live-alpha", INGEST_TOKEN)
     beta = Sender(token_server.url, "live-beta", INGEST_TOKEN)

@@ -1,6 +1,7 @@
 // Live tail (/ui/live?signal=traces,logs&service=): spans and logs as they are committed,
 // over /api/ws, with the traces they belong to one click away.
 import { apiGet } from "../api";
+import { SendDataHint } from "../components/status";
 import { useApi } from "../hooks";
 import { formatDuration, formatTime } from "../format";
 import type { Gap, LiveState } from "../live/connection";
@@ -15,7 +16,7 @@ import type { PageProps } from "./index";
 
 const SIGNAL_LABELS: Record<LiveSignal, string> = { traces: "Spans", logs: "Logs" };
 
-export function LivePage({ route }: PageProps) {
+export function LivePage({ route, session }: PageProps) {
   const filters = liveFilters(route.query);
   const live = useLive(subscribeMessage(filters));
   const services = useApi((signal) => apiGet<{ services: { name: string }[] }>("/api/services", { start: Date.now() - 7 * 86_400_000 }, signal), []);
@@ -83,7 +84,14 @@ export function LivePage({ route }: PageProps) {
       <div class="live-body">
         <section class="live-rows" aria-label="Live spans and logs">
           {live.rows.length === 0 ? (
-            <p class="empty">{live.state.status === "open" ? "Waiting for spans and logs… anything the server commits from now on appears here." : "Not connected yet."}</p>
+            live.state.status === "open" ? (
+              <>
+                <p class="muted live-waiting-note">Waiting for spans and logs: whatever this server commits from now on appears here.</p>
+                <SendDataHint session={session} signal="new spans or logs" />
+              </>
+            ) : (
+              <p class="empty">Not connected yet.</p>
+            )
           ) : (
             <LiveTable rows={live.rows} />
           )}
