@@ -2,6 +2,8 @@
 import type { ComponentType } from "preact";
 import type { Route, RouteName } from "../router";
 import type { Session } from "../session";
+import { LivePage } from "./live";
+import { LogsPage } from "./logs";
 import { NotFound } from "./notfound";
 import { TracesPage } from "./traces";
 
@@ -14,7 +16,7 @@ export const routes: Record<RouteName, ComponentType<PageProps>> = {
   traces: TracesPage,
   trace: NotFound,
   compare: NotFound,
-  logs: NotFound,
-  live: NotFound,
+  logs: LogsPage,
+  live: LivePage,
   notfound: NotFound,
 };
