@@ -120,6 +120,10 @@ def page(
             )
 
     def on_request_failed(request: Request) -> None:
+        # Aborted is not failed: a view cancels its stale fetches on purpose (AbortController)
+        # and a navigation cancels what the page it leaves was still loading (the favicon).
+        if request.failure == "net::ERR_ABORTED":
+            return
         problems.add(f"request failed: {request.method} {request.url}: {request.failure}")
 
     def on_page_error(error: PlaywrightError) -> None:
