@@ -131,8 +131,9 @@ function TraceView({
 
   const current = VIEWS.find((v) => v.id === view) ?? VIEWS[0]!;
   const Other = current.component;
-  // The details sit beside the views that select spans; statistics and JSON have no selection.
-  const withDetails = current.id === "timeline" || current.id === "flamegraph";
+  // The details sit beside the timeline; the other views keep the whole width (the flame
+  // graph shows a span's figures in its tooltip, and the timeline is a tab away).
+  const withDetails = Other === undefined;
   const body = (
     <div class="tv-body">
       {Other === undefined ? (
