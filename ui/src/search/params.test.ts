@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { apiQuery, attributeFilters, lookbackMs } from "./params";
+import { apiQuery, attributeFilters, lookbackMs, parseTimeParam } from "./params";
 
 describe("trace search URL -> API query", () => {
   const now = Date.UTC(2026, 11, 2, 12, 0, 0);
@@ -33,5 +33,17 @@ describe("trace search URL -> API query", () => {
     expect(lookbackMs("5m")).toBe(300_000);
     expect(lookbackMs("5x")).toBeNull();
     expect(lookbackMs(null)).toBeNull();
+  });
+});
+
+describe("query times", () => {
+  it("reads every unit the API takes", () => {
+    expect(parseTimeParam("1764676800")).toBe(1764676800_000);
+    expect(parseTimeParam("1764676800123")).toBe(1764676800123);
+    expect(parseTimeParam("1764676800123456")).toBe(1764676800123.456);
+    expect(parseTimeParam("1764676800123456789")).toBeCloseTo(1764676800123.4568, 3);
+    expect(parseTimeParam("2026-12-02T12:00:00Z")).toBe(Date.UTC(2026, 11, 2, 12));
+    expect(parseTimeParam("soon")).toBeNull();
+    expect(parseTimeParam(null)).toBeNull();
   });
 });
