@@ -171,6 +171,13 @@ def test_logs_of_a_span_and_of_the_trace(page: Page, ui_server: RunningServer, d
     expect(trace_logs).to_contain_text("checkout 1 started")
     expect(trace_logs).to_contain_text("charge 1 declined")
     expect(trace_logs).not_to_contain_text("checkout 0 started")
+    # The same records on the Logs page, one click away.
+    logs_link.click()
+    expect(page).to_have_url(re.compile(rf"/ui/logs\?traceId={trace.trace_id}&start=\d+&end=\d+$"))
+    results = page.get_by_test_id("log-results")
+    expect(results).to_contain_text("charge 1 declined")
+    expect(results).to_contain_text("checkout 1 started")
+    expect(results).not_to_contain_text("checkout 0 started")
 
 
 def test_find_with_next_and_previous(page: Page, ui_server: RunningServer, demo: Demo) -> None:
