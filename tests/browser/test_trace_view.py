@@ -455,3 +455,53 @@ def test_types_beyond_json_numbers_and_log_paging(page: Page, ui_server: Running
     expect(span_logs.get_by_role("button", name="More logs")).to_have_count(0)
     expect(span_logs).to_contain_text("line 000")
     expect(span_logs).to_contain_text("line 129")
+
+
+def _span(span_id: str, parent: str, name: str, start_ns: int, end_ns: int) -> dict[str, object]:
+    return {
+        "traceId": "7c" * 16,
+        "spanId": span_id,
+        "parentSpanId": parent,
+        "name": name,
+        "startTimeUnixNano": str(start_ns),
+        "endTimeUnixNano": str(end_ns),
+    }
+
+
+def _resource_spans(service: str, spans: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+        "scopeSpans": [{"spans": spans}],
+    }
+
+
+def test_missing_root_and_clock_skew_are_flagged(page: Page, ui_server: RunningServer) -> None:
+    """The root has not arrived: its child heads the trace with a badge; a child from a host
+    whose clock runs 10 s ahead is drawn inside its parent and flagged."""
+    ms = 10**6
+    t0 = time.time_ns() - 60 * 10**9
+    body = {
+        "resourceSpans": [
+            _resource_spans("edge", [_span("1" * 16, "f" * 16, "handle", t0, t0 + 100 * ms)]),
+            _resource_spans(
+                "skewed",
+                [_span("2" * 16, "1" * 16, "remote call", t0 + 10_000 * ms, t0 + 10_020 * ms)],
+            ),
+        ]
+    }
+    r = httpx.post(f"{ui_server.url}/v1/traces", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    open_trace(page, ui_server, "7c" * 16)
+    header = page.get_by_test_id("trace-header")
+    expect(header).to_contain_text("root span missing")
+    expect(header).to_contain_text("handle")
+    expect(row(page, "handle")).to_contain_text("orphan")
+    skewed = row(page, "remote call")
+    expect(skewed.locator(".badge", has_text="skew")).to_be_visible()
+    # Drawn inside its parent's bar rather than 10 s to the right of it.
+    parent_bar = row(page, "handle").locator(".tv-bar").bounding_box()
+    child_bar = skewed.locator(".tv-bar").bounding_box()
+    assert parent_bar is not None and child_bar is not None
+    assert parent_bar["x"] <= child_bar["x"]
+    assert child_bar["x"] + child_bar["width"] <= parent_bar["x"] + parent_bar["width"] + 1
+    expect(page.get_by_test_id("trace-duration")).to_have_text("100ms")
