@@ -14,7 +14,8 @@ import { buildTree } from "../trace/tree";
 import type { TraceTree } from "../trace/tree";
 import { SpanDetails } from "../traceview/details";
 import { TraceHeader } from "../traceview/header";
-import { LogList, logQuery } from "../traceview/logs";
+import { logsPageQuery } from "../traceview/logquery";
+import { LogList } from "../traceview/logs";
 import { type SelectHow, Timeline } from "../traceview/timeline";
 import { VIEWS, type ViewId, viewOf } from "../traceview/views";
 import "../traceview/page.css";
@@ -131,8 +132,9 @@ function TraceView({
 
   const current = VIEWS.find((v) => v.id === view) ?? VIEWS[0]!;
   const Other = current.component;
-  // The details sit beside the views that select spans; statistics and JSON have no selection.
-  const withDetails = current.id === "timeline" || current.id === "flamegraph";
+  // The details sit beside the timeline; the other views keep the whole width (the flame
+  // graph shows a span's figures in its tooltip, and the timeline is a tab away).
+  const withDetails = Other === undefined;
   const body = (
     <div class="tv-body">
       {Other === undefined ? (
@@ -175,11 +177,6 @@ function TraceView({
   );
 }
 
-/** The Logs page's URL for this trace: its id and the window the section reads. */
-function logsPageQuery(traceId: string, windowMs: { startMs: number; endMs: number }): URLSearchParams {
-  const q = logQuery({ traceId, ...windowMs });
-  return new URLSearchParams({ traceId, start: String(q.start), end: String(q.end) });
-}
 
 /** Collapsed at first and loaded on first opening, so a large trace opens without waiting on logs. */
 function TraceLogs({ traceId, windowMs }: { traceId: string; windowMs: { startMs: number; endMs: number } }) {
@@ -188,7 +185,7 @@ function TraceLogs({ traceId, windowMs }: { traceId: string; windowMs: { startMs
     <details class="tv-trace-logs" onToggle={(e) => (e.currentTarget as HTMLDetailsElement).open && setOpened(true)}>
       <summary>
         Logs of this trace{" "}
-        <a class="tv-logs-open" href={href("/logs", logsPageQuery(traceId, windowMs))}>
+        <a class="tv-logs-open" href={href("/logs", logsPageQuery({ traceId, ...windowMs }))}>
           open in Logs
         </a>
       </summary>

@@ -8,31 +8,9 @@ import { useApi } from "../hooks";
 import { usePrefs } from "../prefs";
 import type { LogPage, LogRecord } from "../types";
 import { AttrTable } from "./attrs";
+import { type LogScope, logQuery } from "./logquery";
 import "./logs.css";
 
-/** How far around the trace to look: a log's clock may disagree with its span's a little. */
-const MARGIN_MS = 60_000;
-const PAGE = 100;
-
-export interface LogScope {
-  readonly traceId: string;
-  readonly spanId?: string;
-  /** The trace's window, unix ms. */
-  readonly startMs: number;
-  readonly endMs: number;
-}
-
-export function logQuery(scope: LogScope, cursor?: string): Record<string, string | number> {
-  const q: Record<string, string | number> = {
-    traceId: scope.traceId,
-    start: Math.floor(scope.startMs - MARGIN_MS),
-    end: Math.ceil(scope.endMs + MARGIN_MS),
-    limit: PAGE,
-  };
-  if (scope.spanId) q.spanId = scope.spanId;
-  if (cursor) q.cursor = cursor;
-  return q;
-}
 
 /** Resolves after `ms` unless aborted first (then it rejects with the abort). */
 function pause(ms: number, signal: AbortSignal): Promise<void> {

@@ -14,7 +14,7 @@ import { type SearchIndex, buildSearchIndex, nextMatch, prevMatch, searchTrace }
 import { navKey } from "./keys";
 import { Minimap } from "./minimap";
 import { useClientSize } from "./size";
-import { rowWindow, scrollForRow } from "./viewport";
+import { durationLabelAt, rowWindow, scrollForRow } from "./viewport";
 import "./timeline.css";
 
 export const ROW_HEIGHT = 24;
@@ -326,13 +326,13 @@ function pct(us: number, view: { startUs: number; endUs: number }): string {
   return `${((us - view.startUs) / (view.endUs - view.startUs)) * 100}%`;
 }
 
-/** The duration label goes after the bar, or before it when the bar reaches the right edge. */
-function durationPlace(node: TraceNode, viewStart: number, viewEnd: number): Record<string, string> {
+
+function labelStyle(node: TraceNode, viewStart: number, viewEnd: number): Record<string, string> {
   const width = viewEnd - viewStart;
-  const end = (node.endUs - viewStart) / width;
-  if (end < 0.85) return { left: `calc(${end * 100}% + 4px)` };
-  const start = Math.max(0, (node.startUs - viewStart) / width);
-  return start > 0.15 ? { right: `calc(${(1 - start) * 100}% + 4px)` } : { left: `calc(${start * 100}% + 4px)`, color: "#fff" };
+  const at = durationLabelAt((node.startUs - viewStart) / width, (node.endUs - viewStart) / width);
+  if (at.side === "after") return { left: `calc(${at.at * 100}% + 4px)` };
+  if (at.side === "before") return { right: `calc(${(1 - at.at) * 100}% + 4px)` };
+  return { left: `calc(${at.at * 100}% + 4px)`, color: "#fff" };
 }
 
 interface RowProps {
@@ -407,7 +407,7 @@ const Row = memo(function Row({ node, tree, top, selected, collapsed, match, seg
           eventTimesUs(tree, node).map((e, i) => (
             <span key={i} class="tv-event" style={{ left: pct(e.timeUs, view) }} title={e.name} data-event={e.name} />
           ))}
-        <span class="tv-dur" style={durationPlace(node, viewStart, viewEnd)}>
+        <span class="tv-dur" style={labelStyle(node, viewStart, viewEnd)}>
           {formatDuration(span.durationMs)}
         </span>
       </div>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { rowWindow, scrollForRow } from "./viewport";
+import { durationLabelAt, rowWindow, scrollForRow } from "./viewport";
 
 describe("rowWindow", () => {
   it("covers the visible rows and the overscan, never past the ends", () => {
@@ -27,5 +27,18 @@ describe("scrollForRow", () => {
     expect(scrollForRow(100, 0, 240, 24, true)).toBe(2400 - 108);
     expect(scrollForRow(1, 2400, 240, 24, true)).toBe(0);
     expect(scrollForRow(1, 0, 240, 24, true)).toBeNull();
+  });
+});
+
+describe("durationLabelAt", () => {
+  it("puts the label after a bar with room to its right", () => {
+    expect(durationLabelAt(0.1, 0.5)).toEqual({ side: "after", at: 0.5 });
+  });
+  it("puts it before a bar reaching the right edge", () => {
+    expect(durationLabelAt(0.5, 0.99)).toEqual({ side: "before", at: 0.5 });
+  });
+  it("puts it inside a bar spanning the lane, at its visible start", () => {
+    expect(durationLabelAt(-0.5, 1.5)).toEqual({ side: "inside", at: 0 });
+    expect(durationLabelAt(0.05, 1)).toEqual({ side: "inside", at: 0.05 });
   });
 });

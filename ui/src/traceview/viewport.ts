@@ -28,3 +28,14 @@ export function scrollForRow(index: number, scrollTop: number, height: number, r
   if (center) return Math.max(0, Math.round(top - (height - rowHeight) / 2));
   return top < scrollTop ? top : Math.max(0, bottom - height);
 }
+
+/**
+ * Where a bar's duration label goes, given the bar's start and end as fractions of the lane:
+ * after the bar; before it when the bar reaches the right edge; inside it (at its visible
+ * start) when it spans nearly the whole lane.
+ */
+export function durationLabelAt(start: number, end: number): { side: "after" | "before" | "inside"; at: number } {
+  if (end < 0.85) return { side: "after", at: end };
+  const from = Math.max(0, start);
+  return from > 0.15 ? { side: "before", at: from } : { side: "inside", at: from };
+}
