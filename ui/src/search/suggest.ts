@@ -1,0 +1,93 @@
+// Autocomplete suggestions from the API: asked a moment after typing stops (so a word
+// typed is one request, not one per key), the previous request aborted.
+import { useEffect, useState } from "preact/hooks";
+import { apiGet, isAbort } from "../api";
+import type { AttributeValue } from "../types";
+
+export const DEBOUNCE_MS = 200;
+const WINDOW_MS = 7 * 86_400_000;
+
+export interface Suggestions {
+  readonly items: readonly string[];
+  readonly error: unknown;
+}
+
+function useDebounced<T>(value: T, ms: number): T {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), ms);
+    return () => clearTimeout(timer);
+  }, [value, ms]);
+  return settled;
+}
+
+/** Suggestions from `load(text)`, re-asked when `text` settles; none while `enabled` is false. */
+export function useSuggestions(
+  load: (text: string, signal: AbortSignal) => Promise<readonly string[]>,
+  text: string,
+  enabled: boolean,
+  deps: readonly unknown[],
+): Suggestions {
+  const settled = useDebounced(text, DEBOUNCE_MS);
+  const [result, setResult] = useState<Suggestions>({ items: [], error: null });
+  useEffect(() => {
+    if (!enabled) return;
+    const controller = new AbortController();
+    load(settled, controller.signal).then(
+      (items) => {
+        if (!controller.signal.aborted) setResult({ items, error: null });
+      },
+      (error: unknown) => {
+        if (!controller.signal.aborted && !isAbort(error)) setResult({ items: [], error });
+      },
+    );
+    return () => controller.abort();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [settled, enabled, ...deps]);
+  return result;
+}
+
+function since(): number {
+  return Date.now() - WINDOW_MS;
+}
+
+/** Attribute values are typed; a filter is text the API matches by type (500 and "500"). */
+export function valueText(value: AttributeValue): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+export async function attributeKeys(prefix: string, signal: AbortSignal): Promise<readonly string[]> {
+  const found = await apiGet<{ keys: string[] }>(
+    "/api/attributes",
+    { signal: "traces", prefix, start: since(), limit: 50 },
+    signal,
+  );
+  return found.keys;
+}
+
+export async function attributeValues(key: string, prefix: string, signal: AbortSignal): Promise<readonly string[]> {
+  const found = await apiGet<{ values: AttributeValue[] }>(
+    `/api/attributes/${encodeURIComponent(key)}/values`,
+    { signal: "traces", prefix, start: since(), limit: 50 },
+    signal,
+  );
+  return [...new Set(found.values.map(valueText))];
+}
+
+export async function serviceNames(signal: AbortSignal): Promise<readonly string[]> {
+  const found = await apiGet<{ services: { name: string; spanCount: number }[] }>(
+    "/api/services",
+    { start: since() },
+    signal,
+  );
+  return found.services.filter((s) => s.spanCount > 0).map((s) => s.name);
+}
+
+export async function operationNames(service: string, signal: AbortSignal): Promise<readonly string[]> {
+  const found = await apiGet<{ operations: { name: string }[] }>(
+    `/api/services/${encodeURIComponent(service)}/operations`,
+    { start: since() },
+    signal,
+  );
+  return [...new Set(found.operations.map((o) => o.name))].sort();
+}
