@@ -35,10 +35,9 @@ export function TracesPage({ route, session }: PageProps) {
   const key = searchKey(query);
   // The same search submitted again (a relative window moves on) asks the server again.
   const [rerun, setRerun] = useState(0);
-  const results = useApi(
-    (signal) => apiGet<TraceSearchPage>("/api/traces", apiQuery(query, Date.now()), signal),
-    [key, rerun],
-  );
+  // A cursor is bound to its query: later pages must send the very window of the first.
+  const api = useMemo(() => apiQuery(query, Date.now()), [key, rerun]);
+  const results = useApi((signal) => apiGet<TraceSearchPage>("/api/traces", api, signal), [api]);
   const [more, setMore] = useState<More>({ key: "", traces: [], cursor: null, busy: false, error: null });
   const [picked, setPicked] = useState<readonly string[]>([]);
   useEffect(() => setPicked([]), [key]);
@@ -58,7 +57,7 @@ export function TracesPage({ route, session }: PageProps) {
     const base = extra ?? { key, traces: [], cursor: null, busy: false, error: null };
     setMore({ ...base, busy: true, error: null });
     try {
-      const page = await apiGet<TraceSearchPage>("/api/traces", withQuery(apiQuery(query, Date.now()), { cursor }));
+      const page = await apiGet<TraceSearchPage>("/api/traces", withQuery(api, { cursor }));
       setMore({ key, traces: [...base.traces, ...page.traces], cursor: page.nextCursor, busy: false, error: null });
     } catch (error) {
       setMore({ ...base, busy: false, error });
@@ -74,7 +73,8 @@ export function TracesPage({ route, session }: PageProps) {
     setPicked((list) => (on ? [...list.filter((id) => id !== traceId), traceId].slice(-2) : list.filter((id) => id !== traceId)));
   }
 
-  const filtered = [...query.keys()].some((k) => k !== "lookback" && k !== "sort" && k !== "limit");
+  // With no condition but time, nothing found means nothing was sent here (in that window).
+  const filtered = [...query.keys()].some((k) => !["lookback", "start", "end", "sort", "limit"].includes(k));
   const error = results.state === "error" ? results.error : null;
 
   return (

@@ -208,9 +208,9 @@ function AttributeRow({
   onChange: (row: AttrRow | null) => void;
 }) {
   const [focus, setFocus] = useState<"key" | "value" | null>(null);
-  const keys = useSuggestions((prefix, signal) => attributeKeys(prefix, signal), row.key, focus === "key", []);
+  const keys = useSuggestions((prefix) => attributeKeys(prefix), row.key, focus === "key", []);
   const values = useSuggestions(
-    (prefix, signal) => (row.key ? attributeValues(row.key, prefix, signal) : Promise.resolve([])),
+    (prefix) => (row.key ? attributeValues(row.key, prefix) : Promise.resolve([])),
     row.value,
     focus === "value" && row.key !== "",
     [row.key],

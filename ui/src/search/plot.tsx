@@ -104,6 +104,7 @@ export function ScatterPlot({ traces, onOpen, onZoom }: ScatterProps) {
     const el = box.current;
     if (!el) return;
     let down: { x: number; y: number } | null = null;
+    let hovered: TraceSummary | null = null;
     let dotsX = new Float64Array(0);
     let dotsY = new Float64Array(0);
     const hit = (u: uPlot, left: number, top: number): number | null => {
@@ -126,6 +127,7 @@ export function ScatterPlot({ traces, onOpen, onZoom }: ScatterProps) {
             const { left, top } = self.cursor;
             const i = left === undefined || top === undefined || left < 0 ? null : hit(self, left, top);
             const trace = i === null ? undefined : data.current.traces[i];
+            hovered = trace ?? null;
             self.over.style.cursor = trace ? "pointer" : "crosshair";
             if (!trace || left === undefined || top === undefined) return setHover(null);
             const over = self.over.getBoundingClientRect();
@@ -153,10 +155,8 @@ export function ScatterPlot({ traces, onOpen, onZoom }: ScatterProps) {
     const onUp = (e: MouseEvent) => {
       if (!down || Math.abs(e.clientX - down.x) > 3 || Math.abs(e.clientY - down.y) > 3) return;
       down = null;
-      const rect = u.over.getBoundingClientRect();
-      const i = hit(u, e.clientX - rect.left, e.clientY - rect.top);
-      const trace = i === null ? undefined : data.current.traces[i];
-      if (trace) handlers.current.onOpen(trace.traceId);
+      // The dot the tooltip shows is the one a click opens.
+      if (hovered) handlers.current.onOpen(hovered.traceId);
     };
     u.over.addEventListener("mousedown", onDown);
     u.over.addEventListener("mouseup", onUp);

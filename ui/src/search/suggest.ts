@@ -1,5 +1,5 @@
 // Autocomplete suggestions from the API: asked a moment after typing stops (so a word
-// typed is one request, not one per key), the previous request aborted.
+// typed is one request, not one per key), a superseded answer ignored.
 import { useEffect, useState } from "preact/hooks";
 import { apiGet, isAbort } from "../api";
 import type { AttributeValue } from "../types";
@@ -23,7 +23,7 @@ function useDebounced<T>(value: T, ms: number): T {
 
 /** Suggestions from `load(text)`, re-asked when `text` settles; none while `enabled` is false. */
 export function useSuggestions(
-  load: (text: string, signal: AbortSignal) => Promise<readonly string[]>,
+  load: (text: string) => Promise<readonly string[]>,
   text: string,
   enabled: boolean,
   deps: readonly unknown[],
@@ -32,16 +32,20 @@ export function useSuggestions(
   const [result, setResult] = useState<Suggestions>({ items: [], error: null });
   useEffect(() => {
     if (!enabled) return;
-    const controller = new AbortController();
-    load(settled, controller.signal).then(
+    // A superseded answer is dropped rather than its request aborted: after the debounce
+    // there are few, and an abort shows as a failed request in the browser's log.
+    let stale = false;
+    load(settled).then(
       (items) => {
-        if (!controller.signal.aborted) setResult({ items, error: null });
+        if (!stale) setResult({ items, error: null });
       },
       (error: unknown) => {
-        if (!controller.signal.aborted && !isAbort(error)) setResult({ items: [], error });
+        if (!stale && !isAbort(error)) setResult({ items: [], error });
       },
     );
-    return () => controller.abort();
+    return () => {
+      stale = true;
+    };
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [settled, enabled, ...deps]);
   return result;
@@ -56,7 +60,7 @@ export function valueText(value: AttributeValue): string {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
-export async function attributeKeys(prefix: string, signal: AbortSignal): Promise<readonly string[]> {
+export async function attributeKeys(prefix: string, signal?: AbortSignal): Promise<readonly string[]> {
   const found = await apiGet<{ keys: string[] }>(
     "/api/attributes",
     { signal: "traces", prefix, start: since(), limit: 50 },
@@ -65,7 +69,7 @@ export async function attributeKeys(prefix: string, signal: AbortSignal): Promis
   return found.keys;
 }
 
-export async function attributeValues(key: string, prefix: string, signal: AbortSignal): Promise<readonly string[]> {
+export async function attributeValues(key: string, prefix: string, signal?: AbortSignal): Promise<readonly string[]> {
   const found = await apiGet<{ values: AttributeValue[] }>(
     `/api/attributes/${encodeURIComponent(key)}/values`,
     { signal: "traces", prefix, start: since(), limit: 50 },
