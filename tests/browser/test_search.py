@@ -16,7 +16,7 @@ from tests.browser.conftest import Problems
 from tests.browser.search_data import Sent, send_shop_traces
 from tests.conftest import RunningServer
 
-ROWS = '[data-testid="trace-results"] tbody tr'
+ROWS = '[data-testid="trace-results"] tbody tr[data-trace-id]'
 
 
 @pytest.fixture(scope="module")

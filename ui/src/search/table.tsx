@@ -1,12 +1,20 @@
 // The results as a table: sortable by any column (the sort is in the URL), services as
-// coloured chips, and a checkbox per row to pick two traces to compare.
+// coloured chips, and a checkbox per row to pick two traces to compare. Rows have one
+// height and only those in view (plus a margin) are rendered, so 1,000 results cost as
+// little as 50.
+import { useEffect, useRef, useState } from "preact/hooks";
 import { serviceColor } from "../colors";
 import { formatDuration, formatTime, nsToMs } from "../format";
 import { usePrefs } from "../prefs";
 import { href } from "../router";
 import type { TraceSummary } from "../types";
 import type { Sort, SortKey } from "./sort";
+import { visibleRange } from "./virtual";
 import "./search.css";
+
+/** Must match `.results-table tbody tr` in search.css. */
+const ROW_HEIGHT = 28;
+const OVERSCAN = 20;
 
 const COLUMNS: readonly { key: SortKey; label: string; num?: boolean }[] = [
   { key: "root", label: "Root" },
@@ -28,10 +36,31 @@ export interface TableProps {
 export function ResultTable({ traces, sort, onSort, picked, onPick }: TableProps) {
   const { timeZone } = usePrefs();
   const full = picked.length >= 2;
+  const scroller = useRef<HTMLDivElement>(null);
+  const [view, setView] = useState({ top: 0, height: 800 });
+  useEffect(() => {
+    const el = scroller.current;
+    if (!el) return;
+    let frame = 0;
+    const update = () => {
+      cancelAnimationFrame(frame);
+      frame = requestAnimationFrame(() => setView({ top: el.scrollTop, height: el.clientHeight }));
+    };
+    el.addEventListener("scroll", update, { passive: true });
+    const resize = new ResizeObserver(update);
+    resize.observe(el);
+    return () => {
+      cancelAnimationFrame(frame);
+      el.removeEventListener("scroll", update);
+      resize.disconnect();
+    };
+  }, []);
+  const [first, last] = visibleRange(traces.length, ROW_HEIGHT, view.top, view.height, OVERSCAN);
   return (
-    <table class="grid results-table" data-testid="trace-results">
+    <div class="results-scroll" ref={scroller} data-testid="results-scroll">
+    <table class="grid results-table" data-testid="trace-results" aria-rowcount={traces.length + 1}>
       <thead>
-        <tr>
+        <tr aria-rowindex={1}>
           <th class="pick">
             <span class="visually-hidden">Compare</span>
           </th>
@@ -53,10 +82,16 @@ export function ResultTable({ traces, sort, onSort, picked, onPick }: TableProps
         </tr>
       </thead>
       <tbody>
-        {traces.map((t) => {
+        {first > 0 && <tr class="spacer" aria-hidden="true" style={{ height: `${first * ROW_HEIGHT}px` }} />}
+        {traces.slice(first, last).map((t, i) => {
           const checked = picked.includes(t.traceId);
           return (
-            <tr key={t.traceId} data-trace-id={t.traceId} class={checked ? "picked" : undefined}>
+            <tr
+              key={t.traceId}
+              data-trace-id={t.traceId}
+              aria-rowindex={first + i + 2}
+              class={checked ? "picked" : undefined}
+            >
               <td class="pick">
                 <input
                   type="checkbox"
@@ -72,13 +107,15 @@ export function ResultTable({ traces, sort, onSort, picked, onPick }: TableProps
                 </a>
                 {t.rootSpanMissing && <span class="badge">root span missing</span>}
               </td>
-              <td class="chips">
-                {t.services.map((s) => (
-                  <span key={s} class="chip" style={{ borderColor: serviceColor(s) }}>
-                    <span class="chip-dot" style={{ background: serviceColor(s) }} />
-                    {s}
-                  </span>
-                ))}
+              <td title={t.services.join(", ")}>
+                <div class="chips">
+                  {t.services.map((s) => (
+                    <span key={s} class="chip" style={{ borderColor: serviceColor(s) }}>
+                      <span class="chip-dot" style={{ background: serviceColor(s) }} />
+                      {s}
+                    </span>
+                  ))}
+                </div>
               </td>
               <td class="num">{t.spanCount}</td>
               <td class="num">{t.errorCount > 0 ? <span class="badge error">{t.errorCount}</span> : 0}</td>
@@ -87,7 +124,11 @@ export function ResultTable({ traces, sort, onSort, picked, onPick }: TableProps
             </tr>
           );
         })}
+        {last < traces.length && (
+          <tr class="spacer" aria-hidden="true" style={{ height: `${(traces.length - last) * ROW_HEIGHT}px` }} />
+        )}
       </tbody>
     </table>
+    </div>
   );
 }
