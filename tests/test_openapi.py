@@ -246,6 +246,8 @@ GETS = [
     ("/api/services/{service}/operations", "/api/services/checkout/operations", {}),
     ("/api/logs", "/api/logs", {"traceId": "{trace}", "severity": "warn"}),
     ("/api/logs", "/api/logs", {"limit": "1"}),
+    ("/api/logs/volume", "/api/logs/volume", {"start": "{start}", "step": "1m"}),
+    ("/api/logs/volume", "/api/logs/volume", {"traceId": "{trace}", "severity": "warn"}),
     ("/api/attributes", "/api/attributes", {"signal": "logs"}),
     ("/api/attributes/{key}/values", "/api/attributes/big/values", {}),
     ("/api/attributes/{key}/values", "/api/attributes/raw/values", {}),
@@ -306,6 +308,9 @@ def test_other_answers_match_their_schemas(live: RunningServer, data: dict[str, 
     r = httpx.get(f"{url}/api/traces", params={"limit": "0"}, headers=read)
     assert r.status_code == 400
     check(r, "/api/traces")
+    r = httpx.get(f"{url}/api/logs/volume", params={"step": "1ms"}, headers=read)
+    assert r.status_code == 400
+    check(r, "/api/logs/volume")
     # OTLP errors are a google.rpc.Status; a 200 is an Export*ServiceResponse
     r = httpx.post(f"{url}/v1/traces", json={})
     assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")

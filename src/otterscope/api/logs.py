@@ -1,4 +1,4 @@
-"""``GET /api/logs``."""
+"""``GET /api/logs`` and ``GET /api/logs/volume`` (the same filters, counted per step)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from otterscope.api.paging import begin
 from otterscope.api.responses import json_response
 from otterscope.api.state import api_endpoint, app_state, principal
 from otterscope.errors import BadRequest
+from otterscope.query import log_volume as lv
 from otterscope.query import params as p
 from otterscope.query.model import LogQuery
 from otterscope.query.shapes import log_to_api
@@ -24,7 +25,9 @@ SEVERITIES = {
     "ERROR": 17,
     "FATAL": 21,
 }
-_PARAMS = {"service", "severity", "q", "traceId", "spanId", "start", "end", "limit", "cursor"}
+_FILTERS = {"service", "severity", "q", "traceId", "spanId", "start", "end"}
+_PARAMS = _FILTERS | {"limit", "cursor"}
+_VOLUME_PARAMS = _FILTERS | {"step"}
 
 
 def parse_severity(value: str) -> int:
@@ -36,9 +39,9 @@ def parse_severity(value: str) -> int:
     raise BadRequest("severity must be TRACE, DEBUG, INFO, WARN, ERROR, FATAL or a number 1-24")
 
 
-def log_query(request: Request) -> LogQuery:
+def log_query(request: Request, known: set[str] = _PARAMS) -> LogQuery:
     q = request.query_params
-    p.check_known(q, _PARAMS)
+    p.check_known(q, known)
     start, end = p.time_window(q)
     return LogQuery(
         start_ns=start,
@@ -73,4 +76,19 @@ async def search(request: Request) -> Response:
     )
 
 
-ROUTES = [Route("/api/logs", search, methods=["GET"])]
+@api_endpoint
+async def volume(request: Request) -> Response:
+    who = principal(request, "read")
+    state = app_state(request)
+    query = log_query(request, _VOLUME_PARAMS)
+    start, end = query.start_ns, query.end_ns
+    step = request.query_params.get("step")
+    step_ns = lv.parse_step(step, start, end) if step else lv.default_step_ns(start, end)
+    rows = await run_in_threadpool(state.store.log_volume, who.tenant, query, step_ns)
+    return json_response(lv.volume_to_api(rows, start, end, step_ns))
+
+
+ROUTES = [
+    Route("/api/logs", search, methods=["GET"]),
+    Route("/api/logs/volume", volume, methods=["GET"]),
+]

@@ -59,6 +59,7 @@ from otterscope.api.openapi_parts import (
 )
 from otterscope.api.openapi_sections import ALERTS, METRICS, SERVICES, SQL, UI
 from otterscope.api.state import api_endpoint
+from otterscope.query import log_volume as lv
 from otterscope.query import params as p
 
 # -- paths -----------------------------------------------------------------------------------
@@ -187,6 +188,34 @@ TRACES = {
         ),
     },
 }
+LOG_FILTERS = [
+    SERVICE,
+    query("severity", SEVERITY, "Minimum severity, by name (any case) or number."),
+    query("q", STRING, "Case-insensitive substring of the body."),
+    query("traceId", ANY_TRACE_ID, "Trace id."),
+    query("spanId", ANY_SPAN_ID, "Span id."),
+    *WINDOW,
+]
+LOG_VOLUME_TEXT = (
+    "How many records `GET /api/logs` would find with the same filters, per time bucket and "
+    "severity class (by `severityNumber`: 1-4 TRACE, 5-8 DEBUG, 9-12 INFO, 13-16 WARN, "
+    "17-20 ERROR, 21-24 FATAL; 0 or a number outside 1-24 UNSPECIFIED). Buckets are `step` "
+    "long and aligned to the epoch; every bucket from the one holding `start` to the one "
+    "holding `end` is answered, empty ones included. `startUnixMs` is the first bucket's "
+    "start, `endUnixMs` the window's end. A `step` giving more than "
+    f"{lv.MAX_BUCKETS} buckets is a 400." + ATTR_TEXT
+)
+COUNTS_BY_SEVERITY = obj(dict.fromkeys(lv.ORDER, UINT))
+LOG_BUCKET = obj({"timeUnixMs": UINT, "counts": COUNTS_BY_SEVERITY, "total": UINT})
+LOG_VOLUME = obj(
+    {
+        "stepMs": {"type": "integer", "minimum": 1},
+        "startUnixMs": UINT,
+        "endUnixMs": UINT,
+        "buckets": array(LOG_BUCKET) | {"minItems": 1, "maxItems": lv.MAX_BUCKETS},
+        "total": UINT,
+    }
+)
 LOGS = {
     "/api/logs": {
         "get": op(
@@ -194,14 +223,24 @@ LOGS = {
             "Search log records, newest first",
             ok("Log records.", obj({"logs": array(ref("Log")), "nextCursor": CURSOR_OUT})),
             text="Every condition applies to the same record." + ATTR_TEXT,
+            params=[*LOG_FILTERS, *PAGE],
+        )
+    },
+    "/api/logs/volume": {
+        "get": op(
+            "log_volume",
+            "Log records counted per time bucket and severity (a histogram)",
+            ok("Every bucket of the window.", LOG_VOLUME),
+            text=LOG_VOLUME_TEXT,
             params=[
-                SERVICE,
-                query("severity", SEVERITY, "Minimum severity, by name (any case) or number."),
-                query("q", STRING, "Case-insensitive substring of the body."),
-                query("traceId", ANY_TRACE_ID, "Trace id."),
-                query("spanId", ANY_SPAN_ID, "Span id."),
-                *WINDOW,
-                *PAGE,
+                *LOG_FILTERS,
+                duration(
+                    "step",
+                    "Bucket length, a whole number of milliseconds. Default: about "
+                    f"{lv.DEFAULT_BUCKETS} buckets over the window, rounded up to 1s, 2s, 5s, "
+                    "10s, 15s, 30s, 1m, 2m, 5m, 10m, 15m, 30m, 1h, 2h, 3h, 6h, 12h or 1 day "
+                    "(whole days past that)",
+                ),
             ],
         )
     },

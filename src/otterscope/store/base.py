@@ -100,6 +100,12 @@ class Store(Protocol):
 
     def search_logs(self, tenant: str, query: LogQuery) -> Page[Row]: ...
 
+    def log_volume(self, tenant: str, query: LogQuery, step_ns: int) -> list[Row]:
+        """How many records ``search_logs`` would find (paging aside) per step and severity
+        class: rows ``step`` (time // ``step_ns``), ``severity_class`` (0 for a severity
+        number outside 1-24, else 1 TRACE .. 6 FATAL by fours) and ``records``."""
+        ...
+
     def fetch(self, tenant: str, query: FetchQuery) -> Page[Row]: ...
 
     def attribute_keys(

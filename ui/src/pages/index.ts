@@ -2,7 +2,9 @@
 import type { ComponentType } from "preact";
 import type { Route, RouteName } from "../router";
 import type { Session } from "../session";
+import { ComparePage } from "./compare";
 import { NotFound } from "./notfound";
+import { TracePage } from "./trace";
 import { TracesPage } from "./traces";
 
 export interface PageProps {
@@ -12,8 +14,8 @@ export interface PageProps {
 
 export const routes: Record<RouteName, ComponentType<PageProps>> = {
   traces: TracesPage,
-  trace: NotFound,
-  compare: NotFound,
+  trace: TracePage,
+  compare: ComparePage,
   logs: NotFound,
   live: NotFound,
   notfound: NotFound,

@@ -278,6 +278,17 @@ class Reader(ServiceReader):
         return Page(found[: query.limit], snap.pin, len(found) > query.limit)
 
     @damage.retried_past_damage
+    def log_volume(self, tenant: str, query: LogQuery, step_ns: int) -> list[Row]:
+        with self._sources_lock.read():
+            snap = self._snapshot("logs", tenant, query.start_ns, query.end_ns, query.pin_seq)
+            resources = self._resource_matches(snap, query.attributes)
+            statement, params = sql.log_volume(
+                snap.source, tenant, query, snap.pin, step_ns, resources
+            )
+            names, rows = self._run(statement, params, snap.tables)
+        return rows_of(names, rows)
+
+    @damage.retried_past_damage
     def fetch(self, tenant: str, query: FetchQuery) -> Page[Row]:
         with self._sources_lock.read():
             snap = self._snapshot(query.signal, tenant, query.start_ns, query.end_ns, query.pin_seq)

@@ -230,13 +230,10 @@ def trace_summaries(src: str, count: int) -> str:
     )
 
 
-def search_logs(
-    src: str,
-    tenant: str,
-    q: LogQuery,
-    pin: int,
-    resources: Sequence[Sequence[str]] | None = None,
-) -> tuple[str, list[object]]:
+def _log_conditions(
+    tenant: str, q: LogQuery, pin: int, resources: Sequence[Sequence[str]] | None
+) -> _Where:
+    """Conditions on one and the same log record, in the window."""
     where = _Where(
         ("tenant = ?", tenant),
         ("ingest_seq <= ?", pin),
@@ -249,6 +246,17 @@ def search_logs(
     where.add("trace_id = ?", q.trace_id)
     where.add("span_id = ?", q.span_id)
     where.attributes(q.attributes, resources)
+    return where
+
+
+def search_logs(
+    src: str,
+    tenant: str,
+    q: LogQuery,
+    pin: int,
+    resources: Sequence[Sequence[str]] | None = None,
+) -> tuple[str, list[object]]:
+    where = _log_conditions(tenant, q, pin, resources)
     if q.after is not None:
         ts, seq = q.after
         where.add("timestamp_unix_nano <= ?", ts)  # plain bound: prunes files and row groups
@@ -261,6 +269,33 @@ def search_logs(
         f"ORDER BY timestamp_unix_nano DESC, ingest_seq DESC LIMIT {int(q.limit) + 1}"
     )
     return sql, where.params
+
+
+def log_volume(
+    src: str,
+    tenant: str,
+    q: LogQuery,
+    pin: int,
+    step_ns: int,
+    resources: Sequence[Sequence[str]] | None = None,
+) -> tuple[str, list[object]]:
+    """Records matching ``q`` (its paging fields aside) counted per step (``step``: the
+    record's time // ``step_ns``) and severity class (``severity_class``: 1 TRACE for
+    severity numbers 1-4, ... 6 FATAL for 21-24; 0 for 0 and anything outside 1-24).
+
+    Every stored record counts, as ``search_logs`` answers every one: log records carry no
+    identity by which two copies could be told from two records.
+    """
+    where = _log_conditions(tenant, q, pin, resources)
+    severity = (
+        "CASE WHEN severity_number BETWEEN 1 AND 24 THEN (severity_number + 3) // 4 ELSE 0 END"
+    )
+    sql = (
+        f"SELECT timestamp_unix_nano // ? AS step, {severity} AS severity_class, "
+        f"count(*) AS records FROM {src} WHERE {where.sql()} "
+        "GROUP BY step, severity_class ORDER BY step, severity_class"
+    )
+    return sql, [step_ns, *where.params]
 
 
 # The time column each signal is fetched (exported, replayed) in the order of.
