@@ -1,8 +1,9 @@
 // Trace search (/ui/traces?<the /api/traces parameters>&lookback=&sort=): the form, a trace
-// id lookup, the results as a scatter plot and a sortable table, paging by cursor, and
+// id lookup, a trace opened from an OTLP/JSON file, the results as a scatter plot and a sortable table, paging by cursor, and
 // picking two traces to compare. The URL holds the whole state (SPEC §9).
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { ApiError, apiGet } from "../api";
+import { DropZone } from "../components/dropzone";
 import { Empty, ErrorBox, Loading, SendDataHint } from "../components/status";
 import { useApi } from "../hooks";
 import { href, navigate, withQuery } from "../router";
@@ -91,8 +92,7 @@ export function TracesPage({ route, session }: PageProps) {
       <section class="results" aria-label="Results" data-ready={results.state === "loading" ? undefined : "search"}>
         <div class="search-tools">
           <LookupForm />
-          {/* The OTLP/JSON drop zone (components/dropzone.tsx, DropZone) goes here. */}
-          <div class="drop-spot" data-testid="drop-spot" />
+          <DropZone />
         </div>
         {results.state === "loading" && <Loading what="traces" />}
         {error !== null && <ErrorBox error={error} title="Trace search failed" />}
