@@ -18,7 +18,8 @@ import type { TraceSearchPage, TraceSummary } from "../types";
 import type { PageProps } from "./index";
 
 interface More {
-  readonly key: string;
+  /** Pages loaded by "Load more" belong to the one request (window and all) they follow. */
+  readonly api: URLSearchParams | null;
   readonly traces: readonly TraceSummary[];
   readonly cursor: string | null;
   readonly busy: boolean;
@@ -39,12 +40,12 @@ export function TracesPage({ route, session }: PageProps) {
   // A cursor is bound to its query: later pages must send the very window of the first.
   const api = useMemo(() => apiQuery(query, Date.now()), [key, rerun]);
   const results = useApi((signal) => apiGet<TraceSearchPage>("/api/traces", api, signal), [api]);
-  const [more, setMore] = useState<More>({ key: "", traces: [], cursor: null, busy: false, error: null });
+  const [more, setMore] = useState<More>({ api: null, traces: [], cursor: null, busy: false, error: null });
   const [picked, setPicked] = useState<readonly string[]>([]);
   useEffect(() => setPicked([]), [key]);
 
   const ok = results.state === "ok" ? results.data : null;
-  const extra = more.key === key && ok ? more : null;
+  const extra = more.api === api && ok ? more : null;
   const traces = useMemo(
     () => (ok ? (extra?.traces.length ? [...ok.traces, ...extra.traces] : ok.traces) : []),
     [ok, extra?.traces],
@@ -55,11 +56,11 @@ export function TracesPage({ route, session }: PageProps) {
 
   async function loadMore() {
     if (!cursor || !ok) return;
-    const base = extra ?? { key, traces: [], cursor: null, busy: false, error: null };
+    const base = extra ?? { api, traces: [], cursor: null, busy: false, error: null };
     setMore({ ...base, busy: true, error: null });
     try {
       const page = await apiGet<TraceSearchPage>("/api/traces", withQuery(api, { cursor }));
-      setMore({ key, traces: [...base.traces, ...page.traces], cursor: page.nextCursor, busy: false, error: null });
+      setMore({ api, traces: [...base.traces, ...page.traces], cursor: page.nextCursor, busy: false, error: null });
     } catch (error) {
       setMore({ ...base, busy: false, error });
     }
@@ -89,7 +90,7 @@ export function TracesPage({ route, session }: PageProps) {
           else navigate(next);
         }}
       />
-      <section class="results" aria-label="Results" data-ready={results.state === "loading" ? undefined : "search"}>
+      <section class="results" aria-label="Results" data-ready={results.state === "ok" ? "search" : undefined}>
         <div class="search-tools">
           <LookupForm />
           <DropZone />
