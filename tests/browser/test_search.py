@@ -202,8 +202,8 @@ def test_a_drag_on_the_plot_narrows_start_and_end(
     start = time.mktime(time.strptime(q["start"][0][:19], "%Y-%m-%dT%H:%M:%S"))
     end = time.mktime(time.strptime(q["end"][0][:19], "%Y-%m-%dT%H:%M:%S"))
     assert 60 < end - start < 600  # 40 % of the ~460 s the dots span, not the 6 h window
-    expect(form(page).get_by_label("Time")).to_have_value("custom")
-    expect(form(page).get_by_label("From")).not_to_have_value("")
+    expect(form(page).get_by_label("Time range")).to_have_value("custom")
+    expect(form(page).get_by_label("From", exact=True)).not_to_have_value("")
     r = httpx.get(
         f"{ui_server.url}/api/traces",
         params={"service": "shop-frontend", "start": q["start"][0], "end": q["end"][0]},
@@ -211,6 +211,40 @@ def test_a_drag_on_the_plot_narrows_start_and_end(
     narrowed = {t["traceId"] for t in r.json()["traces"]}
     assert narrowed and narrowed < frontend
     wait_shown(page, narrowed)
+
+
+def test_an_absolute_range_in_the_users_zone_becomes_start_and_end(
+    page: Page, ui_server: RunningServer, shop: list[Sent]
+) -> None:
+    open_search(page, ui_server, "service=shop-frontend")
+    form(page).get_by_label("Time range").select_option("custom")
+    # Typed as the user's wall-clock time (this browser's zone), sent as RFC 3339 UTC.
+    lo, hi = page.evaluate(
+        """() => { const local = ms => { const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+             return d.toISOString().slice(0, 19); };
+           const now = Date.now(); return [local(now - 20 * 60000), local(now + 60000)]; }"""
+    )
+    form(page).get_by_label("From", exact=True).fill(lo)
+    form(page).get_by_label("To", exact=True).fill(hi)
+    submit(page)
+    expect(page).to_have_url(re.compile("end="))
+    q = query_of(page)
+    expected = page.evaluate(
+        "([a, b]) => [new Date(a).toISOString(), new Date(b).toISOString()]", [lo, hi]
+    )
+    assert [q["start"][0], q["end"][0]] == expected
+    assert "lookback" not in q
+    wait_shown(page, ids(shop, service="shop-frontend"))
+    # With the UTC preference the same fields are read as UTC wall-clock time.
+    page.get_by_role("banner").get_by_label("Time").select_option("utc")
+    form(page).get_by_label("From", exact=True).fill(lo)
+    submit(page)
+    expect(page).to_have_url(re.compile(re.escape(f"start={lo}.000Z".replace(":", "%3A"))))
+    # A window that ends before the traces began finds none of them.
+    form(page).get_by_label("To", exact=True).fill(lo)
+    form(page).get_by_label("From", exact=True).fill(lo[:11] + "00:00:00")
+    submit(page)
+    expect(page.get_by_test_id("no-match")).to_be_visible()
 
 
 def test_sort_by_duration(page: Page, ui_server: RunningServer, shop: list[Sent]) -> None:
@@ -321,7 +355,7 @@ def test_a_deep_link_reproduces_form_and_results(
     open_search(page, ui_server, link)
     expect(form(page).get_by_label("Service")).to_have_value("shop-payments")
     expect(form(page).get_by_label("Status")).to_have_value("error")
-    expect(form(page).get_by_label("Time")).to_have_value("6h")
+    expect(form(page).get_by_label("Time range")).to_have_value("6h")
     expect(form(page).get_by_role("combobox", name="Attribute 1 key")).to_have_value(
         "payment.method"
     )
@@ -345,7 +379,7 @@ def test_empty_window_tells_how_to_send_data_here(
     expect(hint).to_contain_text(f"{ui_server.url}/v1/traces")
     expect(hint).to_contain_text(f"127.0.0.1:{ui_server.grpc_port}")
     expect(page.locator(ROWS)).to_have_count(0)
-    expect(form(page).get_by_label("Time")).to_have_value("custom")
+    expect(form(page).get_by_label("Time range")).to_have_value("custom")
 
 
 def test_an_invalid_duration_shows_the_apis_message(

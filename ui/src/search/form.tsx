@@ -122,7 +122,7 @@ export function SearchFormView({ query, invalid, onSearch }: SearchFormProps) {
         </button>
       </fieldset>
       <label>
-        Time
+        Time range
         <select name="lookback" value={draft.lookback} onChange={(e) => setLookback((e.target as HTMLSelectElement).value)}>
           {LOOKBACKS.map(([value, label]) => (
             <option key={value} value={value}>
