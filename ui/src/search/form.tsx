@@ -2,12 +2,11 @@
 // state and writes the URL on submit; a URL change (back/forward, a link) resets the draft.
 import { useEffect, useState } from "preact/hooks";
 import { fromInputValue, toInputValue } from "../format";
-import { useApi } from "../hooks";
 import { usePrefs } from "../prefs";
 import { Combobox } from "./combobox";
 import type { AttrRow, SearchForm } from "./params";
 import { CUSTOM_RANGE, formFromQuery, lookbackMs, searchKey } from "./params";
-import { attributeKeys, attributeValues, operationNames, serviceNames, useSuggestions } from "./suggest";
+import { attributeKeys, attributeValues, operationNames, serviceNames, useLatest, useSuggestions } from "./suggest";
 
 export const LOOKBACKS: readonly (readonly [string, string])[] = [
   ["5m", "Last 5 minutes"],
@@ -31,22 +30,16 @@ export function SearchFormView({ query, invalid, onSearch }: SearchFormProps) {
   const [draft, setDraft] = useState<SearchForm>(() => formFromQuery(query));
   useEffect(() => setDraft(formFromQuery(query)), [key]);
   const { timeZone } = usePrefs();
-  const services = useApi((signal) => serviceNames(signal), []);
-  const operations = useApi(
-    (signal) => (draft.service ? operationNames(draft.service, signal) : Promise.resolve([])),
-    [draft.service],
-  );
+  const services = useLatest(() => serviceNames(), true, []);
+  const operations = useLatest(() => operationNames(draft.service), draft.service !== "", [draft.service]);
 
   const set = (patch: Partial<SearchForm>) => setDraft((d) => ({ ...d, ...patch }));
   const text = (field: keyof SearchForm) => (e: Event) => set({ [field]: (e.target as HTMLInputElement).value });
   const bad = (param: string) => (invalid === param ? true : undefined);
 
-  const serviceList = services.state === "ok" ? [...services.data] : [];
+  const serviceList = [...services.items];
   if (draft.service && !serviceList.includes(draft.service)) serviceList.unshift(draft.service);
-  const operationList =
-    operations.state === "ok"
-      ? operations.data.filter((o) => o.toLowerCase().includes(draft.operation.toLowerCase()))
-      : [];
+  const operationList = operations.items.filter((o) => o.toLowerCase().includes(draft.operation.toLowerCase()));
 
   function setLookback(value: string) {
     if (value === CUSTOM_RANGE && draft.start === null) {
@@ -88,7 +81,7 @@ export function SearchFormView({ query, invalid, onSearch }: SearchFormProps) {
           ))}
         </select>
       </label>
-      {services.state === "error" && <div class="muted">Services could not be listed.</div>}
+      {services.error !== null && <div class="muted">Services could not be listed: {message(services.error)}</div>}
       <div class="field">
         <span>Operation</span>
         <Combobox
@@ -98,6 +91,7 @@ export function SearchFormView({ query, invalid, onSearch }: SearchFormProps) {
           options={operationList}
           placeholder={draft.service ? "any operation" : "part of the span name"}
           invalid={bad("operation")}
+          note={operations.error === null ? null : `Operations could not be listed: ${message(operations.error)}`}
           onChange={(operation) => set({ operation })}
         />
       </div>
@@ -164,6 +158,10 @@ export function SearchFormView({ query, invalid, onSearch }: SearchFormProps) {
   );
 }
 
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 type DurationField = "minDuration" | "maxDuration" | "minTraceDuration" | "maxTraceDuration";
 
 function DurationPair(props: {
@@ -228,7 +226,7 @@ function AttributeRow({
       <button type="button" class="link" aria-label={`Remove attribute filter ${index + 1}`} onClick={() => onChange(null)}>
         ✕
       </button>
-      {failed !== null && <div class="muted attr-note">Suggestions unavailable: {failed instanceof Error ? failed.message : String(failed)}</div>}
+      {failed !== null && <div class="muted attr-note">Suggestions unavailable: {message(failed)}</div>}
     </div>
   );
 }

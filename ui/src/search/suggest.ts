@@ -21,21 +21,24 @@ function useDebounced<T>(value: T, ms: number): T {
   return settled;
 }
 
-/** Suggestions from `load(text)`, re-asked when `text` settles; none while `enabled` is false. */
-export function useSuggestions(
-  load: (text: string) => Promise<readonly string[]>,
-  text: string,
+/**
+ * The answer of `load()`, asked again when `deps` change; none while `enabled` is false.
+ * A superseded answer is dropped rather than its request aborted: they are few, and an
+ * abort shows as a failed request in the browser's log.
+ */
+export function useLatest(
+  load: () => Promise<readonly string[]>,
   enabled: boolean,
   deps: readonly unknown[],
 ): Suggestions {
-  const settled = useDebounced(text, DEBOUNCE_MS);
   const [result, setResult] = useState<Suggestions>({ items: [], error: null });
   useEffect(() => {
-    if (!enabled) return;
-    // A superseded answer is dropped rather than its request aborted: after the debounce
-    // there are few, and an abort shows as a failed request in the browser's log.
+    if (!enabled) {
+      setResult({ items: [], error: null });
+      return;
+    }
     let stale = false;
-    load(settled).then(
+    load().then(
       (items) => {
         if (!stale) setResult({ items, error: null });
       },
@@ -47,8 +50,19 @@ export function useSuggestions(
       stale = true;
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [settled, enabled, ...deps]);
+  }, [enabled, ...deps]);
   return result;
+}
+
+/** Suggestions from `load(text)`, asked once `text` has settled. */
+export function useSuggestions(
+  load: (text: string) => Promise<readonly string[]>,
+  text: string,
+  enabled: boolean,
+  deps: readonly unknown[],
+): Suggestions {
+  const settled = useDebounced(text, DEBOUNCE_MS);
+  return useLatest(() => load(settled), enabled, [settled, ...deps]);
 }
 
 function since(): number {
@@ -78,7 +92,7 @@ export async function attributeValues(key: string, prefix: string, signal?: Abor
   return [...new Set(found.values.map(valueText))];
 }
 
-export async function serviceNames(signal: AbortSignal): Promise<readonly string[]> {
+export async function serviceNames(signal?: AbortSignal): Promise<readonly string[]> {
   const found = await apiGet<{ services: { name: string; spanCount: number }[] }>(
     "/api/services",
     { start: since() },
@@ -87,7 +101,7 @@ export async function serviceNames(signal: AbortSignal): Promise<readonly string
   return found.services.filter((s) => s.spanCount > 0).map((s) => s.name);
 }
 
-export async function operationNames(service: string, signal: AbortSignal): Promise<readonly string[]> {
+export async function operationNames(service: string, signal?: AbortSignal): Promise<readonly string[]> {
   const found = await apiGet<{ operations: { name: string }[] }>(
     `/api/services/${encodeURIComponent(service)}/operations`,
     { start: since() },
