@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import Problems
+from tests.browser.data import many_traces_bodies, post_traces
 from tests.browser.search_data import Sent, send_shop_traces
 from tests.conftest import RunningServer
 
@@ -413,3 +414,28 @@ def test_a_dropped_otlp_json_file_opens_its_trace(
     expect(page).to_have_url(re.compile(f"/ui/traces/{trace.trace_id}\\?source=file$"))
     expect(page.locator('[data-ready="trace"]')).to_be_attached()
     expect(page.get_by_role("treeitem")).to_have_count(2)
+
+
+def test_a_long_result_list_renders_the_rows_in_view_and_scrolls_to_the_rest(
+    page: Page, ui_server: RunningServer, shop: list[Sent]
+) -> None:
+    # 150 traces in an hour of their own, three hours back, so nothing else shares the window.
+    begin = (time.time_ns() // 10**9 - 3 * 3600) * 10**9
+    sent: list[str] = []
+    with httpx.Client() as client:
+        for batch, body in many_traces_bodies(150, 3, begin, 600 * 10**9):
+            post_traces(client, ui_server.url, body)
+            sent += batch
+    window = f"start={begin // 10**6}&end={(begin + 3600 * 10**9) // 10**6}&limit=200"
+    open_search(page, ui_server, window)
+    expect(page.get_by_test_id("result-count")).to_have_text("150 traces")
+    table = page.get_by_test_id("trace-results")
+    expect(table).to_have_attribute("aria-rowcount", "151")
+    first = shown(page)
+    assert 0 < len(first) < 150
+    page.get_by_test_id("results-scroll").evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    expect(page.locator(f"{ROWS}[aria-rowindex='151']")).to_be_attached()
+    last = shown(page)
+    assert 0 < len(last) < 150 and set(first) != set(last)
+    # Newest first: the oldest trace sent is the last row.
+    assert last[-1] == sent[0]
