@@ -93,8 +93,22 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
     ctx.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    # The page fixture's teardown reads it: a failed test leaves a screenshot behind.
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
+
+
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def page(context: BrowserContext, problems: Problems) -> Iterator[Page]:
+def page(
+    context: BrowserContext, problems: Problems, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Page]:
     pg = context.new_page()
     pg.set_default_timeout(10_000)
 
@@ -117,6 +131,10 @@ def page(context: BrowserContext, problems: Problems) -> Iterator[Page]:
     yield pg
     # Errors logged by work still running when the test ends are part of the test.
     pg.wait_for_timeout(100)
+    if request.node.stash.get(_CALL_FAILED, False):
+        shot = tmp_path / "failure.png"
+        pg.screenshot(path=shot, full_page=True)
+        request.node.add_report_section("teardown", "browser", f"{pg.url}\nscreenshot: {shot}")
     pg.close()
     bad = problems.unexpected()
     if bad:

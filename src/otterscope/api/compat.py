@@ -23,7 +23,7 @@ from otterscope.api.responses import json_response
 from otterscope.api.state import api_endpoint, app_state, principal
 from otterscope.errors import NotFound
 from otterscope.query import params as p
-from otterscope.query.shapes import span_to_api
+from otterscope.query.shapes import span_to_api, spans_to_api
 from otterscope.store.base import Row
 
 # otel-worker lists 20 traces unless told otherwise.
@@ -34,8 +34,9 @@ LIST_WINDOW_NS = 24 * 3600 * 10**9
 
 def _group(rows: list[Row]) -> list[dict[str, Any]]:
     traces: dict[bytes, list[dict[str, Any]]] = {}
+    shared: dict[Any, dict[str, Any]] = {}
     for row in rows:
-        traces.setdefault(row["trace_id"], []).append(span_to_api(row))
+        traces.setdefault(row["trace_id"], []).append(span_to_api(row, shared))
     return [{"traceId": tid.hex(), "spans": spans} for tid, spans in traces.items()]
 
 
@@ -83,7 +84,7 @@ async def trace(request: Request) -> Response:
 @api_endpoint
 async def trace_spans(request: Request) -> Response:
     _, rows = await _spans(request)
-    return json_response([span_to_api(r) for r in rows])
+    return json_response(spans_to_api(rows))
 
 
 @api_endpoint
@@ -106,7 +107,7 @@ async def recent_spans(request: Request) -> Response:
     rows = await run_in_threadpool(
         app_state(request).store.recent_spans, who.tenant, p.parse_limit(q.get("limit"))
     )
-    return json_response([span_to_api(r) for r in rows])
+    return json_response(spans_to_api(rows))
 
 
 ROUTES = [

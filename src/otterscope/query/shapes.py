@@ -110,8 +110,24 @@ def _column_attrs_api(text: Any) -> dict[str, Any]:
 # -- native API shapes (SPEC §5) -------------------------------------------------------------
 
 
-def span_to_api(row: Row) -> dict[str, Any]:
-    """One stored span as the native API ``Span``."""
+def spans_to_api(rows: Iterable[Row]) -> list[dict[str, Any]]:
+    """Stored spans as native API ``Span``s. The spans of one trace share a few resources
+    and scopes: each distinct one is decoded once and its dict shared by every span."""
+    shared: dict[Any, dict[str, Any]] = {}
+    return [span_to_api(row, shared) for row in rows]
+
+
+def _shared_attrs_api(text: Any, shared: dict[Any, dict[str, Any]] | None) -> dict[str, Any]:
+    if shared is None or not isinstance(text, (str, bytes)):
+        return _column_attrs_api(text)
+    found = shared.get(text)
+    if found is None:
+        found = shared[text] = _column_attrs_api(text)
+    return found
+
+
+def span_to_api(row: Row, shared: dict[Any, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One stored span as the native API ``Span``; ``shared``: see :func:`spans_to_api`."""
     start = _int(row["start_time_unix_nano"])
     end = _int(row["end_time_unix_nano"])
     duration = row.get("duration_nano")
@@ -154,11 +170,11 @@ def span_to_api(row: Row) -> dict[str, Any]:
             "message": _str(row.get("status_message")),
         },
         "attributes": _column_attrs_api(row.get("attributes")),
-        "resource": _column_attrs_api(row.get("resource_attributes")),
+        "resource": _shared_attrs_api(row.get("resource_attributes"), shared),
         "scope": {
             "name": _str(row.get("scope_name")),
             "version": _str(row.get("scope_version")),
-            "attributes": _column_attrs_api(row.get("scope_attributes")),
+            "attributes": _shared_attrs_api(row.get("scope_attributes"), shared),
         },
         "events": events,
         "links": links,

@@ -3,6 +3,8 @@ import type { ComponentType } from "preact";
 import type { Route, RouteName } from "../router";
 import type { Session } from "../session";
 import { ComparePage } from "./compare";
+import { LivePage } from "./live";
+import { LogsPage } from "./logs";
 import { NotFound } from "./notfound";
 import { TracePage } from "./trace";
 import { TracesPage } from "./traces";
@@ -16,7 +18,7 @@ export const routes: Record<RouteName, ComponentType<PageProps>> = {
   traces: TracesPage,
   trace: TracePage,
   compare: ComparePage,
-  logs: NotFound,
-  live: NotFound,
+  logs: LogsPage,
+  live: LivePage,
   notfound: NotFound,
 };

@@ -5,18 +5,8 @@ import { fromInputValue, toInputValue } from "../format";
 import { usePrefs } from "../prefs";
 import { Combobox } from "./combobox";
 import type { AttrRow, SearchForm } from "./params";
-import { CUSTOM_RANGE, formFromQuery, lookbackMs, searchKey } from "./params";
+import { CUSTOM_RANGE, formFromQuery, LOOKBACKS, lookbackMs, searchKey } from "./params";
 import { attributeKeys, attributeValues, operationNames, serviceNames, useLatest, useSuggestions } from "./suggest";
-
-export const LOOKBACKS: readonly (readonly [string, string])[] = [
-  ["5m", "Last 5 minutes"],
-  ["15m", "Last 15 minutes"],
-  ["1h", "Last hour"],
-  ["6h", "Last 6 hours"],
-  ["24h", "Last 24 hours"],
-  ["2d", "Last 2 days"],
-  ["7d", "Last 7 days"],
-];
 
 export interface SearchFormProps {
   readonly query: URLSearchParams;

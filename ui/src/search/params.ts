@@ -19,13 +19,25 @@ const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000
 
 export const DEFAULT_LOOKBACK = "1h";
 
+/** The presets the search forms offer for `lookback`. */
+export const LOOKBACKS: readonly (readonly [string, string])[] = [
+  ["5m", "Last 5 minutes"],
+  ["15m", "Last 15 minutes"],
+  ["1h", "Last hour"],
+  ["6h", "Last 6 hours"],
+  ["24h", "Last 24 hours"],
+  ["2d", "Last 2 days"],
+  ["7d", "Last 7 days"],
+];
+
 export function lookbackMs(value: string | null): number | null {
   const match = LOOKBACK.exec(value ?? "");
   if (!match) return null;
   return Number(match[1]) * (UNIT_MS[match[2] ?? "h"] ?? 0);
 }
 
-/** The API query for a page URL's query, at time `now` (ms). */
+/** The API query for a page URL's query, at time `now` (ms); `passthrough` names the
+ * endpoint's own parameters (the trace search's by default, the log search's for logs). */
 export function apiQuery(query: URLSearchParams, now: number, passthrough: readonly string[] = TRACE_PARAMS): URLSearchParams {
   const api = new URLSearchParams();
   for (const key of passthrough) {
@@ -75,13 +87,6 @@ export function parseTimeParam(value: string | null): number | null {
   }
   const ms = Date.parse(text);
   return Number.isNaN(ms) ? null : ms;
-}
-
-/** The time window (ms) a search covers, from the API query apiQuery() made. */
-export function searchWindow(api: URLSearchParams, now: number): [number, number] {
-  const end = parseTimeParam(api.get("end")) ?? now;
-  const start = parseTimeParam(api.get("start")) ?? end - 86_400_000;
-  return [start, end];
 }
 
 export interface AttrRow {

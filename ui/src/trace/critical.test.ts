@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { criticalPath } from "./critical";
 import { buildTree } from "./tree";
-import { deepChain, spans, wideTrace } from "./testspans";
+import { LARGE, deepChain, spans, wideTrace } from "./testspans";
 
 const seg = (key: string, startUs: number, endUs: number) => ({ key, spanId: key, startUs, endUs });
 
@@ -99,7 +99,7 @@ describe("criticalPath", () => {
     expect(criticalPath(buildTree([])).segments).toEqual([]);
   });
 
-  it("walks a 50,000-deep chain without recursion", () => {
+  it("walks a 50,000-deep chain without recursion", LARGE, () => {
     const n = 50_000;
     const t = buildTree(deepChain(n));
     const path = criticalPath(t);
@@ -109,7 +109,7 @@ describe("criticalPath", () => {
     expectContiguous(path, 0, 2 * n);
   });
 
-  it("covers a 50,000-wide trace end to end", () => {
+  it("covers a 50,000-wide trace end to end", LARGE, () => {
     const n = 50_000;
     const t = buildTree(wideTrace(n));
     const path = criticalPath(t);

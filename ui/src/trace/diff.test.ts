@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { diffTraces } from "./diff";
 import { buildTree } from "./tree";
-import { deepChain, spans } from "./testspans";
+import { LARGE, deepChain, spans } from "./testspans";
 
 const a = buildTree(
   spans(
@@ -81,7 +81,7 @@ describe("diffTraces", () => {
     expect(e.counts.removed).toBe(5);
   });
 
-  it("compares 50,000-deep chains, one renamed halfway", () => {
+  it("compares 50,000-deep chains, one renamed halfway", LARGE, () => {
     const n = 50_000;
     const sa = deepChain(n);
     const sb = deepChain(n);

@@ -11,21 +11,29 @@ export interface DiffNode {
   readonly id: number;
   readonly service: string;
   readonly operation: string;
-  depth: number;
+  readonly depth: number;
   readonly parent: DiffNode | null;
-  readonly children: DiffNode[];
+  readonly children: readonly DiffNode[];
   /** The spans of each trace that fold into this node. */
+  readonly a: readonly TraceNode[];
+  readonly b: readonly TraceNode[];
+  readonly countA: number;
+  readonly countB: number;
+  /** Mean span duration on each side; null where the side has none. */
+  readonly meanUsA: number | null;
+  readonly meanUsB: number | null;
+  /** meanUsB - meanUsA, null unless both sides have spans. */
+  readonly deltaUs: number | null;
+  readonly state: DiffState;
+}
+
+// A node while both trees are folded in; callers get the readonly shape.
+type Draft = { -readonly [K in Exclude<keyof DiffNode, "parent" | "children" | "a" | "b">]: DiffNode[K] } & {
+  readonly parent: Draft | null;
+  readonly children: Draft[];
   readonly a: TraceNode[];
   readonly b: TraceNode[];
-  countA: number;
-  countB: number;
-  /** Mean span duration on each side; null where the side has none. */
-  meanUsA: number | null;
-  meanUsB: number | null;
-  /** meanUsB - meanUsA, null unless both sides have spans. */
-  deltaUs: number | null;
-  state: DiffState;
-}
+};
 
 export interface TraceDiff {
   /** Preorder; children in order of first appearance (in A, then B). */
@@ -45,12 +53,12 @@ export interface DiffOptions {
 export function diffTraces(a: TraceTree, b: TraceTree, options: DiffOptions = {}): TraceDiff {
   // One map for both sides, keyed by parent node id and the pair: nodes never hold their
   // full path, so a 50,000-deep chain stays linear.
-  const byPath = new Map<string, DiffNode>();
-  const created: DiffNode[] = [];
-  const roots: DiffNode[] = [];
+  const byPath = new Map<string, Draft>();
+  const created: Draft[] = [];
+  const roots: Draft[] = [];
 
   const fold = (tree: TraceTree, side: "a" | "b"): void => {
-    const groupOf = new Map<TraceNode, DiffNode>();
+    const groupOf = new Map<TraceNode, Draft>();
     for (const n of tree.nodes) {
       const parent = n.parent === null ? null : groupOf.get(n.parent)!;
       const service = n.span.service;
@@ -100,7 +108,7 @@ export function diffTraces(a: TraceTree, b: TraceTree, options: DiffOptions = {}
     counts[g.state]++;
   }
 
-  const nodes: DiffNode[] = [];
+  const nodes: Draft[] = [];
   const stack = [...roots].reverse();
   while (stack.length > 0) {
     const g = stack.pop()!;
@@ -110,7 +118,7 @@ export function diffTraces(a: TraceTree, b: TraceTree, options: DiffOptions = {}
   return { nodes, roots, counts };
 }
 
-function stateOf(g: DiffNode, durationChange: number | undefined): DiffState {
+function stateOf(g: Draft, durationChange: number | undefined): DiffState {
   if (g.countA === 0) return "added";
   if (g.countB === 0) return "removed";
   if (g.countA !== g.countB) return "changed";

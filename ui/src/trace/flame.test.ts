@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { type FlameLayout, flameHit, flameLayout, focusFlame } from "./flame";
 import { buildTree, type TraceTree } from "./tree";
-import { deepChain, spans, wideTrace } from "./testspans";
+import { LARGE, deepChain, spans, wideTrace } from "./testspans";
 
 function rectOf(l: FlameLayout, t: TraceTree, key: string) {
   return l.rects[t.byKey.get(key)!.index]!;
@@ -116,7 +116,7 @@ describe("flameLayout", () => {
     expectNested(flameLayout(t3), t3);
   });
 
-  it("lays out 50,000-span traces, deep and wide", () => {
+  it("lays out 50,000-span traces, deep and wide", LARGE, () => {
     const deep = buildTree(deepChain(50_000));
     const ld = flameLayout(deep);
     expect(ld.rows).toHaveLength(50_000);

@@ -11,8 +11,8 @@ export interface FlameRect {
   readonly spanId: string;
   readonly depth: number;
   /** Left and right edge as fractions of the whole graph's width (0..1). */
-  x0: number;
-  x1: number;
+  readonly x0: number;
+  readonly x1: number;
   readonly label: string;
   readonly service: string;
   readonly serviceIndex: number;

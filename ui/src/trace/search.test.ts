@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { buildSearchIndex, nextMatch, parseQuery, prevMatch, searchTrace } from "./search";
 import { buildTree } from "./tree";
-import { spans, wideTrace } from "./testspans";
+import { LARGE, spans, wideTrace } from "./testspans";
 
 const t = buildTree(
   spans(
@@ -97,7 +97,7 @@ describe("next and previous match", () => {
     expect(prevMatch(t, matches, "1234567890abcdef")).toBe("00000000000000aa");
   });
 
-  it("searches a 50,000-span trace", () => {
+  it("searches a 50,000-span trace", LARGE, () => {
     const big = buildTree(wideTrace(50_000));
     const idx = buildSearchIndex(big);
     const hits = searchTrace(idx, "op7 svc3");

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { selfTimesUs, traceStats } from "./stats";
 import { buildTree } from "./tree";
-import { deepChain, spans } from "./testspans";
+import { LARGE, deepChain, spans } from "./testspans";
 
 describe("selfTimesUs", () => {
   it("subtracts the union of overlapping children, clipped to the parent", () => {
@@ -86,7 +86,7 @@ describe("traceStats", () => {
     ]);
   });
 
-  it("handles a 50,000-deep chain", () => {
+  it("handles a 50,000-deep chain", LARGE, () => {
     const n = 50_000;
     const st = traceStats(buildTree(deepChain(n)));
     expect(st.services.reduce((a, s) => a + s.count, 0)).toBe(n);

@@ -86,3 +86,9 @@ export function wideTrace(n: number): Span[] {
   }
   return out;
 }
+
+/**
+ * Test options for the 50,000-span cases: they prove the work finishes without overflowing
+ * the stack, so the limit is generous for a machine shared with other work.
+ */
+export const LARGE = { timeout: 30_000 };

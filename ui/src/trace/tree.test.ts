@@ -9,7 +9,7 @@ import {
   toggleCollapsed,
   visibleRows,
 } from "./tree";
-import { deepChain, spans, wideTrace } from "./testspans";
+import { LARGE, deepChain, spans, wideTrace } from "./testspans";
 
 const keys = (ns: readonly { key: string }[]): string[] => ns.map((n) => n.key);
 
@@ -238,7 +238,7 @@ describe("visible rows", () => {
 });
 
 describe("large traces", () => {
-  it("builds a 50,000-deep chain without recursion", () => {
+  it("builds a 50,000-deep chain without recursion", LARGE, () => {
     const n = 50_000;
     const t0 = performance.now();
     const t = buildTree(deepChain(n));
@@ -253,7 +253,7 @@ describe("large traces", () => {
     expect(elapsed).toBeLessThan(5_000);
   });
 
-  it("builds a 50,000-wide trace with children in start order", () => {
+  it("builds a 50,000-wide trace with children in start order", LARGE, () => {
     const n = 50_000;
     const t = buildTree(wideTrace(n));
     expect(t.nodes).toHaveLength(n);
@@ -263,7 +263,7 @@ describe("large traces", () => {
     expect(t.services).toHaveLength(8);
   });
 
-  it("cuts a 50,000-long parent loop", () => {
+  it("cuts a 50,000-long parent loop", LARGE, () => {
     const n = 50_000;
     const s = deepChain(n);
     s[0]!.parentSpanId = s[n - 1]!.spanId;

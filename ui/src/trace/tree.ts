@@ -14,31 +14,38 @@ export interface TraceNode {
   readonly key: string;
   readonly spanId: string;
   /** Position in `tree.nodes` (preorder = row order with everything expanded). */
-  index: number;
-  depth: number;
-  parent: TraceNode | null;
-  children: TraceNode[];
+  readonly index: number;
+  readonly depth: number;
+  readonly parent: TraceNode | null;
+  /** By drawn start. */
+  readonly children: readonly TraceNode[];
   /** Number of nodes below this one (all levels). */
-  descendants: number;
+  readonly descendants: number;
   /** Index into `tree.services`, in order of first appearance from the top. */
-  serviceIndex: number;
+  readonly serviceIndex: number;
   /** Drawn times, µs from `tree.base`, after the skew shift. */
-  startUs: number;
-  endUs: number;
+  readonly startUs: number;
+  readonly endUs: number;
   /** Times as reported, µs from `tree.base`. */
   readonly rawStartUs: number;
   readonly rawEndUs: number;
   /** Shift added to the reported times (inherited by same-service descendants). */
-  skewShiftUs: number;
+  readonly skewShiftUs: number;
   /** True where the shift originates: a child of another service that lay outside its parent. */
-  skewed: boolean;
+  readonly skewed: boolean;
   /** Its parent id names no span of the trace ("parent not in trace"). */
-  orphan: boolean;
+  readonly orphan: boolean;
   /** Its parent chain loops back to itself; the loop was cut above this node. */
-  cycle: boolean;
-  duplicateId: boolean;
+  readonly cycle: boolean;
+  readonly duplicateId: boolean;
   readonly error: boolean;
 }
+
+// The same node while the tree is being built; views only ever see the readonly shape.
+type Draft = { -readonly [K in Exclude<keyof TraceNode, "parent" | "children">]: TraceNode[K] } & {
+  parent: Draft | null;
+  children: Draft[];
+};
 
 export interface TraceTree {
   /** Preorder (parent before children, children by start). */
@@ -62,11 +69,11 @@ export interface TraceTree {
   readonly errorCount: number;
 }
 
-function byStart(a: TraceNode, b: TraceNode): number {
+function byStart(a: Draft, b: Draft): number {
   return a.rawStartUs - b.rawStartUs || a.rawEndUs - b.rawEndUs;
 }
 
-function byDrawnStart(a: TraceNode, b: TraceNode): number {
+function byDrawnStart(a: Draft, b: Draft): number {
   return a.startUs - b.startUs || a.endUs - b.endUs;
 }
 
@@ -79,9 +86,9 @@ export function buildTree(spans: readonly Span[]): TraceTree {
     if (i === 0 || compareNano(t, base) < 0) base = t;
   }
 
-  const all: TraceNode[] = [];
-  const byKey = new Map<string, TraceNode>();
-  const bySpanId = new Map<string, TraceNode>();
+  const all: Draft[] = [];
+  const byKey = new Map<string, Draft>();
+  const bySpanId = new Map<string, Draft>();
   const repeats = new Map<string, number>();
   for (let i = 0; i < spans.length; i++) {
     const span = spans[i]!;
@@ -98,7 +105,7 @@ export function buildTree(spans: readonly Span[]): TraceTree {
     } else {
       repeats.set(span.spanId, 0);
     }
-    const node: TraceNode = {
+    const node: Draft = {
       span,
       key,
       spanId: span.spanId,
@@ -124,7 +131,7 @@ export function buildTree(spans: readonly Span[]): TraceTree {
     if (seen === undefined) bySpanId.set(span.spanId, node);
   }
 
-  const tops: TraceNode[] = [];
+  const tops: Draft[] = [];
   for (const node of all) {
     const pid = node.span.parentSpanId;
     const parent = pid ? bySpanId.get(pid) : undefined;
@@ -142,7 +149,7 @@ export function buildTree(spans: readonly Span[]): TraceTree {
   // Whatever the roots do not reach hangs in (or below) a parent loop. Each loop is cut at
   // its earliest span, a deterministic choice, which becomes a top-level node.
   const reached = new Uint8Array(all.length);
-  const mark = (from: TraceNode): void => {
+  const mark = (from: Draft): void => {
     const stack = [from];
     while (stack.length > 0) {
       const n = stack.pop()!;
@@ -155,8 +162,8 @@ export function buildTree(spans: readonly Span[]): TraceTree {
   for (const start of all) {
     if (reached[start.index]) continue;
     // Climb until a node repeats: that node is on the loop.
-    const walked = new Set<TraceNode>();
-    let x: TraceNode = start;
+    const walked = new Set<Draft>();
+    let x: Draft = start;
     while (!walked.has(x)) {
       walked.add(x);
       x = x.parent!;
@@ -173,7 +180,7 @@ export function buildTree(spans: readonly Span[]): TraceTree {
 
   // The shift depends only on the parent, so it can be settled before ordering: rows then
   // follow the drawn times, as the bars do.
-  const pending: TraceNode[] = [...tops];
+  const pending: Draft[] = [...tops];
   while (pending.length > 0) {
     const n = pending.pop()!;
     applySkew(n);
@@ -183,13 +190,13 @@ export function buildTree(spans: readonly Span[]): TraceTree {
   tops.sort((a, b) => byDrawnStart(a, b) || Number(a.orphan || a.cycle) - Number(b.orphan || b.cycle));
   const root = tops.find((t) => !t.orphan && !t.cycle) ?? null;
 
-  // Preorder with depth, service order and skew shift, parents always before children.
-  const nodes: TraceNode[] = [];
+  // Preorder numbering with depth and service order, parents always before children.
+  const nodes: Draft[] = [];
   const serviceIndex = new Map<string, number>();
   const services: string[] = [];
   let maxDepth = 0;
   let errorCount = 0;
-  const stack: TraceNode[] = [];
+  const stack: Draft[] = [];
   for (let i = tops.length - 1; i >= 0; i--) stack.push(tops[i]!);
   while (stack.length > 0) {
     const n = stack.pop()!;
@@ -241,7 +248,7 @@ export function buildTree(spans: readonly Span[]): TraceTree {
  * enough to fit, is centred in it, as if the network latency were split evenly between
  * request and response; its same-service descendants move with it.
  */
-function applySkew(n: TraceNode): void {
+function applySkew(n: Draft): void {
   const p = n.parent;
   let shift = 0;
   if (p !== null) {
