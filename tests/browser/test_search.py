@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from tests.browser.conftest import Problems
 from tests.browser.data import many_traces_bodies, post_traces
@@ -20,6 +21,15 @@ from tests.browser.search_data import Sent, send_shop_traces
 from tests.conftest import RunningServer
 
 ROWS = '[data-testid="trace-results"] tbody tr[data-trace-id]'
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """The folder's fresh profile per test, in a zone that is not UTC (+05:30, no DST), so
+    local wall-clock times and the UTC ones in URLs really differ."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, timezone_id="Asia/Kolkata")
+    yield ctx
+    ctx.close()
 
 
 @pytest.fixture(scope="module")
@@ -234,16 +244,19 @@ def test_an_absolute_range_in_the_users_zone_becomes_start_and_end(
         "([a, b]) => [new Date(a).toISOString(), new Date(b).toISOString()]", [lo, hi]
     )
     assert [q["start"][0], q["end"][0]] == expected
+    assert q["start"][0] != f"{lo}.000Z"  # 5 h 30 min apart: the typed time was local
     assert "lookback" not in q
     wait_shown(page, ids(shop, service="shop-frontend"))
     # With the UTC preference the same fields are read as UTC wall-clock time.
     page.get_by_role("banner").get_by_label("Time").select_option("utc")
-    form(page).get_by_label("From", exact=True).fill(lo)
+    before = page.evaluate("new Date(Date.now() - 20 * 60000).toISOString().slice(0, 19)")
+    form(page).get_by_label("From", exact=True).fill(before)
     submit(page)
-    expect(page).to_have_url(re.compile(re.escape(f"start={lo}.000Z".replace(":", "%3A"))))
-    # A window that ends before the traces began finds none of them.
-    form(page).get_by_label("To", exact=True).fill(lo)
-    form(page).get_by_label("From", exact=True).fill(lo[:11] + "00:00:00")
+    expect(page).to_have_url(re.compile(re.escape(f"start={before}.000Z".replace(":", "%3A"))))
+    wait_shown(page, ids(shop, service="shop-frontend"))
+    # A window that ends before the traces began (20 min ago) finds none of them.
+    form(page).get_by_label("From", exact=True).fill(before[:11] + "00:00:00")
+    form(page).get_by_label("To", exact=True).fill(before)
     submit(page)
     expect(page.get_by_test_id("no-match")).to_be_visible()
 
