@@ -1,6 +1,7 @@
 // Trace search (/ui/traces?<the /api/traces parameters>&lookback=&sort=): the form, a trace
-// id lookup, a trace opened from an OTLP/JSON file, the results as a scatter plot and a sortable table, paging by cursor, and
-// picking two traces to compare. The URL holds the whole state (SPEC §9).
+// id lookup, a trace opened from an OTLP/JSON file, the results as a scatter plot and a
+// sortable table, paging by cursor, and picking two traces to compare. The URL holds the
+// whole state (SPEC §9).
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { ApiError, apiGet } from "../api";
 import { DropZone } from "../components/dropzone";
