@@ -5,8 +5,9 @@ import { fromInputValue, toInputValue } from "../format";
 import { usePrefs } from "../prefs";
 import { Combobox } from "./combobox";
 import type { AttrRow, SearchForm } from "./params";
-import { CUSTOM_RANGE, formFromQuery, LOOKBACKS, lookbackMs, searchKey } from "./params";
+import { CUSTOM_RANGE, formFromQuery, formWindow, LOOKBACKS, lookbackMs, searchKey } from "./params";
 import { attributeKeys, attributeValues, operationNames, serviceNames, useLatest, useSuggestions } from "./suggest";
+import type { Window } from "./suggest";
 
 export interface SearchFormProps {
   readonly query: URLSearchParams;
@@ -99,7 +100,7 @@ export function SearchFormView({ query, invalid, onSearch }: SearchFormProps) {
       <fieldset class="attrs">
         <legend>Attributes</legend>
         {draft.attrs.map((row, i) => (
-          <AttributeRow key={i} index={i} row={row} invalid={invalid !== null && invalid === `attr.${row.key}`} onChange={(r) => setRow(i, r)} />
+          <AttributeRow key={i} index={i} row={row} searchWindow={() => formWindow(draft, Date.now())} invalid={invalid !== null && invalid === `attr.${row.key}`} onChange={(r) => setRow(i, r)} />
         ))}
         <button type="button" class="link" onClick={() => set({ attrs: [...draft.attrs, { key: "", value: "" }] })}>
           + Add attribute filter
@@ -187,18 +188,21 @@ function DurationPair(props: {
 function AttributeRow({
   index,
   row,
+  searchWindow,
   invalid,
   onChange,
 }: {
   index: number;
   row: AttrRow;
+  /** The window the search would read, asked when suggestions are (relative ones move on). */
+  searchWindow: () => Window;
   invalid: boolean;
   onChange: (row: AttrRow | null) => void;
 }) {
   const [focus, setFocus] = useState<"key" | "value" | null>(null);
-  const keys = useSuggestions((prefix) => attributeKeys(prefix), row.key, focus === "key", []);
+  const keys = useSuggestions((prefix) => attributeKeys(prefix, searchWindow()), row.key, focus === "key", []);
   const values = useSuggestions(
-    (prefix) => (row.key ? attributeValues(row.key, prefix) : Promise.resolve([])),
+    (prefix) => (row.key ? attributeValues(row.key, prefix, searchWindow()) : Promise.resolve([])),
     row.value,
     focus === "value" && row.key !== "",
     [row.key],

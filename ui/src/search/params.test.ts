@@ -4,6 +4,7 @@ import {
   attributeFilters,
   CUSTOM_RANGE,
   formFromQuery,
+  formWindow,
   lookbackMs,
   normalizeTraceId,
   parseTimeParam,
@@ -95,6 +96,17 @@ describe("search form <-> page URL", () => {
   it("ignores the sort when deciding whether the search changed", () => {
     expect(searchKey(new URLSearchParams("service=a&sort=-duration"))).toBe(searchKey(new URLSearchParams("service=a")));
     expect(searchKey(new URLSearchParams("service=a"))).not.toBe(searchKey(new URLSearchParams("service=b")));
+  });
+
+  it("tells the suggestion endpoints the window the form would search", () => {
+    const now = Date.UTC(2026, 11, 2, 12);
+    expect(formWindow(formFromQuery(new URLSearchParams("lookback=15m")), now)).toEqual({ start: now - 900_000, end: null });
+    expect(formWindow(formFromQuery(new URLSearchParams()), now)).toEqual({ start: now - 3_600_000, end: null });
+    expect(formWindow(formFromQuery(new URLSearchParams("start=1000&end=2000")), now)).toEqual({ start: 1_000_000, end: 2_000_000 });
+    expect(formWindow(formFromQuery(new URLSearchParams("end=1700000000000")), now)).toEqual({
+      start: 1_700_000_000_000 - 3_600_000,
+      end: 1_700_000_000_000,
+    });
   });
 
   it("narrows the window to a dragged range, dropping the preset", () => {

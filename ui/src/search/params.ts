@@ -160,6 +160,19 @@ export function queryFromForm(form: SearchForm, current?: URLSearchParams): URLS
   return next;
 }
 
+/**
+ * The window (ms) a form would search, as `start`/`end` for the suggestion endpoints, so
+ * they offer what the search can find (and scan no more than it will).
+ */
+export function formWindow(form: SearchForm, now: number): { start: number; end: number | null } {
+  if (form.lookback === CUSTOM_RANGE) {
+    const end = form.end;
+    const start = form.start ?? (end ?? now) - 3_600_000;
+    return { start, end };
+  }
+  return { start: Math.floor(now - (lookbackMs(form.lookback) ?? 3_600_000)), end: null };
+}
+
 /** The page URL's query narrowed to [from, to] ms (a drag on the scatter plot). */
 export function zoomQuery(query: URLSearchParams, from: number, to: number): URLSearchParams {
   const next = new URLSearchParams(query);

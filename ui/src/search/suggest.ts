@@ -5,6 +5,7 @@ import { apiGet, isAbort } from "../api";
 import type { AttributeValue } from "../types";
 
 export const DEBOUNCE_MS = 200;
+// Service and operation names: a week, so a service quiet for a day can still be picked.
 const WINDOW_MS = 7 * 86_400_000;
 
 export interface Suggestions {
@@ -74,21 +75,24 @@ export function valueText(value: AttributeValue): string {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
-export async function attributeKeys(prefix: string, signal?: AbortSignal): Promise<readonly string[]> {
-  const found = await apiGet<{ keys: string[] }>(
-    "/api/attributes",
-    { signal: "traces", prefix, start: since(), limit: 50 },
-    signal,
-  );
+/** Where the suggestions come from: the window the search would read. */
+export interface Window {
+  readonly start: number;
+  readonly end: number | null;
+}
+
+export async function attributeKeys(prefix: string, window: Window): Promise<readonly string[]> {
+  const found = await apiGet<{ keys: string[] }>("/api/attributes", { signal: "traces", prefix, ...window, limit: 50 });
   return found.keys;
 }
 
-export async function attributeValues(key: string, prefix: string, signal?: AbortSignal): Promise<readonly string[]> {
-  const found = await apiGet<{ values: AttributeValue[] }>(
-    `/api/attributes/${encodeURIComponent(key)}/values`,
-    { signal: "traces", prefix, start: since(), limit: 50 },
-    signal,
-  );
+export async function attributeValues(key: string, prefix: string, window: Window): Promise<readonly string[]> {
+  const found = await apiGet<{ values: AttributeValue[] }>(`/api/attributes/${encodeURIComponent(key)}/values`, {
+    signal: "traces",
+    prefix,
+    ...window,
+    limit: 50,
+  });
   return [...new Set(found.values.map(valueText))];
 }
 
