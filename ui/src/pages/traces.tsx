@@ -1,157 +1,142 @@
-// Trace search (/ui/traces?<the /api/traces parameters>): the form, the results, paging.
-import { useState } from "preact/hooks";
-import { apiGet } from "../api";
-import { ErrorBox, Loading, SendDataHint } from "../components/status";
-import { formatDuration, formatTime, nsToMs } from "../format";
+// Trace search (/ui/traces?<the /api/traces parameters>&lookback=&sort=): the form, a trace
+// id lookup, a trace opened from an OTLP/JSON file, the results as a scatter plot and a
+// sortable table, paging by cursor, and picking two traces to compare. The URL holds the
+// whole state (SPEC §9).
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { ApiError, apiGet } from "../api";
+import { DropZone } from "../components/dropzone";
+import { Empty, ErrorBox, Loading, SendDataHint } from "../components/status";
 import { useApi } from "../hooks";
-import { usePrefs } from "../prefs";
 import { href, navigate, withQuery } from "../router";
-import { apiQuery, attributeFilters, DEFAULT_LOOKBACK } from "../search/params";
+import { SearchFormView } from "../search/form";
+import { LookupForm } from "../search/lookup";
+import { apiQuery, queryFromForm, searchKey, zoomQuery } from "../search/params";
+import { ScatterPlot } from "../search/plot";
+import { formatSort, nextSort, parseSort, sortTraces } from "../search/sort";
+import type { SortKey } from "../search/sort";
+import { ResultTable } from "../search/table";
 import type { TraceSearchPage, TraceSummary } from "../types";
 import type { PageProps } from "./index";
 
-const LOOKBACKS: readonly [string, string][] = [
-  ["5m", "Last 5 minutes"],
-  ["15m", "Last 15 minutes"],
-  ["1h", "Last hour"],
-  ["6h", "Last 6 hours"],
-  ["24h", "Last 24 hours"],
-  ["2d", "Last 2 days"],
-  ["7d", "Last 7 days"],
-];
+interface More {
+  /** Pages loaded by "Load more" belong to the one request (window and all) they follow. */
+  readonly api: URLSearchParams | null;
+  readonly traces: readonly TraceSummary[];
+  readonly cursor: string | null;
+  readonly busy: boolean;
+  readonly error: unknown;
+}
+
+/** The URL parameter an API 400 message names (`minDuration: ...`), to mark its field. */
+function invalidParam(error: unknown): string | null {
+  if (!(error instanceof ApiError) || error.status !== 400) return null;
+  return /^(attr\.[^:]+|[A-Za-z]+):/.exec(error.message)?.[1] ?? null;
+}
 
 export function TracesPage({ route, session }: PageProps) {
   const query = route.query;
-  const key = query.toString();
-  const services = useApi((signal) => apiGet<{ services: { name: string }[] }>("/api/services", { start: Date.now() - 7 * 86_400_000 }, signal), []);
-  const [extra, setExtra] = useState<{ key: string; pages: TraceSummary[]; cursor: string | null }>({ key: "", pages: [], cursor: null });
-  const results = useApi((signal) => apiGet<TraceSearchPage>("/api/traces", apiQuery(query, Date.now()), signal), [key]);
+  const key = searchKey(query);
+  // The same search submitted again (a relative window moves on) asks the server again.
+  const [rerun, setRerun] = useState(0);
+  // A cursor is bound to its query: later pages must send the very window of the first.
+  const api = useMemo(() => apiQuery(query, Date.now()), [key, rerun]);
+  const results = useApi((signal) => apiGet<TraceSearchPage>("/api/traces", api, signal), [api]);
+  const [more, setMore] = useState<More>({ api: null, traces: [], cursor: null, busy: false, error: null });
+  const [picked, setPicked] = useState<readonly string[]>([]);
+  useEffect(() => setPicked([]), [key]);
 
-  function submit(event: Event) {
-    event.preventDefault();
-    const form = new FormData(event.target as HTMLFormElement);
-    const patch: Record<string, string | string[] | null> = {};
-    for (const name of ["service", "operation", "status", "minDuration", "maxDuration", "minTraceDuration", "maxTraceDuration", "limit", "lookback"]) {
-      patch[name] = String(form.get(name) ?? "");
-    }
-    const next = withQuery(new URLSearchParams(), patch);
-    for (const line of String(form.get("attrs") ?? "").split("\n")) {
-      const at = line.indexOf("=");
-      if (at > 0) next.append(`attr.${line.slice(0, at).trim()}`, line.slice(at + 1).trim());
-    }
-    navigate(href("/traces", next));
-  }
-
-  const more = extra.key === key ? extra : { key, pages: [], cursor: null };
-  const traces = results.state === "ok" ? [...results.data.traces, ...more.pages] : [];
-  const cursor = results.state === "ok" ? (more.pages.length ? more.cursor : results.data.nextCursor) : null;
+  const ok = results.state === "ok" ? results.data : null;
+  const extra = more.api === api && ok ? more : null;
+  const traces = useMemo(
+    () => (ok ? (extra?.traces.length ? [...ok.traces, ...extra.traces] : ok.traces) : []),
+    [ok, extra?.traces],
+  );
+  const cursor = ok ? (extra?.traces.length ? extra.cursor : ok.nextCursor) : null;
+  const sort = parseSort(query.get("sort"));
+  const sorted = useMemo(() => sortTraces(traces, sort), [traces, sort?.key, sort?.desc]);
 
   async function loadMore() {
-    if (!cursor) return;
-    const page = await apiGet<TraceSearchPage>("/api/traces", withQuery(apiQuery(query, Date.now()), { cursor }));
-    setExtra({ key, pages: [...more.pages, ...page.traces], cursor: page.nextCursor });
+    if (!cursor || !ok) return;
+    const base = extra ?? { api, traces: [], cursor: null, busy: false, error: null };
+    setMore({ ...base, busy: true, error: null });
+    try {
+      const page = await apiGet<TraceSearchPage>("/api/traces", withQuery(api, { cursor }));
+      setMore({ api, traces: [...base.traces, ...page.traces], cursor: page.nextCursor, busy: false, error: null });
+    } catch (error) {
+      setMore({ ...base, busy: false, error });
+    }
   }
+
+  function onSort(column: SortKey) {
+    // A sort re-orders what is loaded; it is not a new search, so it adds no history entry.
+    navigate(href("/traces", withQuery(query, { sort: formatSort(nextSort(sort, column)) })), { replace: true });
+  }
+
+  function onPick(traceId: string, on: boolean) {
+    setPicked((list) => (on ? [...list.filter((id) => id !== traceId), traceId].slice(-2) : list.filter((id) => id !== traceId)));
+  }
+
+  // With no condition but time, nothing found means nothing was sent here (in that window).
+  const filtered = [...query.keys()].some((k) => !["lookback", "start", "end", "sort", "limit"].includes(k));
+  const error = results.state === "error" ? results.error : null;
 
   return (
     <div class="search-page">
-      <form class="search-form" onSubmit={submit} aria-label="Trace search">
-        <label>
-          Service
-          <select name="service" value={query.get("service") ?? ""}>
-            <option value="">All services</option>
-            {services.state === "ok" && services.data.services.map((s) => <option key={s.name} value={s.name}>{s.name}</option>)}
-          </select>
-        </label>
-        <label>
-          Operation
-          <input name="operation" value={query.get("operation") ?? ""} placeholder="substring of the span name" />
-        </label>
-        <label>
-          Status
-          <select name="status" value={query.get("status") ?? ""}>
-            <option value="">Any</option>
-            <option value="error">Error</option>
-            <option value="ok">OK</option>
-            <option value="unset">Unset</option>
-          </select>
-        </label>
-        <label>
-          Span duration
-          <span class="pair">
-            <input name="minDuration" value={query.get("minDuration") ?? ""} placeholder="min, e.g. 100ms" />
-            <input name="maxDuration" value={query.get("maxDuration") ?? ""} placeholder="max" />
-          </span>
-        </label>
-        <label>
-          Trace duration
-          <span class="pair">
-            <input name="minTraceDuration" value={query.get("minTraceDuration") ?? ""} placeholder="min" />
-            <input name="maxTraceDuration" value={query.get("maxTraceDuration") ?? ""} placeholder="max" />
-          </span>
-        </label>
-        <label>
-          Attributes
-          <textarea name="attrs" rows={2} placeholder="http.status_code=500" value={attributeFilters(query).map(([k, v]) => `${k}=${v}`).join("\n")} />
-        </label>
-        <label>
-          Time
-          <select name="lookback" value={query.get("lookback") ?? DEFAULT_LOOKBACK}>
-            {LOOKBACKS.map(([value, label]) => <option key={value} value={value}>{label}</option>)}
-          </select>
-        </label>
-        <label>
-          Limit
-          <input name="limit" type="number" min={1} max={1000} value={query.get("limit") ?? "100"} />
-        </label>
-        <button type="submit">Find traces</button>
-      </form>
-      <section class="results" aria-label="Results">
+      <SearchFormView
+        query={query}
+        invalid={invalidParam(error)}
+        onSearch={(form) => {
+          const next = href("/traces", queryFromForm(form, query));
+          if (next === location.pathname + location.search) setRerun((n) => n + 1);
+          else navigate(next);
+        }}
+      />
+      <section class="results" aria-label="Results" data-ready={results.state === "ok" ? "search" : undefined}>
+        <div class="search-tools">
+          <LookupForm />
+          <DropZone />
+        </div>
         {results.state === "loading" && <Loading what="traces" />}
-        {results.state === "error" && <ErrorBox error={results.error} title="Trace search failed" />}
-        {results.state === "ok" && traces.length === 0 && <SendDataHint session={session} signal="traces" />}
-        {results.state === "ok" && traces.length > 0 && <ResultTable traces={traces} />}
+        {error !== null && <ErrorBox error={error} title="Trace search failed" />}
+        {ok && traces.length === 0 &&
+          (filtered ? (
+            <Empty>
+              <p data-testid="no-match">No traces match these conditions in this time window. Widen the window or drop a condition.</p>
+            </Empty>
+          ) : (
+            <SendDataHint session={session} signal="traces" />
+          ))}
+        {ok && traces.length > 0 && (
+          <>
+            <ScatterPlot
+              traces={traces}
+              onOpen={(id) => navigate(href(`/traces/${id}`))}
+              onZoom={(from, to) => navigate(href("/traces", zoomQuery(query, from, to)))}
+            />
+            <div class="results-bar">
+              <span data-testid="result-count">
+                {traces.length} trace{traces.length === 1 ? "" : "s"}
+                {cursor ? " (more available)" : ""}
+              </span>
+              <button
+                type="button"
+                disabled={picked.length !== 2}
+                onClick={() => navigate(href(`/compare/${picked[0] ?? ""}/${picked[1] ?? ""}`))}
+                title="Pick two traces in the table to compare them"
+              >
+                Compare{picked.length ? ` (${picked.length}/2)` : ""}
+              </button>
+            </div>
+            <ResultTable traces={sorted} sort={sort} onSort={onSort} picked={picked} onPick={onPick} />
+          </>
+        )}
+        {extra?.error != null && <ErrorBox error={extra.error} title="Loading more traces failed" />}
         {cursor && (
-          <button type="button" onClick={() => void loadMore()}>
-            More results
+          <button type="button" disabled={more.busy} onClick={() => void loadMore()}>
+            {more.busy ? "Loading…" : "Load more"}
           </button>
         )}
-        {results.state === "ok" && <span data-ready="search" hidden />}
       </section>
     </div>
-  );
-}
-
-function ResultTable({ traces }: { traces: readonly TraceSummary[] }) {
-  const { timeZone } = usePrefs();
-  return (
-    <table class="grid" data-testid="trace-results">
-      <thead>
-        <tr>
-          <th>Root</th>
-          <th>Services</th>
-          <th>Spans</th>
-          <th>Errors</th>
-          <th>Duration</th>
-          <th>Start</th>
-        </tr>
-      </thead>
-      <tbody>
-        {traces.map((t) => (
-          <tr key={t.traceId}>
-            <td>
-              <a href={href(`/traces/${t.traceId}`)}>
-                {t.rootService}: {t.rootName}
-              </a>
-              {t.rootSpanMissing && <span class="badge">root span missing</span>}
-            </td>
-            <td>{t.services.join(", ")}</td>
-            <td class="num">{t.spanCount}</td>
-            <td class="num">{t.errorCount}</td>
-            <td class="num">{formatDuration(t.durationMs)}</td>
-            <td>{formatTime(nsToMs(t.startTimeUnixNano), timeZone)}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
   );
 }
