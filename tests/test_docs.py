@@ -20,6 +20,7 @@ README = (ROOT / "README.md").read_text()
 SECTIONS_IN_ORDER = (
     "Set up",
     "Quick start",
+    "Web UI",
     "Configuration",
     "API",
     "Architecture",
