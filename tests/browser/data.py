@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -22,11 +23,13 @@ import httpx
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import SeverityNumber as SeverityNumberPb
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
@@ -269,3 +272,21 @@ def send_big_trace(base_url: str, n_spans: int, start_ns: int, token: str | None
         for body in bodies:
             post_traces(client, base_url, body, token)
     return trace_id
+
+
+def log_burst_body(service: str, n: int, prefix: str) -> bytes:
+    """One OTLP/protobuf logs request of ``n`` INFO records a nanosecond apart, bodies
+    ``<prefix> 0000`` (oldest) to ``<prefix> <n-1>``: far more than the SDK sends at once."""
+    req = ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    rl.resource.attributes.append(
+        KeyValue(key="service.name", value=AnyValue(string_value=service))
+    )
+    scope = rl.scope_logs.add()
+    now = time.time_ns()
+    for i in range(n):
+        record = scope.log_records.add()
+        record.time_unix_nano = now + i
+        record.severity_number = SeverityNumberPb.SEVERITY_NUMBER_INFO
+        record.body.string_value = f"{prefix} {i:04d}"
+    return req.SerializeToString()

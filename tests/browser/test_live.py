@@ -7,7 +7,6 @@ data."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -17,9 +16,6 @@ import pytest
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.logs.v1.logs_pb2 import SeverityNumber as SeverityNumberPb
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
@@ -28,6 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from playwright.sync_api import Locator, Page, WebSocket, expect
 
 from tests.browser.conftest import INGEST_TOKEN, READ_TOKEN, Problems
+from tests.browser.data import log_burst_body
 from tests.conftest import RunningServer, start_server
 
 
@@ -157,24 +154,6 @@ def tiny_buffer_server(tmp_path: Path) -> Iterator[RunningServer]:
         running.kill()
 
 
-def burst_of_logs(n: int) -> bytes:
-    """One OTLP request of ``n`` records: the feed splits it into several messages (at most
-    1,000 items each), delivered together, so a 1-message buffer overflows."""
-    req = ExportLogsServiceRequest()
-    rl = req.resource_logs.add()
-    rl.resource.attributes.append(
-        KeyValue(key="service.name", value=AnyValue(string_value="live-burst"))
-    )
-    scope = rl.scope_logs.add()
-    now = time.time_ns()
-    for i in range(n):
-        record = scope.log_records.add()
-        record.time_unix_nano = now + i
-        record.severity_number = SeverityNumberPb.SEVERITY_NUMBER_INFO
-        record.body.string_value = f"burst {i}"
-    return req.SerializeToString()
-
-
 def test_a_tab_dropped_as_too_slow_reconnects_and_says_it_missed_data(
     page: Page, tiny_buffer_server: RunningServer
 ) -> None:
@@ -187,7 +166,9 @@ def test_a_tab_dropped_as_too_slow_reconnects_and_says_it_missed_data(
 
     r = httpx.post(
         f"{url}/v1/logs",
-        content=burst_of_logs(2500),
+        # One request: the feed splits it into several messages (at most 1,000 items each),
+        # delivered together, so a 1-message buffer overflows.
+        content=log_burst_body("live-burst", 2500, "burst"),
         headers={"Content-Type": "application/x-protobuf"},
         timeout=30,
     )

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 import pytest
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -21,6 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import Problems
+from tests.browser.data import log_burst_body
 from tests.conftest import RunningServer
 
 ORDERS = "logs-ui-orders"
@@ -277,3 +279,133 @@ def test_absolute_range_from_the_form(page: Page, ui_server: RunningServer, sent
     page.get_by_label("To").fill(local(now - 3600))
     page.get_by_role("button", name="Find logs").click()
     expect(page.get_by_test_id("send-data-hint")).to_be_visible()
+
+
+def send_logs(url: str, service: str, records: list[tuple[SeverityNumber, object]]) -> None:
+    """Records of one service through the SDK (no timestamp: each is observed as sent)."""
+    lp = LoggerProvider(resource=Resource.create({"service.name": service}))
+    lp.add_log_record_processor(
+        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{url}/v1/logs"))
+    )
+    logger = lp.get_logger("logs.tests")
+    for severity, body in records:
+        logger.emit(severity_number=severity, body=body)
+    assert lp.force_flush(10_000)
+    lp.shutdown()
+
+
+def test_the_same_search_again_reads_a_window_ending_now(
+    page: Page, ui_server: RunningServer, sent: Sent
+) -> None:
+    service = "logs-ui-rerun"
+    send_logs(ui_server.url, service, [(SeverityNumber.INFO, f"rerun {n:02d}") for n in range(15)])
+    # Exactly the URL the form writes for these fields, so submitting it changes nothing.
+    open_logs(page, f"{ui_server.url}/ui/logs?service={service}&limit=10&lookback=15m")
+    expect(rows(page)).to_have_count(10)
+    page.get_by_role("button", name="Load more").click()
+    expect(rows(page)).to_have_count(15)
+    send_logs(ui_server.url, service, [(SeverityNumber.INFO, "rerun fresh")])
+    before = page.url
+    page.get_by_role("button", name="Find logs").click()
+    # A new window ending now: the record sent since is found, paging starts over.
+    expect(rows(page).first).to_contain_text("rerun fresh")
+    expect(rows(page)).to_have_count(10)
+    expect(page.get_by_role("button", name="Load more")).to_be_visible()
+    assert page.url == before
+
+
+def test_a_long_result_renders_only_the_rows_in_view(
+    page: Page, ui_server: RunningServer, sent: Sent
+) -> None:
+    service = "logs-ui-many"
+    r = httpx.post(
+        f"{ui_server.url}/v1/logs",
+        content=log_burst_body(service, 1000, "many"),
+        headers={"Content-Type": "application/x-protobuf"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    open_logs(page, f"{ui_server.url}/ui/logs?service={service}&limit=500")
+    count = page.locator('[data-ready="logs"]')
+    expect(count).to_have_text("500 records (more available)")
+    page.get_by_role("button", name="Load more").click()
+    expect(count).to_have_text("1000 records")
+    # A thousand records loaded, a screenful (and a margin) in the page.
+    assert 10 < rows(page).count() < 100
+    expect(rows(page).first).to_contain_text("many 0999")
+
+    # The keyboard walks the whole list: End to the oldest, which is rendered on the way.
+    rows(page).first.focus()
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("tr.log-row:focus")).to_contain_text("many 0998")
+    page.keyboard.press("End")
+    focused = page.locator("tr.log-row:focus")
+    expect(focused).to_contain_text("many 0000")
+    assert 10 < rows(page).count() < 100
+    page.keyboard.press("ArrowUp")
+    expect(focused).to_contain_text("many 0001")
+    page.keyboard.press("Enter")
+    expect(focused).to_have_attribute("aria-expanded", "true")
+    expect(page.get_by_test_id("log-details")).to_contain_text("many 0001")
+    page.keyboard.press(" ")
+    expect(page.get_by_test_id("log-details")).to_have_count(0)
+
+    # Scrolling by mouse wheel renders the rows it reaches.
+    page.keyboard.press("Home")
+    expect(focused).to_contain_text("many 0999")
+    page.get_by_test_id("log-scroll").hover()
+    page.mouse.wheel(0, 28 * 300)
+    scroll = page.get_by_test_id("log-scroll")
+    expect(rows(page).first).not_to_contain_text("many 0999")
+    # A few rows below the top of the view, wherever the wheel took it (28 px rows).
+    index = int(scroll.evaluate("e => e.scrollTop")) // 28 + 5
+    expect(rows(page).filter(has_text=f"many {999 - index:04d}")).to_be_in_viewport()
+    assert 10 < rows(page).count() < 100
+
+
+def test_a_record_looks_the_same_in_the_trace_view_and_on_the_logs_page(
+    page: Page, ui_server: RunningServer, sent: Sent
+) -> None:
+    service = "logs-ui-alike"
+    tp = TracerProvider(resource=Resource.create({"service.name": service}))
+    tp.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{ui_server.url}/v1/traces"))
+    )
+    lp = LoggerProvider(resource=Resource.create({"service.name": service}))
+    lp.add_log_record_processor(
+        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{ui_server.url}/v1/logs"))
+    )
+    logger = lp.get_logger("alike")
+    # No severity text: the label comes from the number (FATAL, and 0 is unspecified, not
+    # debug); a record without a body shows nothing, not the word "null".
+    with tp.get_tracer("alike").start_as_current_span("Alike") as span:
+        logger.emit(severity_number=SeverityNumber.FATAL, body="disk is gone")
+        logger.emit(severity_number=SeverityNumber.UNSPECIFIED, body="no level given")
+        logger.emit(severity_number=SeverityNumber.INFO, body=None)
+    assert lp.force_flush(10_000) and tp.force_flush(10_000)
+    lp.shutdown()
+    tp.shutdown()
+    trace_id = f"{span.get_span_context().trace_id:032x}"
+
+    open_logs(page, f"{ui_server.url}/ui/logs?traceId={trace_id}")
+    expect(rows(page)).to_have_count(3)
+
+    def shown(severity: Locator, body: Locator) -> list[tuple[str, str, str]]:
+        return [
+            (s.inner_text().strip(), s.evaluate("e => getComputedStyle(e).color"), b.inner_text())
+            for s, b in zip(severity.all(), body.all(), strict=True)
+        ]
+
+    on_logs_page = shown(rows(page).locator(".severity"), rows(page).locator(".log-body"))
+    assert [(label, body) for label, _, body in on_logs_page] == [
+        ("INFO", ""),
+        ("UNSPECIFIED", "no level given"),
+        ("FATAL", "disk is gone"),
+    ]
+    page.goto(f"{ui_server.url}/ui/traces/{trace_id}")
+    expect(page.locator('[data-ready="trace"]')).to_be_visible()
+    page.locator("summary", has_text="Logs of this trace").click()
+    trace_logs = page.get_by_test_id("trace-logs")
+    expect(trace_logs.locator(".tv-log")).to_have_count(3)
+    in_trace_view = shown(trace_logs.locator(".tv-sev"), trace_logs.locator(".tv-log-body"))
+    assert in_trace_view == on_logs_page

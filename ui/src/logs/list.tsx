@@ -1,80 +1,137 @@
-// The log records, newest first: one line each (time, severity, service, body) that opens,
-// by click or keyboard, to everything the record carries.
-import { useState } from "preact/hooks";
+// The log records, newest first: one line each (time, severity, service, body), of which
+// only those in view are rendered, so every "Load more" costs the rows on screen, not all
+// loaded so far. A row opens, by click or keyboard, to everything the record carries in a
+// panel under the list (rows keep one height, which the windowing relies on).
+import { useEffect, useRef, useState } from "preact/hooks";
 import { formatTime, nsToMs } from "../format";
 import { usePrefs } from "../prefs";
 import { href } from "../router";
+import { useVisibleRows } from "../search/use-virtual";
+import { scrollToShow } from "../search/virtual";
 import type { Attributes, AttributeValue, LogRecord } from "../types";
 import { bodyText, recordTimeMs } from "./params";
 import { SEVERITY_COLORS, severityClass, severityLabel } from "./severity";
 
+/** Must match `.log-table tbody tr` in logs.css. */
+const ROW_HEIGHT = 28;
+const OVERSCAN = 20;
+const PANEL_ID = "log-detail-panel";
+
 export function LogTable({ logs }: { logs: readonly LogRecord[] }) {
   const { timeZone } = usePrefs();
-  const [open, setOpen] = useState<ReadonlySet<number>>(new Set());
-  const toggle = (i: number) => {
-    const next = new Set(open);
-    if (next.has(i)) next.delete(i);
-    else next.add(i);
-    setOpen(next);
+  const [open, setOpen] = useState<number | null>(null);
+  // The row Tab reaches (one per list) and the one keyboard moves go to.
+  const [active, setActive] = useState(0);
+  const focusPending = useRef<number | null>(null);
+  const { scroller, first, last } = useVisibleRows(logs.length, ROW_HEIGHT, OVERSCAN);
+
+  // A row moved to by keyboard may only be rendered once the list has scrolled to it.
+  useEffect(() => {
+    const index = focusPending.current;
+    if (index === null) return;
+    const row = scroller.current?.querySelector<HTMLElement>(`tr[data-index="${index}"]`);
+    if (row) {
+      focusPending.current = null;
+      row.focus({ preventScroll: true });
+    }
+  });
+
+  const toggle = (i: number) => setOpen(open === i ? null : i);
+  const moveTo = (to: number) => {
+    const next = Math.max(0, Math.min(logs.length - 1, to));
+    const el = scroller.current;
+    if (el) {
+      const head = el.querySelector("thead")?.offsetHeight ?? 0;
+      el.scrollTop = scrollToShow(next, ROW_HEIGHT, el.scrollTop, el.clientHeight, head);
+    }
+    setActive(next);
+    focusPending.current = next;
   };
+  const page = () => Math.max(1, Math.floor((scroller.current?.clientHeight ?? ROW_HEIGHT) / ROW_HEIGHT) - 1);
   const onKey = (event: KeyboardEvent, i: number) => {
-    const row = event.currentTarget as HTMLElement;
+    const moves: Record<string, number> = {
+      ArrowDown: i + 1,
+      ArrowUp: i - 1,
+      PageDown: i + page(),
+      PageUp: i - page(),
+      Home: 0,
+      End: logs.length - 1,
+    };
     if (event.key === "Enter" || event.key === " ") {
       event.preventDefault();
       toggle(i);
-    } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    } else if (event.key in moves) {
       event.preventDefault();
-      const rows = Array.from(row.closest("tbody")?.querySelectorAll<HTMLElement>("tr.log-row") ?? []);
-      rows[rows.indexOf(row) + (event.key === "ArrowDown" ? 1 : -1)]?.focus();
+      moveTo(moves[event.key] ?? i);
     }
   };
+  // Tab reaches the list at the last row used, or the first in view when that one is not.
+  const tabStop = active >= first && active < last ? active : first;
+  const shown = open !== null ? logs[open] : undefined;
   return (
-    <table class="grid log-table" data-testid="log-results" aria-label="Log records">
-      <thead>
-        <tr>
-          <th class="log-time">Time</th>
-          <th>Severity</th>
-          <th>Service</th>
-          <th>Body</th>
-        </tr>
-      </thead>
-      <tbody>
-        {logs.flatMap((log, i) => {
-          const isOpen = open.has(i);
-          const cls = severityClass(log.severityNumber);
-          const rows = [
-            <tr
-              key={`r${i}`}
-              class="log-row"
-              tabIndex={0}
-              aria-expanded={isOpen}
-              data-severity={cls}
-              onClick={() => toggle(i)}
-              onKeyDown={(e) => onKey(e, i)}
-            >
-              <td class="log-time mono">{formatTime(recordTimeMs(log.timeUnixNano, log.observedTimeUnixNano), timeZone)}</td>
-              <td>
-                <span class="severity" style={{ color: SEVERITY_COLORS[cls], borderColor: SEVERITY_COLORS[cls] }}>
-                  {severityLabel(log.severityNumber, log.severityText)}
-                </span>
-              </td>
-              <td>{log.service}</td>
-              <td class="log-body">{bodyText(log.body)}</td>
-            </tr>,
-          ];
-          if (isOpen) {
-            rows.push(
-              <tr key={`d${i}`} class="log-details">
-                <td colSpan={4}>
-                  <LogDetails log={log} />
-                </td>
-              </tr>,
-            );
-          }
-          return rows;
-        })}
-      </tbody>
-    </table>
+    <>
+      <div class="log-scroll" ref={scroller} data-testid="log-scroll">
+        <table class="grid log-table" data-testid="log-results" aria-label="Log records" aria-rowcount={logs.length + 1}>
+          <thead>
+            <tr aria-rowindex={1}>
+              <th class="log-time">Time</th>
+              <th>Severity</th>
+              <th>Service</th>
+              <th>Body</th>
+            </tr>
+          </thead>
+          <tbody>
+            {first > 0 && <tr class="spacer" aria-hidden="true" style={{ height: `${first * ROW_HEIGHT}px` }} />}
+            {logs.slice(first, last).map((log, n) => {
+              const i = first + n;
+              const isOpen = open === i;
+              const cls = severityClass(log.severityNumber);
+              return (
+                <tr
+                  key={i}
+                  class="log-row"
+                  data-index={i}
+                  aria-rowindex={i + 2}
+                  tabIndex={i === tabStop ? 0 : -1}
+                  aria-expanded={isOpen}
+                  aria-controls={isOpen ? PANEL_ID : undefined}
+                  data-severity={cls}
+                  onClick={() => {
+                    setActive(i);
+                    toggle(i);
+                  }}
+                  onFocus={() => setActive(i)}
+                  onKeyDown={(e) => onKey(e, i)}
+                >
+                  <td class="log-time mono">{formatTime(recordTimeMs(log.timeUnixNano, log.observedTimeUnixNano), timeZone)}</td>
+                  <td>
+                    <span class="severity" style={{ color: SEVERITY_COLORS[cls], borderColor: SEVERITY_COLORS[cls] }}>
+                      {severityLabel(log.severityNumber, log.severityText)}
+                    </span>
+                  </td>
+                  <td>{log.service}</td>
+                  <td class="log-body">{bodyText(log.body)}</td>
+                </tr>
+              );
+            })}
+            {last < logs.length && <tr class="spacer" aria-hidden="true" style={{ height: `${(logs.length - last) * ROW_HEIGHT}px` }} />}
+          </tbody>
+        </table>
+      </div>
+      {shown && open !== null && (
+        <section class="log-detail-panel" id={PANEL_ID} aria-label="Log record details">
+          <div class="log-detail-head">
+            <span class="muted">
+              Record {open + 1} of {logs.length}
+            </span>
+            <button type="button" class="link" onClick={() => setOpen(null)}>
+              Close
+            </button>
+          </div>
+          <LogDetails log={shown} />
+        </section>
+      )}
+    </>
   );
 }
 

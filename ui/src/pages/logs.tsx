@@ -46,14 +46,20 @@ export function LogsPage({ route, session }: PageProps) {
     }
   }
 
-  const search = (next: URLSearchParams) => navigate(href("/logs", next));
+  // The same search submitted again is asked again: a relative window ends now, and the
+  // pages loaded so far belong to the old window (navigate() ignores an unchanged URL).
+  const search = (next: URLSearchParams) => {
+    const url = href("/logs", next);
+    if (url === location.pathname + location.search) setRefreshed((n) => n + 1);
+    else navigate(url);
+  };
 
   return (
     <div class="search-page logs-page">
       <LogSearchForm query={query} onSearch={search} />
       <section class="results" aria-label="Logs">
         <div class="logs-toolbar">
-          <button type="button" onClick={() => setRefreshed(refreshed + 1)}>
+          <button type="button" onClick={() => setRefreshed((n) => n + 1)}>
             Refresh
           </button>
         </div>
@@ -63,7 +69,7 @@ export function LogsPage({ route, session }: PageProps) {
         {results.state === "loading" && <Loading what="logs" />}
         {results.state === "error" && <ErrorBox error={results.error} title="Log search failed" />}
         {results.state === "ok" && logs.length === 0 && <SendDataHint session={session} signal="logs" />}
-        {results.state === "ok" && logs.length > 0 && <LogTable key={key} logs={logs} />}
+        {results.state === "ok" && logs.length > 0 && <LogTable key={`${key}@${now}`} logs={logs} />}
         {moreError && moreError.api === api && <ErrorBox error={moreError.error} title="Loading more logs failed" />}
         {cursor && (
           <button type="button" onClick={() => void loadMore()} disabled={loadingMore}>

@@ -2,14 +2,13 @@
 // coloured chips, and a checkbox per row to pick two traces to compare. Rows have one
 // height and only those in view (plus a margin) are rendered, so 1,000 results cost as
 // little as 50.
-import { useEffect, useRef, useState } from "preact/hooks";
 import { serviceColor } from "../colors";
 import { formatDuration, formatTime, nsToMs } from "../format";
 import { usePrefs } from "../prefs";
 import { href } from "../router";
 import type { TraceSummary } from "../types";
 import type { Sort, SortKey } from "./sort";
-import { visibleRange } from "./virtual";
+import { useVisibleRows } from "./use-virtual";
 import "./search.css";
 
 /** Must match `.results-table tbody tr` in search.css. */
@@ -36,26 +35,7 @@ export interface TableProps {
 export function ResultTable({ traces, sort, onSort, picked, onPick }: TableProps) {
   const { timeZone } = usePrefs();
   const full = picked.length >= 2;
-  const scroller = useRef<HTMLDivElement>(null);
-  const [view, setView] = useState({ top: 0, height: 800 });
-  useEffect(() => {
-    const el = scroller.current;
-    if (!el) return;
-    let frame = 0;
-    const update = () => {
-      cancelAnimationFrame(frame);
-      frame = requestAnimationFrame(() => setView({ top: el.scrollTop, height: el.clientHeight }));
-    };
-    el.addEventListener("scroll", update, { passive: true });
-    const resize = new ResizeObserver(update);
-    resize.observe(el);
-    return () => {
-      cancelAnimationFrame(frame);
-      el.removeEventListener("scroll", update);
-      resize.disconnect();
-    };
-  }, []);
-  const [first, last] = visibleRange(traces.length, ROW_HEIGHT, view.top, view.height, OVERSCAN);
+  const { scroller, first, last } = useVisibleRows(traces.length, ROW_HEIGHT, OVERSCAN);
   return (
     <div class="results-scroll" ref={scroller} data-testid="results-scroll">
       <table class="grid results-table" data-testid="trace-results" aria-rowcount={traces.length + 1}>

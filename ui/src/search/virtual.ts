@@ -14,3 +14,12 @@ export function visibleRange(
   const last = Math.min(count, Math.max(first, Math.ceil((scrollTop + viewHeight) / rowHeight)) + overscan);
   return [first, Math.max(first, last)];
 }
+
+/** The scroll offset that brings row `index` fully into view below a sticky header of
+ * `headHeight` (the rows start under it), moving as little as possible. */
+export function scrollToShow(index: number, rowHeight: number, scrollTop: number, viewHeight: number, headHeight: number): number {
+  const top = index * rowHeight;
+  if (top < scrollTop) return top;
+  const bottom = top + rowHeight + headHeight;
+  return bottom > scrollTop + viewHeight ? bottom - viewHeight : scrollTop;
+}

@@ -3,14 +3,15 @@
 import { useState } from "preact/hooks";
 import { apiGet } from "../api";
 import { ErrorBox, Loading } from "../components/status";
-import { formatTime, nsToMs } from "../format";
+import { formatTime } from "../format";
 import { useApi } from "../hooks";
+import { bodyText, recordTimeMs } from "../logs/params";
+import { SEVERITY_COLORS, severityClass, severityLabel } from "../logs/severity";
 import { usePrefs } from "../prefs";
 import type { LogPage, LogRecord } from "../types";
 import { AttrTable } from "./attrs";
 import { type LogScope, logQuery } from "./logquery";
 import "./logs.css";
-
 
 /** Resolves after `ms` unless aborted first (then it rejects with the abort). */
 function pause(ms: number, signal: AbortSignal): Promise<void> {
@@ -79,30 +80,18 @@ export function LogList({ scope, empty, settleMs = 0 }: { scope: LogScope; empty
   );
 }
 
-function severityClass(n: number): string {
-  if (n >= 17) return "sev-error";
-  if (n >= 13) return "sev-warn";
-  if (n >= 9) return "sev-info";
-  return "sev-debug";
-}
-
-/** A record without its own time (timeUnixNano 0) is placed when it was observed, as OTLP says. */
-function logTime(log: LogRecord): string {
-  return log.timeUnixNano && log.timeUnixNano !== "0" ? log.timeUnixNano : log.observedTimeUnixNano;
-}
-
-function bodyText(body: LogRecord["body"]): string {
-  return typeof body === "string" ? body : JSON.stringify(body);
-}
-
 function LogRow({ log }: { log: LogRecord }) {
   const { timeZone } = usePrefs();
+  // The same time, severity and body text as the Logs page shows for this record.
+  const cls = severityClass(log.severityNumber);
   return (
     <li class="tv-log">
       <details>
         <summary>
-          <span class="mono muted">{formatTime(nsToMs(logTime(log)), timeZone, false)}</span>
-          <span class={`tv-sev ${severityClass(log.severityNumber)}`}>{log.severityText || `SEV${log.severityNumber}`}</span>
+          <span class="mono muted tv-log-time">{formatTime(recordTimeMs(log.timeUnixNano, log.observedTimeUnixNano), timeZone, false)}</span>
+          <span class="tv-sev" data-severity={cls} style={{ color: SEVERITY_COLORS[cls] }}>
+            {severityLabel(log.severityNumber, log.severityText)}
+          </span>
           <span class="tv-log-svc muted">{log.service}</span>
           <span class="tv-log-body">{bodyText(log.body)}</span>
         </summary>
