@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
+import yaml
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -208,8 +209,12 @@ def test_a_server_restart_is_survived_and_the_gap_named(
         notice = page.get_by_test_id("missed-notice")
         expect(notice).to_contain_text("Disconnected since")
         # Attempts while the server is down fail in the browser itself, which logs each one
-        # (not something a page can silence); the backoff keeps them few.
+        # (not something a page can silence); the backoff keeps them few. A connection
+        # that never opened may have been a refused token, so each is followed by one
+        # /api/session check, which fails the same way while the server is down.
         problems.allow(r"WebSocket connection to '.*/api/ws' failed")
+        problems.allow(r"/api/session: net::ERR_CONNECTION_REFUSED")
+        problems.allow(r"Failed to load resource: net::ERR_CONNECTION_REFUSED")
         page.wait_for_timeout(1500)
         running.start()
         # The next attempt comes within the backoff's delay (a few seconds by now).
@@ -223,6 +228,38 @@ def test_a_server_restart_is_survived_and_the_gap_named(
             expect(rows.locator("tr", has_text="after the restart")).to_be_visible()
         finally:
             sender.close()
+    finally:
+        if running.proc is not None:
+            running.kill()
+
+
+def test_a_token_the_server_no_longer_accepts_asks_to_sign_in_again(
+    page: Page, tmp_path: Path, problems: Problems
+) -> None:
+    other = "live-other-token-000000001"
+    tokens = [{"token": READ_TOKEN, "tenant": "live", "scopes": ["read"]}]
+    running = start_server(tmp_path, {"auth": {"tokens": tokens}})
+    try:
+        sockets: list[WebSocket] = []
+        page.on("websocket", lambda ws: sockets.append(ws))
+        sign_in(page, f"{running.url}/ui/live", problems)
+        wait_subscribed(page, "traces,logs")
+        # The server comes back without this token (revoked): its answer to the upgrade is
+        # an HTTP 401, which the browser reports as a close that never opened.
+        assert running.stop() == 0
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump({"auth": {"tokens": [{**tokens[0], "token": other}]}}))
+        # While it is down, attempts and the session check fail in the browser itself.
+        problems.allow(r"WebSocket connection to '.*/api/ws' failed")
+        problems.allow(r"/api/session: net::ERR_CONNECTION_REFUSED")
+        problems.allow(r"Failed to load resource: net::ERR_CONNECTION_REFUSED")
+        running.start()
+        expect(page.locator('input[name="token"]')).to_be_visible(timeout=20_000)
+        expect(page.get_by_text("The server no longer accepts this token")).to_be_visible()
+        # And the tab stopped trying.
+        attempts = len(sockets)
+        page.wait_for_timeout(3000)
+        assert len(sockets) == attempts
     finally:
         if running.proc is not None:
             running.kill()

@@ -26,7 +26,7 @@ class FakeSocket implements SocketLike {
   }
 }
 
-function harness() {
+function harness(refused?: () => Promise<boolean>) {
   let now = 1_000_000;
   const timers: { at: number; fn: () => void; id: number }[] = [];
   let nextTimer = 1;
@@ -56,6 +56,7 @@ function harness() {
     subscription: () => subscription,
     onMessage: (text) => messages.push(text),
     onState: (s) => states.push(s),
+    ...(refused ? { refused } : {}),
   });
   return {
     conn,
@@ -210,5 +211,75 @@ describe("live connection", () => {
     expect(s.sent).toEqual([]);
     expect(h.conn.current.status).toBe("stopped");
     expect(h.timers).toHaveLength(0);
+  });
+
+  it("stops instead of retrying when a connection that never opened turns out refused", async () => {
+    let asked = 0;
+    const h = harness(() => {
+      asked++;
+      return Promise.resolve(true);
+    });
+    h.conn.start();
+    h.last().drop(1006); // an HTTP 401 to the upgrade: the browser says 1006, never opened
+    expect(asked).toBe(1);
+    // No retry is scheduled while the answer is awaited.
+    expect(h.timers).toHaveLength(0);
+    await Promise.resolve();
+    expect(h.conn.current.status).toBe("stopped");
+    h.advance(MAX_DELAY_MS);
+    expect(h.sockets).toHaveLength(1);
+    expect(h.timers).toHaveLength(0);
+  });
+
+  it("asks after a 1008 even on an opened connection, not after an ordinary drop", async () => {
+    let asked = 0;
+    const h = harness(() => {
+      asked++;
+      return Promise.resolve(true);
+    });
+    h.conn.start();
+    h.last().open();
+    h.last().drop(1001);
+    expect(asked).toBe(0);
+    expect(h.timers).toHaveLength(1);
+    h.advance(BASE_DELAY_MS);
+    h.last().open();
+    h.last().drop(1008, "token revoked");
+    expect(asked).toBe(1);
+    await Promise.resolve();
+    expect(h.conn.current.status).toBe("stopped");
+  });
+
+  it("keeps the backoff when the credentials are still good or the check fails too", async () => {
+    let answer: Promise<boolean> = Promise.resolve(false);
+    const h = harness(() => answer);
+    h.conn.start();
+    const droppedAt = h.now;
+    h.last().drop(1006);
+    await Promise.resolve();
+    expect(h.conn.current.status).toBe("reconnecting");
+    // The delay still counts from the drop.
+    expect(h.timers.map((t) => t.at)).toEqual([droppedAt + BASE_DELAY_MS]);
+    h.advance(BASE_DELAY_MS);
+    expect(h.sockets).toHaveLength(2);
+    answer = Promise.reject(new Error("unreachable"));
+    h.last().drop(1006);
+    await answer.catch(() => undefined);
+    await Promise.resolve();
+    expect(h.conn.current.status).toBe("reconnecting");
+    expect(h.timers).toHaveLength(1);
+  });
+
+  it("ignores a refusal answer that arrives after the view stopped and started again", async () => {
+    let release: (gone: boolean) => void = () => undefined;
+    const h = harness(() => new Promise<boolean>((resolve) => (release = resolve)));
+    h.conn.start();
+    h.last().drop(1006);
+    h.conn.stop();
+    h.conn.start();
+    release(true);
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(h.conn.current.status).toBe("connecting");
   });
 });

@@ -1,6 +1,7 @@
 // The live feed's connection: connect, subscribe, and after any drop (the server's 1013
 // for a client that fell behind, a restart, a network blip) reconnect with exponential
-// backoff, remembering the gap so the view can say which data it missed. Sockets and
+// backoff, remembering the gap so the view can say which data it missed; a refusal of the
+// credentials ends the feed instead of retrying it forever. Sockets and
 // timers are passed in, so the state machine runs the same in a browser and in a test.
 
 export interface SocketLike {
@@ -46,6 +47,9 @@ export const MAX_DELAY_MS = 30_000;
 /** A connection open this long resets the backoff; shorter ones (a server that keeps
  * dropping the client) keep backing off. */
 export const STABLE_MS = 10_000;
+/** The close code of a policy refusal (the server's answer to a refused token when it
+ * cannot answer the handshake with an HTTP status). */
+export const POLICY_VIOLATION = 1008;
 /** The server's close code for a client too slow to keep up (it missed data). */
 export const TRY_AGAIN_LATER = 1013;
 
@@ -72,12 +76,21 @@ export interface LiveOptions {
   readonly subscription: () => string;
   readonly onMessage: (text: string) => void;
   readonly onState: (state: LiveState) => void;
+  /**
+   * Asked after a close that may be a refusal: one that never opened (a browser reports an
+   * HTTP 401/403 to the upgrade as 1006, the same as an unreachable server) or 1008.
+   * Resolves true when the credentials are no longer accepted: the feed stops rather than
+   * retry a refusal forever. Without it every close is retried.
+   */
+  readonly refused?: () => Promise<boolean>;
 }
 
 export class LiveConnection {
   private socket: SocketLike | null = null;
   private timer: unknown = null;
   private openedAt: number | null = null;
+  /** Bumped by every drop and stop: a refusal check answers only the drop that asked it. */
+  private generation = 0;
   private state: LiveState = { status: "stopped", attempt: 0, retryAt: null, down: null, gaps: [] };
 
   constructor(private readonly options: LiveOptions) {}
@@ -93,6 +106,7 @@ export class LiveConnection {
 
   /** Close for good (the view went away); no reconnect follows. */
   stop(): void {
+    this.generation++;
     this.clearTimer();
     const socket = this.socket;
     const opened = this.openedAt !== null;
@@ -154,17 +168,38 @@ export class LiveConnection {
     const now = this.options.clock.now();
     if (this.socket) detach(this.socket);
     this.socket = null;
-    const stable = this.openedAt !== null && now - this.openedAt >= STABLE_MS;
+    const opened = this.openedAt !== null;
+    const stable = opened && now - (this.openedAt ?? now) >= STABLE_MS;
     const attempt = stable ? 0 : this.state.attempt;
     this.openedAt = null;
     const delay = backoffDelay(attempt, this.options.clock.random());
     // The gap starts when the connection was lost, not at a later failed attempt.
     const down = this.state.down ?? { since: now, code, reason };
     this.set({ status: "reconnecting", attempt: attempt + 1, retryAt: now + delay, down });
-    this.timer = this.options.clock.setTimeout(() => {
-      this.timer = null;
-      this.dial();
-    }, delay);
+    const generation = ++this.generation;
+    const retry = () => {
+      if (generation !== this.generation) return;
+      const wait = Math.max(0, now + delay - this.options.clock.now());
+      this.timer = this.options.clock.setTimeout(() => {
+        this.timer = null;
+        this.dial();
+      }, wait);
+    };
+    const refused = this.options.refused;
+    if (!refused || (opened && code !== POLICY_VIOLATION)) {
+      retry();
+      return;
+    }
+    // The retry waits for the answer, so a refused token is not offered once more.
+    refused().then(
+      (gone) => {
+        if (generation !== this.generation) return;
+        if (gone) this.stop();
+        else retry();
+      },
+      // No answer either (the server is down): keep trying as for any drop.
+      retry,
+    );
   }
 
   private clearTimer(): void {

@@ -2,6 +2,7 @@
 // view a few times a second (a busy feed sends hundreds of messages a second; one render
 // per message would freeze the tab), pause with a bounded buffer, the traces seen so far.
 import { useEffect, useRef, useState } from "preact/hooks";
+import { ApiError, apiGet } from "../api";
 import { getToken } from "../auth";
 import { prependCapped, PauseBuffer } from "./buffer";
 import { bearerProtocol, LiveConnection, type LiveState } from "./connection";
@@ -77,6 +78,14 @@ export function useLive(subscription: string): LiveView {
         }
       },
       onState: setState,
+      // A WebSocket refusal cannot say why; the session can. Its 401 (announced by apiGet,
+      // so the shell asks to sign in again) means the token is gone; anything else is
+      // retried.
+      refused: () =>
+        apiGet<unknown>("/api/session").then(
+          () => false,
+          (err: unknown) => err instanceof ApiError && err.status === 401,
+        ),
     });
     live.current = conn;
     conn.start();
