@@ -187,6 +187,13 @@ def test_the_default_step_gives_about_sixty_nice_buckets(secured: RunningServer)
     assert len(got["buckets"]) == 49  # 48 steps from end - 24h to end: 49 buckets
 
 
+def test_a_window_ending_just_after_the_epoch_starts_at_it(secured: RunningServer) -> None:
+    got = volume(secured, end=66, step=7_213_582)  # the default window would reach back a day
+    assert got["startUnixMs"] == 0
+    assert got["buckets"][0]["timeUnixMs"] == 0
+    assert got["endUnixMs"] == 66_000 and got["total"] == 0
+
+
 def test_sdk_records_are_counted_by_severity(secured: RunningServer) -> None:
     service, base = unique_service(), base_ns()
     provider = LoggerProvider(resource=Resource.create({"service.name": service}))

@@ -87,8 +87,19 @@ def test_assets_are_hashed_immutable_and_gzipped(live: RunningServer) -> None:
             raw = b"".join(packed.iter_raw())
             assert packed.headers["content-encoding"] == "gzip"
         assert gzip.decompress(raw) == on_disk
-        again = httpx.get(f"{live.url}{asset}", headers={"If-None-Match": plain.headers["etag"]})
-        assert again.status_code == 304 and again.content == b""
+        tag = plain.headers["etag"]
+        assert packed.headers["etag"] != tag  # each encoding its own validator
+        for sent in (tag, f'"other", W/{tag}', "*"):
+            again = httpx.get(
+                f"{live.url}{asset}",
+                headers={"If-None-Match": sent, "Accept-Encoding": "identity"},
+            )
+            assert again.status_code == 304 and again.content == b"", sent
+        stale = httpx.get(
+            f"{live.url}{asset}",
+            headers={"If-None-Match": packed.headers["etag"], "Accept-Encoding": "identity"},
+        )
+        assert stale.status_code == 200  # the gzip tag does not validate the plain body
 
 
 def test_a_missing_asset_is_a_404_not_the_page(live: RunningServer) -> None:

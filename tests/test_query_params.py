@@ -64,3 +64,10 @@ def test_trace_and_span_ids() -> None:
         p.parse_trace_id("xyz")
     with pytest.raises(BadRequest):
         p.parse_span_id("d269b633813fc60")
+
+
+def test_the_default_window_never_starts_before_the_epoch() -> None:
+    # `end=66` is 66 seconds after the epoch: a day back would be a negative time, which
+    # no answer (log volume buckets, cursors) can carry.
+    assert p.time_window({"end": "66"}) == (0, 66 * 10**9)
+    assert p.time_window({"end": "2024-05-01T00:00:00Z"})[0] > 0

@@ -30,13 +30,14 @@ export function App() {
   useEffect(() => {
     const controller = new AbortController();
     loadSession(controller.signal)
-      .then((session) =>
-        setBoot(
-          canRead(session)
-            ? { state: "ready", session }
-            : { state: "signin", reason: "This token lacks the read scope. Sign in with a token that has read." },
-        ),
-      )
+      .then((session) => {
+        if (canRead(session)) {
+          setBoot({ state: "ready", session });
+          return;
+        }
+        clearToken(); // a token that cannot read is of no use to this tab
+        setBoot({ state: "signin", reason: "This token lacks the read scope. Sign in with a token that has read." });
+      })
       .catch((error: unknown) => {
         if (controller.signal.aborted) return;
         if (error instanceof ApiError && error.status === 401) setBoot({ state: "signin" });

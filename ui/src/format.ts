@@ -9,10 +9,6 @@ export function nsToMs(ns: string | number | bigint): number {
   return Number(text.slice(0, -6)) + Number(text.slice(-6)) / 1e6;
 }
 
-export function msToNs(ms: number): string {
-  return BigInt(Math.round(ms * 1e3)).toString() + "000";
-}
-
 function pad(n: number, width = 2): string {
   return String(n).padStart(width, "0");
 }
@@ -53,17 +49,6 @@ export function formatDuration(ms: number): string {
 function trim(fixed: string): string {
   return fixed.includes(".") ? fixed.replace(/\.?0+$/, "") : fixed;
 }
-
-/** Time presets of the search forms, as the API's `start` (now minus the span). */
-export const PRESETS: readonly { readonly label: string; readonly ms: number }[] = [
-  { label: "Last 5 minutes", ms: 5 * 60_000 },
-  { label: "Last 15 minutes", ms: 15 * 60_000 },
-  { label: "Last hour", ms: 3_600_000 },
-  { label: "Last 6 hours", ms: 6 * 3_600_000 },
-  { label: "Last 24 hours", ms: 24 * 3_600_000 },
-  { label: "Last 2 days", ms: 48 * 3_600_000 },
-  { label: "Last 7 days", ms: 7 * 24 * 3_600_000 },
-];
 
 /** The `<input type="datetime-local">` value for a time, in the chosen zone. */
 export function toInputValue(ms: number, zone: TimeZone): string {

@@ -35,9 +35,14 @@ export function parseRoute(pathname: string, search: string): Route {
     const match = pattern.exec(rest);
     if (!match) continue;
     const params: Record<string, string> = {};
-    keys.forEach((key, i) => {
-      params[key] = decodeURIComponent(match[i + 1] ?? "");
-    });
+    try {
+      keys.forEach((key, i) => {
+        params[key] = decodeURIComponent(match[i + 1] ?? "");
+      });
+    } catch {
+      // A truncated or hand-edited link ("%E0%A4%A"): no view, but never a blank page.
+      return { name: "notfound", params: {}, query, path: rest };
+    }
     return { name, params, query, path: rest };
   }
   return { name: "notfound", params: {}, query, path: rest };

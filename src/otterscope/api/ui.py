@@ -119,15 +119,26 @@ class Bundle:
                 # index.html in its place would be parsed as script and fail obscurely.
                 return error_response(NotFound(f"no UI file {path}"))
             asset = index
-        headers = {**_SECURITY_HEADERS, "Cache-Control": asset.cache_control, "ETag": asset.etag}
+        packed = asset.gzipped is not None and "gzip" in request.headers.get("accept-encoding", "")
+        # Each encoding is its own representation, with its own strong validator.
+        etag = asset.etag[:-1] + '-gz"' if packed else asset.etag
+        headers = {**_SECURITY_HEADERS, "Cache-Control": asset.cache_control, "ETag": etag}
         headers["Vary"] = "Accept-Encoding"
-        if request.headers.get("if-none-match") == asset.etag:
+        if _matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
-        body = asset.body
-        if asset.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
-            body = asset.gzipped
+        if packed:
+            assert asset.gzipped is not None
             headers["Content-Encoding"] = "gzip"
-        return Response(body, media_type=asset.media_type, headers=headers)
+            return Response(asset.gzipped, media_type=asset.media_type, headers=headers)
+        return Response(asset.body, media_type=asset.media_type, headers=headers)
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """``If-None-Match``: ``*`` or a list of tags, compared weakly (RFC 9110 §13.1.2)."""
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
 
 
 _bundle: Bundle | None = None

@@ -142,7 +142,11 @@ def parse_limit(value: str | None, default: int = 100) -> int:
 
 def time_window(params: Mapping[str, str], default_ns: int = DEFAULT_WINDOW_NS) -> tuple[int, int]:
     end = parse_time("end", params["end"]) if params.get("end") else time.time_ns()
-    start = parse_time("start", params["start"]) if params.get("start") else end - default_ns
+    # Nothing is stored before the epoch: an early `end` with the default window starts at 0,
+    # not at a negative time no answer can carry.
+    start = (
+        parse_time("start", params["start"]) if params.get("start") else max(0, end - default_ns)
+    )
     if start > end:
         raise BadRequest("start must not be after end")
     return start, end

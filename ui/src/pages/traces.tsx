@@ -132,8 +132,8 @@ export function TracesPage({ route, session }: PageProps) {
         )}
         {extra?.error != null && <ErrorBox error={extra.error} title="Loading more traces failed" />}
         {cursor && (
-          <button type="button" disabled={more.busy} onClick={() => void loadMore()}>
-            {more.busy ? "Loading…" : "Load more"}
+          <button type="button" disabled={extra?.busy === true} onClick={() => void loadMore()}>
+            {extra?.busy === true ? "Loading…" : "Load more"}
           </button>
         )}
       </section>

@@ -4,11 +4,19 @@
 import type { Span } from "./model";
 
 const kept = new Map<string, Span[]>();
+// A few files' traces, not every file dropped in the tab's life: each can be 50,000 spans.
+export const MAX_DROPPED = 8;
 
 const listeners = new Set<() => void>();
 
 export function keepDropped(traceId: string, spans: Span[]): void {
-  kept.set(traceId.toLowerCase(), spans);
+  const key = traceId.toLowerCase();
+  kept.delete(key); // re-inserted as the newest
+  kept.set(key, spans);
+  for (const oldest of kept.keys()) {
+    if (kept.size <= MAX_DROPPED) break;
+    kept.delete(oldest);
+  }
   for (const listener of listeners) listener();
 }
 
