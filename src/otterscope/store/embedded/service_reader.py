@@ -3,7 +3,7 @@
 What each service sent per signal (``service_activity``), the figures of its entry spans,
 and the calls between services (``dependencies``). A settled hour (no hot rows in it or in
 the hour after, no pending delete) is computed once and kept in ``hourly.py``'s cache, keyed
-by the hour's files; the maintenance thread fills that cache ahead (``warm_dependencies``),
+by the hour's files; the maintenance thread fills that cache ahead (``warm_service_cache``),
 and the rest of a window is computed every time. The cache's files outlive the process
 (``hour_files``): after a restart an hour is read back instead of computed, as long as its
 files are the ones it was computed from.
