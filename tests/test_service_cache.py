@@ -150,11 +150,15 @@ def test_late_spans_deletes_and_new_files_compute_an_hour_again(data: Path) -> N
 def test_retention_deletes_the_files_of_hours_no_longer_stored(data: Path) -> None:
     store = reopened(data, retention_s=(("traces", 2 * 3600.0), ("logs", 1e9), ("metrics", 1e9)))
     try:
+        # A write a crash interrupted.
+        leftover = data / FOLDER / f"tenant={TENANT}" / f"{_hour(H)}.calls.json.tmp"
+        leftover.write_bytes(b'{"format"')
         # Hour H-1 ended at least 2 hours ago, H less than that: H-1's files are deleted,
         # and the next pass deletes its cache files.
         store.maintain(time.time_ns())
         store.maintain(time.time_ns())
         assert sorted(cache_files(data)) == [f"{_hour(H)}.calls.json", f"{_hour(H)}.traces.json"]
+        assert not leftover.exists()
         services, _ = answer(store)
         assert {(r["service_name"], r["items"]) for r in services["traces"]} == {
             ("cart", 4),

@@ -106,7 +106,7 @@ class HourFiles:
         # One writer (or pruner) at a time: they share the temporary file's name.
         self._lock = threading.Lock()
         self._write_failed = False
-        self._pruned_for: frozenset[tuple[str, int]] | None = None
+        self._pruned_for: frozenset[tuple[str, int, str]] | None = None
 
     def key(self, kind: str, tenant: str, hour: int, files: Iterable[SealedFile]) -> HourKey | None:
         """The key of an hour computed from ``files``; None when one cannot be looked at
@@ -163,10 +163,10 @@ class HourFiles:
                 return
             self._write_failed = False
 
-    def prune(self, stored: Iterable[tuple[str, int]]) -> int:
+    def prune(self, stored: Iterable[tuple[str, int, str]]) -> int:
         """Delete the files of hours no longer stored (retention) and temporary files a
         crash left; return how many. Looks at the folder only when ``stored`` (tenant,
-        hour) changed since the last call."""
+        hour, signal) changed since the last call."""
         live = frozenset(stored)
         if live == self._pruned_for:
             return 0
@@ -181,8 +181,13 @@ class HourFiles:
                     continue
                 for path in folder.iterdir():
                     m = _NAME_RE.fullmatch(path.name)
-                    hour = hour_start_ns(m.group(1)) // HOUR_NS if m else None
-                    if path.name.endswith(".tmp") or (m and (tenant, hour) not in live):
+                    if m:  # calls are read from spans
+                        signal = "traces" if m.group(2) == "calls" else m.group(2)
+                        hour = hour_start_ns(m.group(1)) // HOUR_NS
+                        doomed = (tenant, hour, signal) not in live
+                    else:
+                        doomed = path.name.endswith(".tmp")
+                    if doomed:
                         path.unlink(missing_ok=True)
                         removed += 1
                 with contextlib.suppress(OSError):  # not empty: hours still cached

@@ -113,7 +113,9 @@ class ServiceReader(SnapshotReader):
         hours no longer stored."""
         self.warm_dependencies(calls)
         self.warm_activity(activity)
-        self._hour_cache.disk.prune({(f.tenant, f.hour_start_ns // HOUR_NS) for f in self._files})
+        self._hour_cache.disk.prune(
+            {(f.tenant, f.hour_start_ns // HOUR_NS, f.signal) for f in self._files}
+        )
 
     @damage.retried_past_damage
     def warm_dependencies(self, limit: int) -> int:
