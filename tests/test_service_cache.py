@@ -154,8 +154,7 @@ def test_retention_deletes_the_files_of_hours_no_longer_stored(data: Path) -> No
         leftover = data / FOLDER / f"tenant={TENANT}" / f"{_hour(H)}.calls.json.tmp"
         leftover.write_bytes(b'{"format"')
         # Hour H-1 ended at least 2 hours ago, H less than that: H-1's files are deleted,
-        # and the next pass deletes its cache files.
-        store.maintain(time.time_ns())
+        # and its cache files with them.
         store.maintain(time.time_ns())
         assert sorted(cache_files(data)) == [f"{_hour(H)}.calls.json", f"{_hour(H)}.traces.json"]
         assert not leftover.exists()

@@ -109,10 +109,12 @@ class ServiceReader(SnapshotReader):
 
     def warm_service_cache(self, calls: int = 2, activity: int = 6) -> None:
         """Compute ahead what the per-hour cache lacks (the maintenance thread does, so
-        that services and the map are answered from it), and delete the cache files of
-        hours no longer stored."""
+        that services and the map are answered from it)."""
         self.warm_dependencies(calls)
         self.warm_activity(activity)
+
+    def prune_service_cache(self) -> None:
+        """Delete the cache files of hours no longer stored (after retention)."""
         self._hour_cache.disk.prune(
             {(f.tenant, f.hour_start_ns // HOUR_NS, f.signal) for f in self._files}
         )

@@ -358,6 +358,7 @@ class EmbeddedStore(Reader):
             # Retention frees disk space, which is what a failed seal (disk full) may need.
             if retention:
                 self._enforce_retention(now_ns)
+            self.prune_service_cache()
 
     def seal_now(self) -> None:
         """Retire the active segment and seal everything (tests, shutdown tooling)."""
