@@ -9,7 +9,7 @@ and the rest of a window is computed every time.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 
 import pyarrow.compute as pc
 
@@ -77,6 +77,24 @@ class ServiceReader(SnapshotReader):
                 snap.tables,
             )
         return rows_of(names, rows)[0]
+
+    @damage.retried_past_damage
+    def entry_span_figures_by_service(
+        self, tenant: str, services: Sequence[str] | None, start_ns: int, end_ns: int
+    ) -> list[Row]:
+        """``entry_span_figures`` of each service (None: of every service, and of all of
+        them together) from one read of the window's spans."""
+        every = services is None
+        params: list[object] = [tenant, 0, start_ns, end_ns]
+        if services is not None:
+            params.append(list(services))
+        with self._sources_lock.read():
+            snap = self._snapshot("traces", tenant, start_ns, end_ns)
+            params[1] = snap.pin
+            names, rows = self._run(
+                service_sql.entry_span_figures_by_service(snap.source, every), params, snap.tables
+            )
+        return rows_of(names, rows)
 
     def _activity_rows(self, snap: Snapshot, tenant: str, lo: int, hi: int) -> list[Row]:
         names, rows = self._run(
