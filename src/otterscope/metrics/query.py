@@ -265,13 +265,12 @@ def _add(a: float | None, b: float | None) -> float | None:
 
 
 def _sum_lists(lists: Iterable[Sequence[int]]) -> list[int] | None:
-    out: list[int] | None = None
-    for counts in lists:
-        if out is None:
-            out = [int(c) for c in counts]
-        elif len(out) == len(counts):
-            out = [a + int(b) for a, b in zip(out, counts, strict=True)]
-    return out
+    """Element-wise sums of the lists as long as the first (others are left out)."""
+    given = list(lists)
+    if not given:
+        return None
+    width = len(given[0])
+    return [int(sum(column)) for column in zip(*(c for c in given if len(c) == width))]
 
 
 def _distribution(row: Row) -> tuple[tuple[float, ...], list[int] | None]:
