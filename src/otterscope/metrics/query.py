@@ -270,7 +270,7 @@ def _sum_lists(lists: Iterable[Sequence[int]]) -> list[int] | None:
     if not given:
         return None
     width = len(given[0])
-    return [int(sum(column)) for column in zip(*(c for c in given if len(c) == width))]
+    return [int(sum(column)) for column in zip(*(c for c in given if len(c) == width), strict=True)]
 
 
 def _distribution(row: Row) -> tuple[tuple[float, ...], list[int] | None]:
