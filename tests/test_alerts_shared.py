@@ -404,3 +404,36 @@ def test_rules_over_the_same_data_share_one_read(data: Data) -> None:
     # The data is there: most rules have a value, and rules that differ differ.
     assert sum(v is not None for v in found.values.values()) >= len(made) - 2
     assert len(set(found.values.values())) > len(made) // 2
+
+
+class CountingState(AlertState):
+    """The real state file, counting its durable writes."""
+
+    writes = 0
+
+    def _save(self) -> None:
+        self.writes += 1
+        super()._save()
+
+
+def test_an_evaluation_writes_the_state_once_and_a_quiet_one_not_at_all(
+    data: Data, tmp_path: Path
+) -> None:
+    now = data.t0 + 605 * S
+    base = AlertConfig("x", TENANT, "x", "request_rate", "value", "gt", 0.0, 300, "warning")
+    made = [
+        replace(base, id="fires1", service_id="cart"),
+        replace(base, id="fires2", service_id="pay"),
+        replace(base, id="fires3", metric_name="jobs.done", aggregation="increase"),
+        replace(base, id="quiet", service_id="ship", threshold=1e9),
+    ]
+    state = CountingState(tmp_path)
+    state.change(lambda s: s.configs.update({r.id: r for r in made}))
+    before = state.writes
+    evaluator = Evaluator(data.store, state, data.accumulator.metric_names)
+    assert len(evaluator.evaluate(now_ns=now).fired) == 3
+    assert state.writes == before + 1
+    again = evaluator.evaluate(now_ns=now)  # same values: nothing changes
+    assert (again.evaluated, again.fired, again.resolved) == (4, [], [])
+    assert state.writes == before + 1
+    assert set(AlertState(tmp_path).open_incident) == {"fires1", "fires2", "fires3"}
