@@ -22,6 +22,7 @@ from otterscope.alerting.evaluator import Evaluator
 from otterscope.alerting.model import BUILTINS, AlertConfig, Webhook
 from otterscope.alerting.state import AlertState
 from otterscope.errors import OtterscopeError
+from otterscope.metrics import query as mq
 from otterscope.metrics.accumulator import Accumulator
 from otterscope.metrics.query import AGGREGATIONS
 from otterscope.metrics.state import MetricsState
@@ -437,3 +438,22 @@ def test_an_evaluation_writes_the_state_once_and_a_quiet_one_not_at_all(
     assert (again.evaluated, again.fired, again.resolved) == (4, [], [])
     assert state.writes == before + 1
     assert set(AlertState(tmp_path).open_incident) == {"fires1", "fires2", "fires3"}
+
+
+def test_a_group_too_large_to_read_together_is_read_rule_by_rule(
+    data: Data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # jobs.done has 12 series (3 services x 2 hosts x 2 queues): together the rules read
+    # all 12, alone a rule filtering on one queue reads 6.
+    monkeypatch.setattr(mq, "MAX_CELLS", 10)
+    now = data.t0 + 605 * S
+    base = AlertConfig("x", TENANT, "x", "jobs.done", "increase", "gt", 0.0, 300, "warning")
+    made = [
+        replace(base, id="sms", labels=(("queue", "sms"),)),
+        replace(base, id="emails", labels=(("queue", "emails"),)),
+        replace(base, id="all"),
+    ]
+    got = together(data, made, now)
+    assert got == {r.id: alone(data, r, now) for r in made}
+    assert got["sms"][0] == got["emails"][0] == "value" and got["sms"][1] is not None
+    assert got["all"][0] == "error" and "series x steps" in got["all"][1]
