@@ -65,11 +65,6 @@ class Evaluator:
         self._metric_names = metric_names
         self._excluded = excluded
 
-    def value(self, rule: AlertConfig, now_ns: int) -> float | None:
-        """One rule's value read on its own (``evaluate`` shares reads between rules and
-        gives the same values)."""
-        return values.rule_value(self._store, self._metric_names, self._excluded, rule, now_ns)
-
     def evaluate(self, tenant: str | None = None, now_ns: int | None = None) -> Evaluation:
         """Every enabled rule (of one tenant, or all)."""
         now = time.time_ns() if now_ns is None else now_ns
