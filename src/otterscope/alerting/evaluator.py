@@ -12,24 +12,25 @@ Per rule, on each evaluation (its own schedule, ``alerts.evaluation_interval``, 
   (``firing``) unless the rule already has one open; the first evaluation that does not
   breach resolves it. Each opening and resolution queues one delivery per webhook.
 A rule that cannot be evaluated (its metric does not exist) is skipped and reported.
+
+The values come from ``values.rule_values``, which reads each piece of data once for all
+the rules that need it; the transitions of one evaluation are written in one durable
+write (none when no rule's state changed).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from otterscope.alerting import values
 from otterscope.alerting.model import BUILTINS, AlertConfig, Incident, new_id, notifications
 from otterscope.alerting.state import AlertState
-from otterscope.errors import OtterscopeError
-from otterscope.metrics import query as mq
 from otterscope.store.base import Store
 
 log = logging.getLogger("otterscope.alerts")
-MetricNames = Callable[[str], Iterable[tuple[str, str, int, bool]]]
 
 
 @dataclass(slots=True)
@@ -54,7 +55,7 @@ class Evaluator:
         self,
         store: Store,
         state: AlertState,
-        metric_names: MetricNames,
+        metric_names: values.MetricNames,
         excluded: frozenset[str] = frozenset(),
         refresh: Callable[[], object] = lambda: None,
     ) -> None:
@@ -63,34 +64,6 @@ class Evaluator:
         self._state = state
         self._metric_names = metric_names
         self._excluded = excluded
-
-    def value(self, rule: AlertConfig, now_ns: int) -> float | None:
-        start = now_ns - rule.window_s * 1_000_000_000
-        if rule.metric_name in BUILTINS:
-            figures = self._store.entry_span_figures(rule.tenant, rule.service_id, start, now_ns)
-            requests = int(figures["requests"] or 0)
-            if rule.metric_name == "request_rate":
-                return requests / rule.window_s
-            if not requests:
-                return None
-            if rule.metric_name == "error_rate":
-                return int(figures["errors"] or 0) / requests
-            return None if figures["p99_ns"] is None else float(figures["p99_ns"]) / 1e6
-        labels = rule.labels + ((("service.name", rule.service_id),) if rule.service_id else ())
-        query = mq.MetricQuery(
-            rule.metric_name,
-            rule.aggregation,
-            start,
-            now_ns,
-            now_ns - start + 1,  # one step: the whole window
-            labels,
-            origin_ns=start,
-        )
-        series = mq.run(
-            self._store, self._metric_names(rule.tenant), rule.tenant, query, self._excluded
-        )
-        points = [p[1] for s in series for p in s["points"]]
-        return float(points[-1]) if points else None
 
     def evaluate(self, tenant: str | None = None, now_ns: int | None = None) -> Evaluation:
         """Every enabled rule (of one tenant, or all)."""
@@ -103,17 +76,24 @@ class Evaluator:
             # Only metric rules need the names folded so far; the fold is real work (every
             # span since the last one becomes RED metrics), so no rule, no fold.
             self._refresh()
+        found = values.rule_values(self._store, self._metric_names, self._excluded, rules, now)
         for rule in rules:
-            try:
-                value = self.value(rule, now)
-            except OtterscopeError as exc:
-                out.errors[rule.id] = exc.message
-                log.warning("alert %s (%s) not evaluated: %s", rule.id, rule.name, exc.message)
-                continue
-            out.evaluated += 1
-            self._state.change(
-                functools.partial(_transition, rule=rule, value=value, now=now, out=out)
-            )
+            if rule.id in found.errors:
+                out.errors[rule.id] = found.errors[rule.id]
+                log.warning(
+                    "alert %s (%s) not evaluated: %s", rule.id, rule.name, found.errors[rule.id]
+                )
+        evaluated = [rule for rule in rules if rule.id not in found.errors]
+        out.evaluated = len(evaluated)
+
+        def apply(state: AlertState) -> bool:
+            changed = False
+            for rule in evaluated:
+                changed |= _transition(state, rule, found.values[rule.id], now, out)
+            return changed
+
+        # One durable write for the whole evaluation, and none when no rule changed.
+        self._state.change_if(apply)
         return out
 
 

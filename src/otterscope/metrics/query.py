@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -130,34 +130,43 @@ def run(
 ) -> list[dict[str, Any]]:
     """Answer a query: resolve the name, read the steps from the store, aggregate."""
     names = resolve(query.name, metrics)
-    red = [n for n in names if n in (RED_CALLS, RED_DURATION)]
-    if red:
-        rows = red_rows(
-            store.span_red_steps(
-                tenant,
-                (query.start_ns, query.end_ns),
-                query.step_ns,
-                MAX_CELLS + 1,
-                query.origin_ns,
-            ),
-            red[0],
+    raw = read(store, tenant, names, query, needles(query.labels))
+    check_cells(raw)
+    return evaluate(as_rows(raw, names), query, excluded)
+
+
+def red_name(names: Sequence[str]) -> str | None:
+    """The RED metric among resolved names (computed from spans), if any."""
+    return next((n for n in names if n in (RED_CALLS, RED_DURATION)), None)
+
+
+def read(
+    store: Store, tenant: str, names: Sequence[str], query: MetricQuery, needles: Sequence[str]
+) -> list[Row]:
+    """What the store holds for ``names`` over the query's window in its steps, as the
+    store answers it (``as_rows`` makes them the rows ``evaluate`` takes). A RED metric is
+    read from the spans, whatever its name (both RED metrics come from the same rows);
+    ``needles`` pre-filter the points of other metrics (see ``needles``)."""
+    if red_name(names) is not None:
+        return store.span_red_steps(
+            tenant, (query.start_ns, query.end_ns), query.step_ns, MAX_CELLS + 1, query.origin_ns
         )
-    else:
-        rows = store.metric_steps(
-            tenant,
-            names,
-            query.read_window,
-            query.step_ns,
-            MAX_CELLS + 1,
-            query.origin_ns,
-            needles(query.labels),
-        )
-    if len(rows) > MAX_CELLS:
+    return store.metric_steps(
+        tenant, names, query.read_window, query.step_ns, MAX_CELLS + 1, query.origin_ns, needles
+    )
+
+
+def check_cells(raw: Sequence[Row]) -> None:
+    if len(raw) > MAX_CELLS:
         raise BadRequest(
             f"the query reads more than {MAX_CELLS} series x steps; "
             "use a larger step, a shorter window or another metric"
         )
-    return evaluate(rows, query, excluded)
+
+
+def as_rows(raw: list[Row], names: Sequence[str]) -> list[Row]:
+    red = red_name(names)
+    return raw if red is None else red_rows(raw, red)
 
 
 # Label values that are written the same in the stored JSON as in a label: a point whose
@@ -256,13 +265,12 @@ def _add(a: float | None, b: float | None) -> float | None:
 
 
 def _sum_lists(lists: Iterable[Sequence[int]]) -> list[int] | None:
-    out: list[int] | None = None
-    for counts in lists:
-        if out is None:
-            out = [int(c) for c in counts]
-        elif len(out) == len(counts):
-            out = [a + int(b) for a, b in zip(out, counts, strict=True)]
-    return out
+    """Element-wise sums of the lists as long as the first (others are left out)."""
+    given = list(lists)
+    if not given:
+        return None
+    width = len(given[0])
+    return [int(sum(column)) for column in zip(*(c for c in given if len(c) == width), strict=True)]
 
 
 def _distribution(row: Row) -> tuple[tuple[float, ...], list[int] | None]:
@@ -331,25 +339,27 @@ def lookup(labels: dict[str, Any], prom: dict[str, str], key: str) -> str | None
     return prom.get(key)
 
 
-def evaluate(
-    rows: Iterable[Row], query: MetricQuery, excluded: frozenset[str]
-) -> list[dict[str, Any]]:
-    """``{"labels", "points"}`` per group, ordered by labels; points ``[unixMs, value]``."""
-    cells: dict[tuple[Any, ...], _Cell] = {}
-    groups: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One row read for what every query over it needs, whatever its labels or
+    aggregation: several queries over the same rows decode them once."""
+
+    row: Row
+    family: str
+    labels: dict[str, Any]
+    prom: dict[str, str]
+    identity: tuple[Any, ...]
+    step: int
+    cell: _Cell  # never changed: merging works on a copy
+
+
+def prepare(rows: Iterable[Row], excluded: frozenset[str]) -> list[Prepared]:
+    out = []
     for row in rows:
         family = _family(row)
-        _check(query.agg, row, family, query.name)
         delta = row["aggregation_temporality"] == DELTA
         resource = _canonical(row["resource_attributes"], excluded if delta else frozenset())
         attrs = _canonical(row["attributes"])
-        labels = {**resource, **attrs}
-        prom = prometheus_labels(resource, attrs)
-        if any(lookup(labels, prom, k) != v for k, v in query.labels):
-            continue
-        group = tuple(
-            (g, text) for g in query.group_by if (text := lookup(labels, prom, g)) is not None
-        )
         identity = (
             row["metric_name"],
             orjson.dumps(resource),
@@ -358,11 +368,36 @@ def evaluate(
             orjson.dumps(attrs),
             int(row["metric_type"]),
         )
-        groups[identity] = group
-        key = (identity, int(row["step"]))
-        cell = _cell(row, family)
+        labels = {**resource, **attrs}
+        prom = prometheus_labels(resource, attrs)
+        out.append(
+            Prepared(row, family, labels, prom, identity, int(row["step"]), _cell(row, family))
+        )
+    return out
+
+
+def evaluate(
+    rows: Iterable[Row], query: MetricQuery, excluded: frozenset[str]
+) -> list[dict[str, Any]]:
+    """``{"labels", "points"}`` per group, ordered by labels; points ``[unixMs, value]``."""
+    return evaluate_prepared(prepare(rows, excluded), query)
+
+
+def evaluate_prepared(rows: Iterable[Prepared], query: MetricQuery) -> list[dict[str, Any]]:
+    """``evaluate`` over prepared rows. Only the rows the label filters keep are checked
+    against the aggregation, so the answer does not depend on what else was read."""
+    cells: dict[tuple[Any, ...], _Cell] = {}
+    groups: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
+    for p in rows:
+        if any(lookup(p.labels, p.prom, k) != v for k, v in query.labels):
+            continue
+        _check(query.agg, p.row, p.family, query.name)
+        groups[p.identity] = tuple(
+            (g, text) for g in query.group_by if (text := lookup(p.labels, p.prom, g)) is not None
+        )
+        key = (p.identity, p.step)
         seen = cells.get(key)
-        cells[key] = cell if seen is None else _merge(seen, cell)
+        cells[key] = p.cell if seen is None else _merge(replace(seen), p.cell)
     per_group: dict[tuple[tuple[str, str], ...], dict[int, list[_Cell]]] = {}
     for (identity, step), cell in cells.items():
         per_group.setdefault(groups[identity], {}).setdefault(step, []).append(cell)

@@ -171,6 +171,15 @@ class Store(Protocol):
         root) of one service (None: all) starting in the window."""
         ...
 
+    def entry_span_figures_by_service(
+        self, tenant: str, services: Sequence[str] | None, start_ns: int, end_ns: int
+    ) -> list[Row]:
+        """``entry_span_figures`` of several services from one read: a row per service that
+        has entry spans in the window (``service``; only the ``services`` named, or every
+        one when None) and, when None, the row of all services together (``whole`` true).
+        A service without entry spans has no row."""
+        ...
+
     def export_for_sql(self, tenant: str, directory: Path) -> SqlSandboxSpec:
         """Put what a SQL sandbox needs to read the tenant's data in ``directory`` (which
         the caller removes afterwards); the export is one consistent snapshot."""

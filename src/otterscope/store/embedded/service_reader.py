@@ -12,6 +12,7 @@ files are the ones it was computed from.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import pyarrow.compute as pc
 
@@ -80,6 +81,24 @@ class ServiceReader(SnapshotReader):
             return None
         files = [f for f in snap.files if f.hour_start_ns == hour * HOUR_NS]
         return self._hour_cache.disk.key(snap.signal, tenant, hour, files)
+
+    @damage.retried_past_damage
+    def entry_span_figures_by_service(
+        self, tenant: str, services: Sequence[str] | None, start_ns: int, end_ns: int
+    ) -> list[Row]:
+        """``entry_span_figures`` of each service (None: of every service, and of all of
+        them together) from one read of the window's spans."""
+        every = services is None
+        params: list[object] = [tenant, 0, start_ns, end_ns]
+        if services is not None:
+            params.append(list(services))
+        with self._sources_lock.read():
+            snap = self._snapshot("traces", tenant, start_ns, end_ns)
+            params[1] = snap.pin
+            names, rows = self._run(
+                service_sql.entry_span_figures_by_service(snap.source, every), params, snap.tables
+            )
+        return rows_of(names, rows)
 
     def _activity_rows(self, snap: Snapshot, tenant: str, lo: int, hi: int) -> list[Row]:
         names, rows = self._run(

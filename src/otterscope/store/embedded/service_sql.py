@@ -119,16 +119,35 @@ def dependencies(src: str) -> str:
     )
 
 
+_ENTRY = "(kind IN (2, 5) OR octet_length(parent_span_id) = 0)"
+
+
 def entry_span_figures(src: str) -> str:
     """Requests, errors and p99 duration of entry spans (SERVER, CONSUMER, or without a
     parent) starting in the window, of one service or all (parameters: tenant, pin, start,
     end, service, service)."""
-    entry = "(kind IN (2, 5) OR octet_length(parent_span_id) = 0)"
     return (
-        f"SELECT count(*) FILTER (WHERE {entry}) AS requests, "
-        f"count(*) FILTER (WHERE {entry} AND status_code = 2) AS errors, "
-        f"quantile_cont(duration_nano, 0.99) FILTER (WHERE {entry}) AS p99_ns "
+        f"SELECT count(*) FILTER (WHERE {_ENTRY}) AS requests, "
+        f"count(*) FILTER (WHERE {_ENTRY} AND status_code = 2) AS errors, "
+        f"quantile_cont(duration_nano, 0.99) FILTER (WHERE {_ENTRY}) AS p99_ns "
         f"FROM {src} WHERE tenant = ? AND ingest_seq <= ? "
         "AND start_time_unix_nano >= ? AND start_time_unix_nano <= ? "
         "AND (service_name = ? OR ? IS NULL)"
+    )
+
+
+def entry_span_figures_by_service(src: str, every: bool) -> str:
+    """``entry_span_figures`` of several services in one pass: one row per service with
+    entry spans (``service``), and with ``every`` also the row of all services together
+    (``service`` NULL, ``whole`` true). Parameters: tenant, pin, start, end, and without
+    ``every`` the services' names as a list (only those are read)."""
+    sets = "GROUPING SETS ((service_name), ())" if every else "service_name"
+    only = "" if every else " AND list_contains(?::VARCHAR[], service_name)"
+    return (
+        "SELECT service_name AS service, grouping(service_name) = 1 AS whole, "
+        "count(*) AS requests, count(*) FILTER (WHERE status_code = 2) AS errors, "
+        "quantile_cont(duration_nano, 0.99) AS p99_ns "
+        f"FROM {src} WHERE tenant = ? AND ingest_seq <= ? "
+        f"AND start_time_unix_nano >= ? AND start_time_unix_nano <= ? AND {_ENTRY}{only} "
+        f"GROUP BY {sets}"
     )
