@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from otterscope.store.embedded import attrindex
 from otterscope.store.embedded.layout import HOUR_NS
 
 TIME_COLUMN = {
@@ -96,6 +97,8 @@ def write_sorted(signal: str, table: pa.Table, path: Path) -> None:
         }
     )
     order = pc.sort_indices(sort_on, sort_keys=[(name, "ascending") for name in SORT_KEYS[signal]])
+    # Span searches by attribute read this instead of every span's attribute JSON.
+    index = attrindex.build(table.column("attributes"), order) if signal == "traces" else {}
     with pq.ParquetWriter(
         str(path),
         table.schema,
@@ -112,6 +115,8 @@ def write_sorted(signal: str, table: pa.Table, path: Path) -> None:
             writer.write_table(
                 table.take(order.slice(start, ROW_GROUP_ROWS)), row_group_size=ROW_GROUP_ROWS
             )
+        if index:
+            writer.add_key_value_metadata(index)
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

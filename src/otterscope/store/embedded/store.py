@@ -31,7 +31,7 @@ from otterscope.otlp.rows import Batch
 from otterscope.otlp.schema import SCHEMAS
 from otterscope.quarantine import Quarantine
 from otterscope.store.base import KeyIdent, StoreStats
-from otterscope.store.embedded import damage, hourly, seal, sql
+from otterscope.store.embedded import attrindex, damage, hourly, seal, sql
 from otterscope.store.embedded.deletes import Tombstone, Tombstones, keep_mask
 from otterscope.store.embedded.idempotency import CommittedKey, KeyIndex
 from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, hour_key
@@ -105,6 +105,7 @@ class EmbeddedStore(Reader):
         )
         self._resource_sets = {}
         self._resource_lock = threading.Lock()
+        self._attr_indexes = attrindex.IndexCache()
         self._hour_cache = hourly.HourCache()
         self._con = duckdb.connect(
             ":memory:",
