@@ -35,6 +35,7 @@ TRACE_MARGIN_NS = HOUR_NS
 # row group, so a small first scan often reads only the newest files (measured with 10M
 # spans: 4096 doubled the time of searches matching ~0.5% of spans).
 FIRST_SCAN = 256
+INDEXED_FIRST_SCAN = 4096
 
 
 class Reader(ServiceReader):
@@ -124,6 +125,11 @@ class Reader(ServiceReader):
             )
             resources = self._resource_matches(snap, query.attributes)
             matching, indexed, tables = self._attribute_plan(snap, query, resources)
+            if indexed is not None:
+                # Files the index answers cost about the same to read whatever the count,
+                # so one scan takes enough for a page (a rare value with a few spans per
+                # trace took a second scan and a second round of summaries).
+                count = max(count, INDEXED_FIRST_SCAN)
             spans: list[tuple[Any, ...]] = []
             known: dict[bytes, TraceSummary] = {}
             before: int | None = None
