@@ -10,6 +10,7 @@ and sealed rows.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,24 +141,33 @@ def test_indexed_search_finds_what_a_scan_finds(
             store.close()
 
 
+def seal_spans(
+    store: EmbeddedStore, n: int, traces: int, attrs: Callable[[int], dict[str, Any]]
+) -> None:
+    """``n`` spans, span i of trace i % ``traces`` with ``attrs(i)``, sealed."""
+    spans = [
+        span(
+            bytes([i % traces + 1]) * 16,
+            (i + 1).to_bytes(8, "big"),
+            "op",
+            T0 + i * MS,
+            MS,
+            attrs=attrs(i),
+        )
+        for i in range(n)
+    ]
+    write_spans(store, [(resource("svc"), spans)])
+    store.seal_now()
+
+
 def test_rare_values_are_listed_and_frequent_ones_marked(tmp_path: Path) -> None:
     """What sealing writes: a rare value's rows, a frequent value as frequent, and no index
     for the files' other signals."""
     store = EmbeddedStore(tmp_path / "data")
     try:
-        spans = [
-            span(
-                bytes([i % 7 + 1]) * 16,
-                (i + 1).to_bytes(8, "big"),
-                "op",
-                T0 + i * MS,
-                MS,
-                attrs={"common": "yes", **({"user.id": 42} if i == 77 else {})},
-            )
-            for i in range(200)
-        ]
-        write_spans(store, [(resource("svc"), spans)])
-        store.seal_now()
+        seal_spans(
+            store, 200, 7, lambda i: {"common": "yes", **({"user.id": 42} if i == 77 else {})}
+        )
         (path,) = (tmp_path / "data" / "parquet" / "traces").rglob("*.parquet")
         index = store._attr_indexes.get(path)
         assert index is not None
@@ -170,3 +180,41 @@ def test_rare_values_are_listed_and_frequent_ones_marked(tmp_path: Path) -> None
         assert index.rows("nokey", "1") is not None
     finally:
         store.close()
+
+
+def test_files_without_a_usable_index_are_scanned(tmp_path: Path) -> None:
+    """A file sealed before the index existed (none), and one whose index belongs to other
+    rows (an id its footer does not name), are searched by scanning, with the same answer."""
+    data = tmp_path / "data"
+    store = EmbeddedStore(data)
+    users = [f"u{i % 5}" for i in range(60)]
+    try:
+        seal_spans(store, 60, 9, lambda i: {"user.id": users[i], "code": i % 3})
+    finally:
+        store.close()
+    queries = [("user.id", "u3"), ("code", "2"), ("user.id", "nobody")]
+
+    def answers() -> list[list[TraceSummary]]:
+        s = EmbeddedStore(data)
+        try:
+            return [
+                s.search_traces(
+                    "default", TraceQuery(start_ns=T0 - MINUTE, end_ns=T0 + MINUTE, attributes=(q,))
+                ).items
+                for q in queries
+            ]
+        finally:
+            s.close()
+
+    indexed = answers()
+    assert [len(a) for a in indexed] == [
+        len({i % 9 for i in range(60) if users[i] == "u3"}),
+        len({i % 9 for i in range(60) if i % 3 == 2}),
+        0,
+    ]
+    (idx,) = (data / "attr-index").rglob("*.idx")
+    other = idx.with_name(idx.name.replace(idx.name.split(".")[1], "0" * 24))
+    idx.rename(other)  # an index no data file names: as after a crash or a rewrite
+    assert answers() == indexed
+    other.unlink()  # no index at all: a file sealed before the index existed
+    assert answers() == indexed
