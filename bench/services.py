@@ -6,13 +6,18 @@
 1. Starts ``python -m otterscope serve`` on the data dir ``bench/query.py`` left (10 million
    spans of a 9-service shop over 6 hours, all sealed).
 2. Cold: right after start-up, times one ``/api/service-map`` over the data's last hour and
-   one over the whole window (the per-hour call cache is empty; the maintenance thread
-   fills it two hours per pass).
+   one over the whole window (the in-memory per-hour cache is empty; what an earlier server
+   wrote to ``<data-dir>/cache/services/`` is read back, the rest computed; the
+   maintenance thread fills it a few hours per pass).
 3. Waits until the maintenance thread has cached every hour (the whole-window map answers
    in under a second), then times ``/api/services``, ``/api/service-map``,
    ``/api/service-map/cycles`` and ``/api/services/{name}`` ``--runs`` (20) times each, over
    the last hour and over the whole window: p50 and p90.
-4. Writes bench/out/services.json. Figures, not pass/fail.
+4. Restart: stops the server (SIGTERM), starts it again and times the same two cold
+   ``/api/service-map`` queries: the first map after a restart of a server that had run.
+5. Writes bench/out/services.json. Figures, not pass/fail.
+
+``--server-env PYTHONPATH=<a copy of src>`` measures another version on the same data.
 """
 
 from __future__ import annotations
@@ -45,7 +50,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-dir", type=Path, default=BENCH_DIR / "out" / "query-data")
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--server-env", action="append", default=[], help="NAME=VALUE for the server")
     args = ap.parse_args()
+    env = dict(kv.split("=", 1) for kv in args.server_env)
     marker = args.data_dir / "bench-query.json"
     if not marker.exists():
         print(f"no data in {args.data_dir}: run bench/query.py first", file=sys.stderr)
@@ -56,15 +63,18 @@ def main() -> int:
         "last hour": {"start": str(end - HOUR_NS), "end": str(end)},
         "whole 6 h": {"start": str(loaded["window_start_ns"]), "end": str(end)},
     }
-    server = Server(args.data_dir / "data", args.data_dir / "services-server.log")
+    server = Server(args.data_dir / "data", args.data_dir / "services-server.log", env=env)
     server.start()
-    results: dict[str, Any] = {"spans": loaded["load"]["spans"], "code": code_version()}
+    results: dict[str, Any] = {"spans": loaded["load"]["spans"], "code": code_version(env)}
+
+    def cold_maps(client: httpx.Client) -> dict[str, float]:
+        return {
+            label: timed(client, "/api/service-map", window)[0] for label, window in windows.items()
+        }
+
     try:
         with httpx.Client(base_url=server.url, timeout=300) as client:
-            cold = {}
-            for label, window in windows.items():
-                cold[label], _ = timed(client, "/api/service-map", window)
-            results["cold_service_map_s"] = cold
+            results["cold_service_map_s"] = cold_maps(client)
             waited = time.monotonic()
             while timed(client, "/api/service-map", windows["whole 6 h"])[0] > 1.0:
                 time.sleep(2)
@@ -89,12 +99,18 @@ def main() -> int:
             results["warm"] = warm
             results["map"] = {"nodes": len(the_map["nodes"]), "edges": len(the_map["edges"])}
             results["peak_rss_mib"] = peak_rss(server.pid) // 2**20
+        server.stop()
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=300) as client:
+            results["restarted_service_map_s"] = cold_maps(client)
     finally:
         code, _ = server.stop()
         results["exit_code"] = code
     print(f"=== services bench: {results['spans']:,} spans stored ===")
     for label, seconds in results["cold_service_map_s"].items():
         print(f"cold  /api/service-map ({label}): {seconds:.3f}s")
+    for label, seconds in results["restarted_service_map_s"].items():
+        print(f"after a restart  /api/service-map ({label}): {seconds:.3f}s")
     print(f"warm-up by the maintenance thread: {results['warm_up_s']:.1f}s")
     for name, figures in results["warm"].items():
         print(f"warm  {name}: p50 {figures['p50_ms']} ms, p90 {figures['p90_ms']} ms")

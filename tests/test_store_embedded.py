@@ -749,7 +749,8 @@ def test_retention_by_age_deletes_files_and_gives_disk_space_back(data_dir: Path
 
         assert not old_files[0].exists()
         assert not old_files[0].parent.exists()  # the empty hour directory goes too
-        after = disk_bytes(data_dir)
+        # The maintenance passes also cached the services of the hours kept.
+        after = disk_bytes(data_dir) - disk_bytes(data_dir / "cache")
         assert after <= before - old_size, (before, after, old_size)
         assert store.get_trace("default", old) == []
         assert len(store.get_trace("default", new)) == 100

@@ -12,6 +12,9 @@ delete applies, so the hour's per-minute calls are cached under the list of the 
 files; a query adds up cached hours and computes the rest (hours with hot rows, and every
 hour while the tenant has pending deletes). Windows are counted in whole minutes.
 
+Both are kept in memory and in one file per hour and kind (``hour_files``), so that a
+restarted server reads what the last one computed.
+
 Durations are kept as histograms (``service_sql.DURATION_STEPS_PER_OCTAVE`` buckets per
 doubling) so that minutes and hours add up; the p99 is read from the merged histogram.
 """
@@ -21,30 +24,54 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from otterscope.store.embedded.hour_files import HourFiles, HourKey
 from otterscope.store.embedded.service_sql import DURATION_STEPS_PER_OCTAVE, MINUTE_NS
 
 Row = dict[str, Any]
 
 
 class HourCache:
-    """Per-minute call rows of settled hours, least recently used first out."""
+    """Rows of settled hours by ``HourKey``: in memory, least recently used first out, and
+    on disk (``hour_files``) for the next process."""
 
-    def __init__(self, max_hours: int = 4096) -> None:
-        self._rows: OrderedDict[Hashable, list[Row]] = OrderedDict()
+    def __init__(self, disk: HourFiles, max_hours: int = 4096) -> None:
+        self.disk = disk
+        self._rows: OrderedDict[HourKey, list[Row]] = OrderedDict()
         self._max = max_hours
         self._lock = threading.Lock()
+        # Hours computed by a statement, and hours read back from a file (for tests and
+        # benchmarks: a restart should read, not compute).
+        self.computed = 0
+        self.loaded = 0
 
-    def get(self, key: Hashable) -> list[Row] | None:
+    def get(self, key: HourKey) -> list[Row] | None:
         with self._lock:
             rows = self._rows.get(key)
             if rows is not None:
                 self._rows.move_to_end(key)
-            return rows
+                return rows
+        rows = self.disk.load(key)
+        if rows is not None:
+            with self._lock:
+                self.loaded += 1
+            self._remember(key, rows)
+        return rows
 
-    def put(self, key: Hashable, rows: list[Row]) -> None:
+    def rows(self, key: HourKey, compute: Callable[[], list[Row]]) -> list[Row]:
+        """The hour's rows from memory, else from its file, else computed and kept in both."""
+        rows = self.get(key)
+        if rows is None:
+            rows = compute()
+            with self._lock:
+                self.computed += 1
+            self._remember(key, rows)
+            self.disk.save(key, rows)
+        return rows
+
+    def _remember(self, key: HourKey, rows: list[Row]) -> None:
         with self._lock:
             self._rows[key] = rows
             self._rows.move_to_end(key)

@@ -8,6 +8,9 @@
     <data_dir>/parquet/<signal>/tenant=<t>/hour=<YYYY-MM-DDTHH>/seg-000042.parquet
     <data_dir>/deletes.jsonl                        deleted traces and spans not yet
                                                     rewritten out of the files (deletes.py)
+    <data_dir>/cache/services/tenant=<t>/<YYYY-MM-DDTHH>.<kind>.json
+                                                    the per-hour cache of services and calls
+                                                    of settled hours (hour_files.py)
     <data_dir>/quarantine/...                       damaged or stray files taken out of use,
                                                     under their path in the data dir
                                                     (otterscope/quarantine.py)

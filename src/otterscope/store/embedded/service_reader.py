@@ -3,25 +3,27 @@
 What each service sent per signal (``service_activity``), the figures of its entry spans,
 and the calls between services (``dependencies``). A settled hour (no hot rows in it or in
 the hour after, no pending delete) is computed once and kept in ``hourly.py``'s cache, keyed
-by the hour's files; the maintenance thread fills that cache ahead (``warm_dependencies``),
-and the rest of a window is computed every time.
+by the hour's files; the maintenance thread fills that cache ahead (``warm_service_cache``),
+and the rest of a window is computed every time. The cache's files outlive the process
+(``hour_files``): after a restart an hour is read back instead of computed, as long as its
+files are the ones it was computed from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import functools
 
 import pyarrow.compute as pc
 
 from otterscope.store.base import Row
 from otterscope.store.embedded import damage, hourly, service_sql, sql
+from otterscope.store.embedded.hour_files import HourKey
 from otterscope.store.embedded.layout import HOUR_NS
 from otterscope.store.embedded.seal import TIME_COLUMN
+from otterscope.store.embedded.service_sql import DEPENDENCY_MARGIN_NS
 from otterscope.store.embedded.snapshot import Snapshot, SnapshotReader, rows_of
 
-# How long after a dependency window a child span is still looked for (a call that starts
-# in the window may reach its callee a little later).
-DEPENDENCY_MARGIN_NS = 5 * 60 * 1_000_000_000
+SIGNALS = ("traces", "logs", "metrics")
 
 
 class ServiceReader(SnapshotReader):
@@ -39,7 +41,7 @@ class ServiceReader(SnapshotReader):
         first_hour, last_hour = start_ns // HOUR_NS, end_ns // HOUR_NS
         with self._sources_lock.read():
             pin: int | None = None
-            for signal in ("traces", "logs", "metrics"):
+            for signal in SIGNALS:
                 snap = self._snapshot(
                     signal, tenant, first_hour * HOUR_NS, (last_hour + 1) * HOUR_NS, pin
                 )
@@ -49,18 +51,9 @@ class ServiceReader(SnapshotReader):
                 for hour in _hours_with_data(snap, hot_hours, first_hour, last_hour):
                     lo, hi = max(start_ns, hour * HOUR_NS), min(end_ns, (hour + 1) * HOUR_NS - 1)
                     whole = (lo, hi) == (hour * HOUR_NS, (hour + 1) * HOUR_NS - 1)
-                    if not whole or snap.deletes or hour in hot_hours:
-                        rows += self._activity_rows(snap, tenant, lo, hi)
-                        continue
-                    files = tuple(
-                        (str(f.path), f.size) for f in snap.files if f.hour_start_ns == lo
-                    )
-                    key = ("activity", tenant, signal, hour, files)
-                    cached = self._hour_cache.get(key)
-                    if cached is None:
-                        cached = self._activity_rows(snap, tenant, lo, hi)
-                        self._hour_cache.put(key, cached)
-                    rows += cached
+                    key = self._activity_key(snap, tenant, hour, hot_hours) if whole else None
+                    compute = functools.partial(self._activity_rows, snap, tenant, lo, hi)
+                    rows += compute() if key is None else self._hour_cache.rows(key, compute)
                 out[signal] = hourly.merge_activity(rows)
         return out
 
@@ -77,6 +70,16 @@ class ServiceReader(SnapshotReader):
                 snap.tables,
             )
         return rows_of(names, rows)[0]
+
+    def _activity_key(
+        self, snap: Snapshot, tenant: str, hour: int, hot_hours: set[int]
+    ) -> HourKey | None:
+        """What an hour's activity of the snapshot's signal depends on once it is settled
+        (no hot rows in it, no pending delete): its files. None while it is not."""
+        if snap.deletes or hour in hot_hours:
+            return None
+        files = [f for f in snap.files if f.hour_start_ns == hour * HOUR_NS]
+        return self._hour_cache.disk.key(snap.signal, tenant, hour, files)
 
     def _activity_rows(self, snap: Snapshot, tenant: str, lo: int, hi: int) -> list[Row]:
         names, rows = self._run(
@@ -96,7 +99,7 @@ class ServiceReader(SnapshotReader):
             snap = self._snapshot("traces", tenant, first_hour * HOUR_NS, (last_hour + 2) * HOUR_NS)
             hot_hours = _hot_hours(snap, tenant)
             for hour in _hours_with_data(snap, hot_hours, first_hour, last_hour):
-                key = _settled_key(snap, tenant, hour, hot_hours)
+                key = self._settled_key(snap, tenant, hour, hot_hours)
                 if key is None:  # only the part in the window, every time
                     lo, hi = max(start_ns, hour * HOUR_NS), min(end_ns, (hour + 1) * HOUR_NS - 1)
                     rows += self._dependency_rows(snap, tenant, lo, hi)
@@ -104,34 +107,67 @@ class ServiceReader(SnapshotReader):
                     rows += self._cached_hour(snap, tenant, hour, key)
         return hourly.merge_calls(rows, start_ns, end_ns)
 
+    def warm_service_cache(self, calls: int = 2, activity: int = 6) -> None:
+        """Compute ahead what the per-hour cache lacks (the maintenance thread does, so
+        that services and the map are answered from it)."""
+        self.warm_dependencies(calls)
+        self.warm_activity(activity)
+
+    def prune_service_cache(self) -> None:
+        """Delete the cache files of hours no longer stored (after retention)."""
+        self._hour_cache.disk.prune(
+            {(f.tenant, f.hour_start_ns // HOUR_NS, f.signal) for f in self._files}
+        )
+
     @damage.retried_past_damage
     def warm_dependencies(self, limit: int) -> int:
-        """Compute the calls of up to ``limit`` settled hours not cached yet, newest first
-        (the maintenance thread does, so that the service map is answered from the cache);
+        """Compute the calls of up to ``limit`` settled hours not cached yet, newest first;
         return how many."""
+        return self._warm(limit, calls=True)
+
+    @damage.retried_past_damage
+    def warm_activity(self, limit: int) -> int:
+        """Compute what each service sent in up to ``limit`` settled (signal, hour)s not
+        cached yet, newest first; return how many."""
+        return self._warm(limit, calls=False)
+
+    def _warm(self, limit: int, calls: bool) -> int:
         done = 0
-        tenants = {f.tenant for f in self._files if f.signal == "traces"}
-        for tenant in sorted(tenants):
+        key_of = self._settled_key if calls else self._activity_key
+        compute = self._dependency_rows if calls else self._activity_rows
+        kinds = {(f.tenant, f.signal) for f in self._files if not calls or f.signal == "traces"}
+        for tenant, signal in sorted(kinds):
             with self._sources_lock.read():
-                snap = self._snapshot("traces", tenant)
+                snap = self._snapshot(signal, tenant)
                 hot_hours = _hot_hours(snap, tenant)
                 hours = sorted({f.hour_start_ns // HOUR_NS for f in snap.files}, reverse=True)
                 for hour in hours:
-                    key = _settled_key(snap, tenant, hour, hot_hours)
+                    key = key_of(snap, tenant, hour, hot_hours)
                     if key is None or self._hour_cache.get(key) is not None:
                         continue
-                    self._cached_hour(snap, tenant, hour, key)
+                    lo, hi = hour * HOUR_NS, (hour + 1) * HOUR_NS - 1
+                    self._hour_cache.rows(key, functools.partial(compute, snap, tenant, lo, hi))
                     done += 1
                     if done >= limit:
                         return done
         return done
 
-    def _cached_hour(self, snap: Snapshot, tenant: str, hour: int, key: Hashable) -> list[Row]:
-        cached = self._hour_cache.get(key)
-        if cached is None:
-            cached = self._dependency_rows(snap, tenant, hour * HOUR_NS, (hour + 1) * HOUR_NS - 1)
-            self._hour_cache.put(key, cached)
-        return cached
+    def _cached_hour(self, snap: Snapshot, tenant: str, hour: int, key: HourKey) -> list[Row]:
+        lo, hi = hour * HOUR_NS, (hour + 1) * HOUR_NS - 1
+        return self._hour_cache.rows(
+            key, functools.partial(self._dependency_rows, snap, tenant, lo, hi)
+        )
+
+    def _settled_key(
+        self, snap: Snapshot, tenant: str, hour: int, hot_hours: set[int]
+    ) -> HourKey | None:
+        """What an hour's calls depend on once it is settled (no hot spans in it or the
+        next hour, no pending delete): the two hours' files. None while it is not."""
+        if snap.deletes or {hour, hour + 1} & hot_hours:
+            return None
+        bounds = (hour * HOUR_NS, (hour + 1) * HOUR_NS)
+        files = [f for f in snap.files if f.hour_start_ns in bounds]
+        return self._hour_cache.disk.key("calls", tenant, hour, files)
 
     def _dependency_rows(self, snap: Snapshot, tenant: str, lo: int, hi: int) -> list[Row]:
         """Per-minute calls of the calling spans that start in [lo, hi]."""
@@ -150,16 +186,6 @@ def _hot_hours(snap: Snapshot, tenant: str) -> set[int]:
     mine = hot.filter(pc.equal(hot.column("tenant"), tenant))
     hours = pc.unique(pc.divide(mine.column(TIME_COLUMN[snap.signal]), HOUR_NS))
     return {int(h) for h in hours.to_pylist()}
-
-
-def _settled_key(snap: Snapshot, tenant: str, hour: int, hot_hours: set[int]) -> Hashable | None:
-    """What an hour's calls depend on once it is settled (no hot spans in it or the next
-    hour, no pending delete): the two hours' files. None while it is not."""
-    if snap.deletes or {hour, hour + 1} & hot_hours:
-        return None
-    bounds = (hour * HOUR_NS, (hour + 1) * HOUR_NS)
-    files = tuple((str(f.path), f.size) for f in snap.files if f.hour_start_ns in bounds)
-    return (tenant, hour, files)
 
 
 def _hours_with_data(snap: Snapshot, hot_hours: set[int], first: int, last: int) -> list[int]:

@@ -7,6 +7,9 @@ for every user value.
 from __future__ import annotations
 
 MINUTE_NS = 60_000_000_000
+# How long after a dependency window a child span is still looked for (a call that starts
+# in the window may reach its callee a little later).
+DEPENDENCY_MARGIN_NS = 5 * 60 * 1_000_000_000
 # Duration histogram buckets per doubling: a bucket is 9% wide, so a percentile read from
 # it is within about 5% of the exact one.
 DURATION_STEPS_PER_OCTAVE = 8

@@ -31,7 +31,7 @@ from otterscope.otlp.rows import Batch
 from otterscope.otlp.schema import SCHEMAS
 from otterscope.quarantine import Quarantine
 from otterscope.store.base import KeyIdent, StoreStats
-from otterscope.store.embedded import attrindex, damage, hourly, seal, sql
+from otterscope.store.embedded import attrindex, damage, hour_files, hourly, seal, sql
 from otterscope.store.embedded.deletes import Tombstone, Tombstones, keep_mask
 from otterscope.store.embedded.idempotency import CommittedKey, KeyIndex
 from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, hour_key
@@ -106,7 +106,7 @@ class EmbeddedStore(Reader):
         self._resource_sets = {}
         self._resource_lock = threading.Lock()
         self._attr_indexes = attrindex.IndexCache(data_dir)
-        self._hour_cache = hourly.HourCache()
+        self._hour_cache = hourly.HourCache(hour_files.HourFiles(data_dir, self.quarantine))
         self._con = duckdb.connect(
             ":memory:",
             config={
@@ -352,13 +352,14 @@ class EmbeddedStore(Reader):
                 self._clear_disk_full()
             self._apply_deletes()
             self._keys.compact(time.time())
-            # Two hours per pass: sealed hours get their service-map calls cached without
-            # the maintenance thread stalling on a backlog after a restart.
-            self.warm_dependencies(2)
+            # A few hours per pass: sealed hours get their services and calls cached
+            # without the maintenance thread stalling on a backlog.
+            self.warm_service_cache()
         finally:
             # Retention frees disk space, which is what a failed seal (disk full) may need.
             if retention:
                 self._enforce_retention(now_ns)
+            self.prune_service_cache()
 
     def seal_now(self) -> None:
         """Retire the active segment and seal everything (tests, shutdown tooling)."""
