@@ -62,6 +62,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 MARKER = "bench-query.json"
 HOUR_NS = 3600 * 10**9
 TARGETS_MS = {"trace_by_id": 50, "service_duration": 200, "one_attribute": 500, "logs_text": None}
+# A value no span carries (SPEC §8's attribute target includes it), on the same keys.
+TARGETS_MS["attribute_absent"] = 500
 # Span attributes searched by the one-attribute query: rare (a user) to common (a region).
 ATTR_KEYS = ["user.id", "http.response.status_code", "db.collection.name", "http.route"]
 ATTR_KEYS += ["app.region", "url.path"]
@@ -289,6 +291,9 @@ def plan(marker: dict[str, Any], rng: random.Random, n: int) -> dict[str, list[t
         value, share = rng.choice(by_key[key])
         q = {f"attr.{key}": value, **win}
         out["one_attribute"].append((f"{key}={value} ({share:.2%})", "/api/traces", q))
+        absent = f"absent-{i}"  # not from rng: the other queries keep their parameters
+        q = {f"attr.{key}": absent, **win}
+        out["attribute_absent"].append((f"{key}={absent}", "/api/traces", q))
         # Every other run a common word ("timeout", "refused" ...), else a rare token (a user).
         word, count = rng.choice(words[:30] if i % 2 == 0 or len(words) <= 30 else words[30:])
         out["logs_text"].append((f"q={word} ({count})", "/api/logs", {"q": word, **win}))

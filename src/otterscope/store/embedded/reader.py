@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 from otterscope.otlp.anyvalue import to_api
 from otterscope.query.model import FetchQuery, LogQuery, Page, TraceQuery, TraceSummary
 from otterscope.store.base import MetricAggregates, Row, SqlSandboxSpec
-from otterscope.store.embedded import damage, metric_sql, sandbox_sql, sql
-from otterscope.store.embedded.layout import HOUR_NS
+from otterscope.store.embedded import attrindex, damage, metric_sql, sandbox_sql, sql
+from otterscope.store.embedded.layout import HOUR_NS, SealedFile
 from otterscope.store.embedded.service_reader import ServiceReader
 from otterscope.store.embedded.snapshot import Snapshot, rows_of
 
@@ -35,12 +35,14 @@ TRACE_MARGIN_NS = HOUR_NS
 # row group, so a small first scan often reads only the newest files (measured with 10M
 # spans: 4096 doubled the time of searches matching ~0.5% of spans).
 FIRST_SCAN = 256
+INDEXED_FIRST_SCAN = 4096
 
 
 class Reader(ServiceReader):
     """Mixed into the store, whose state it reads (set up by the store's constructor)."""
 
     _resource_sets: dict[str, frozenset[str]]  # sealed file -> its resource attribute sets
+    _attr_indexes: attrindex.IndexCache
     _resource_lock: threading.Lock
 
     # -- resource conditions -----------------------------------------------------------------
@@ -121,16 +123,21 @@ class Reader(ServiceReader):
                 query.end_ns + TRACE_MARGIN_NS,
                 query.pin_seq,
             )
-            matching = snap.within(query.start_ns, query.end_ns)
             resources = self._resource_matches(snap, query.attributes)
+            matching, indexed, tables = self._attribute_plan(snap, query, resources)
+            if indexed is not None:
+                # Files the index answers cost about the same to read whatever the count,
+                # so one scan takes enough for a page (a rare value with a few spans per
+                # trace took a second scan and a second round of summaries).
+                count = max(count, INDEXED_FIRST_SCAN)
             spans: list[tuple[Any, ...]] = []
             known: dict[bytes, TraceSummary] = {}
             before: int | None = None
             while True:
                 statement, params = sql.trace_candidates(
-                    matching, tenant, query, snap.pin, count, resources, before
+                    matching, tenant, query, snap.pin, count, resources, before, indexed
                 )
-                _, more = self._run(statement, params, snap.tables)
+                _, more = self._run(statement, params, tables)
                 exhausted = len(more) < count
                 # A rescan reads only what is older than the last one's newest-N cut (ties
                 # at the cut come again; they change nothing).
@@ -158,6 +165,71 @@ class Reader(ServiceReader):
                     traces *= 2
                 before = int(spans[-1][1])
                 count *= 8
+
+    def _attribute_plan(
+        self, snap: Snapshot, query: TraceQuery, resources: Sequence[Sequence[str]] | None
+    ) -> tuple[str, str | None, dict[str, pa.Table]]:
+        """Where a search's attribute conditions are answered: (the rows read as before —
+        hot rows and the files scanned —, the files the attribute index answers, the
+        tables to register).
+
+        A file is answered by its index when it has one and every condition's value is
+        listed in it as rare or not at all; one with a condition that neither its index
+        nor its resources can meet is not read at all. Values the index cannot name
+        (doubles, arrays, kvlists: more than one spelling) and frequent values are scanned.
+        """
+        files = snap.files_within(query.start_ns, query.end_ns)
+        attrs = query.attributes
+        if not attrs or resources is None or not all(sql.attribute_needles(*a) for a in attrs):
+            return (
+                sql.source("traces", True, [str(f.path) for f in files], snap.deletes),
+                None,
+                snap.tables,
+            )
+        scanned: list[str] = []
+        answered: list[str] = []
+        hits: dict[str, list[pa.Array]] = {"c": [], "f": [], "r": []}
+        wanted = [frozenset(r) for r in resources]
+        for f in files:
+            path = str(f.path)
+            found = self._indexed_rows(f, attrs)
+            if found is None:
+                scanned.append(path)
+                continue
+            own = self._file_resources(path)
+            if any(len(r) == 0 and not own & w for r, w in zip(found, wanted, strict=True)):
+                continue  # a condition no span and no resource of the file meets
+            answered.append(path)
+            for i, rows in enumerate(found):
+                hits["c"].append(pa.array([i] * len(rows), pa.int32()))
+                hits["f"].append(pa.array([path] * len(rows), pa.string()))
+                hits["r"].append(pc.cast(rows, pa.int64()))
+        src = sql.source("traces", True, scanned, snap.deletes)
+        if not answered:
+            return src, None, snap.tables
+        table = pa.table(
+            {
+                k: pa.chunked_array(v, hits_type)
+                for (k, v), hits_type in zip(
+                    hits.items(), (pa.int32(), pa.string(), pa.int64()), strict=True
+                )
+            }
+        )
+        return src, sql.indexed_spans(answered, snap.deletes), {**snap.tables, sql.ATTR_HITS: table}
+
+    def _indexed_rows(
+        self, f: SealedFile, attrs: Sequence[tuple[str, str]]
+    ) -> list[pa.Array] | None:
+        """Per condition, the file's rows whose span attributes meet it; None when the file
+        must be scanned (no index, or a value frequent in it)."""
+        try:
+            index = self._attr_indexes.get(f.path)
+            if index is None:
+                return None
+            found = [index.rows(k, v) for k, v in attrs]
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
+        return [r for r in found if r is not None] if all(r is not None for r in found) else None
 
     def _summaries(
         self, snap: Snapshot, tenant: str, spans: list[tuple[Any, ...]]

@@ -9,13 +9,14 @@ about one row group of decoded rows beyond the segment itself.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from otterscope.store.embedded import attrindex
 from otterscope.store.embedded.layout import HOUR_NS
 
 TIME_COLUMN = {
@@ -83,8 +84,12 @@ def partitions(signal: str, table: pa.Table) -> Iterator[tuple[str, int, pa.Tabl
         yield t, int(h), table.filter(mask)
 
 
-def write_sorted(signal: str, table: pa.Table, path: Path) -> None:
-    """Write ``table`` sorted by the signal's keys to ``path``, durably (fsync'ed)."""
+def write_sorted(
+    signal: str, table: pa.Table, path: Path, index_at: Callable[[str], Path] | None = None
+) -> str | None:
+    """Write ``table`` sorted by the signal's keys to ``path``, durably (fsync'ed); spans
+    with their attribute index at ``index_at(its id)``, written first (attrindex.py).
+    Returns the index's id, if one was written."""
     sort_on = pa.table(
         {
             name: (
@@ -96,6 +101,13 @@ def write_sorted(signal: str, table: pa.Table, path: Path) -> None:
         }
     )
     order = pc.sort_indices(sort_on, sort_keys=[(name, "ascending") for name in SORT_KEYS[signal]])
+    ident = None
+    if signal == "traces" and index_at is not None:
+        # Span searches by attribute read this instead of every span's attribute JSON.
+        index = attrindex.build(table.column("attributes"), order)
+        if index is not None:
+            ident = attrindex.new_id()
+            attrindex.write(index, index_at(ident), ident)
     with pq.ParquetWriter(
         str(path),
         table.schema,
@@ -112,8 +124,11 @@ def write_sorted(signal: str, table: pa.Table, path: Path) -> None:
             writer.write_table(
                 table.take(order.slice(start, ROW_GROUP_ROWS)), row_group_size=ROW_GROUP_ROWS
             )
+        if ident is not None:
+            writer.add_key_value_metadata({attrindex.ID_META: ident.encode()})
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+    return ident

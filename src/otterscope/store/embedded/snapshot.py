@@ -45,14 +45,18 @@ class Snapshot:
         self.pin = pin
         self.deletes = deletes
 
-    def within(self, start_ns: int | None = None, end_ns: int | None = None) -> str:
-        """SQL for the rows, reading only files whose hour overlaps the window."""
-        files = [
-            str(f.path)
+    def files_within(self, start_ns: int | None, end_ns: int | None) -> list[SealedFile]:
+        """The files whose hour overlaps the window."""
+        return [
+            f
             for f in self.files
             if (start_ns is None or f.hour_start_ns + HOUR_NS > start_ns)
             and (end_ns is None or f.hour_start_ns <= end_ns)
         ]
+
+    def within(self, start_ns: int | None = None, end_ns: int | None = None) -> str:
+        """SQL for the rows, reading only files whose hour overlaps the window."""
+        files = [str(f.path) for f in self.files_within(start_ns, end_ns)]
         return sql.source(self.signal, True, files, self.deletes)
 
     @property

@@ -76,12 +76,32 @@ def source(signal: str, hot: bool, files: Sequence[str], deletes: bool = False) 
     union = "(" + " UNION ALL ".join(parts) + ")"
     if not deletes or signal != "traces":
         return union
+    return _without_deleted(union)
+
+
+def _without_deleted(union: str) -> str:
     return (
         f"(SELECT * FROM {union} AS x WHERE NOT EXISTS (SELECT 1 FROM {DELETED_TRACES} d "
         "WHERE d.tenant = x.tenant AND d.trace_id = x.trace_id AND x.ingest_seq <= d.seq) "
         f"AND NOT EXISTS (SELECT 1 FROM {DELETED_SPANS} d WHERE d.tenant = x.tenant "
         "AND d.trace_id = x.trace_id AND d.span_id = x.span_id AND x.ingest_seq <= d.seq))"
     )
+
+
+# The Arrow table of attribute index hits a search registers: (c: condition number,
+# f: file, r: file row).
+ATTR_HITS = "attr_hits"
+
+
+def indexed_spans(files: Sequence[str], deletes: bool) -> str:
+    """Sealed span files read with each row's file and row number, which the attribute
+    index names (``file_name``, ``file_row``)."""
+    listed = ", ".join(quote_literal(f) for f in files)
+    union = (
+        f"(SELECT {column_list('traces')}, filename AS file_name, file_row_number AS file_row "
+        f"FROM read_parquet([{listed}], filename = true, file_row_number = true))"
+    )
+    return _without_deleted(union) if deletes else union
 
 
 def max_seq(signal: str, src: str) -> str:
@@ -116,6 +136,7 @@ class _Where:
         self,
         attrs: Sequence[tuple[str, str]],
         resources: Sequence[Sequence[str]] | None = None,
+        indexed: bool = False,
     ) -> None:
         """Span (or record) or resource attribute ``key`` whose value's text is ``value``
         (typed values compare by their text: 500 = "500").
@@ -123,13 +144,21 @@ class _Where:
         ``resources``, when given, holds per condition the stored resource attribute sets
         that satisfy it: resources repeat, so they are tested once each beforehand and the
         rows are matched by plain string equality instead of parsing every row's JSON.
+        ``indexed``: the rows come from ``indexed_spans`` and the span side of condition
+        ``i`` is the rows the attribute index named for it (``ATTR_HITS``), so no row's
+        attribute JSON is read.
         """
         for i, (key, value) in enumerate(attrs):
             path = json_path(key)
             needles = attribute_needles(key, value)
+            if indexed:
+                either = [
+                    f"EXISTS (SELECT 1 FROM {ATTR_HITS} h WHERE h.c = {int(i)} "
+                    "AND h.f = file_name AND h.r = file_row)"
+                ]
             # A plain substring test first: far cheaper than parsing the JSON of every
             # row, and it only ever lets through rows the exact test then decides.
-            if needles:
+            elif needles:
                 found = " OR ".join("contains(attributes, ?)" for _ in needles)
                 either = [f"(({found}) AND json_extract_string(attributes, ?) = ?)"]
                 self.params.extend([*needles, path, value])
@@ -154,7 +183,11 @@ def _pinned(src: str, tenant: str, pin: int) -> tuple[str, list[object]]:
 
 
 def _span_conditions(
-    tenant: str, q: TraceQuery, pin: int, resources: Sequence[Sequence[str]] | None
+    tenant: str,
+    q: TraceQuery,
+    pin: int,
+    resources: Sequence[Sequence[str]] | None,
+    indexed: bool = False,
 ) -> _Where:
     """Conditions on one and the same span (Jaeger's semantics), in the window."""
     where = _Where(
@@ -168,7 +201,7 @@ def _span_conditions(
     where.add("status_code = ?", q.status)
     where.add("duration_nano >= ?", q.min_duration_ns)
     where.add("duration_nano <= ?", q.max_duration_ns)
-    where.attributes(q.attributes, resources)
+    where.attributes(q.attributes, resources, indexed)
     return where
 
 
@@ -180,16 +213,25 @@ def trace_candidates(
     count: int,
     resources: Sequence[Sequence[str]] | None = None,
     before_ns: int | None = None,
+    indexed_src: str | None = None,
 ) -> tuple[str, list[object]]:
     """The newest ``count`` spans matching the span conditions (starting no later than
-    ``before_ns``): (trace id, start)."""
+    ``before_ns``): (trace id, start). ``indexed_src`` (``indexed_spans``): files whose
+    attribute conditions the attribute index answers, read beside ``src``."""
     where = _span_conditions(tenant, q, pin, resources)
     where.add("start_time_unix_nano <= ?", before_ns)
+    top = f"ORDER BY start_time_unix_nano DESC LIMIT {int(count)}"
+    sql = f"SELECT trace_id, start_time_unix_nano FROM {src} WHERE {where.sql()} {top}"
+    if indexed_src is None:
+        return sql, where.params
+    other = _span_conditions(tenant, q, pin, resources, indexed=True)
+    other.add("start_time_unix_nano <= ?", before_ns)
+    # Each side keeps its own top-N, so each still skips row groups older than its cut.
     sql = (
-        f"SELECT trace_id, start_time_unix_nano FROM {src} WHERE {where.sql()} "
-        f"ORDER BY start_time_unix_nano DESC LIMIT {int(count)}"
+        f"SELECT * FROM (({sql}) UNION ALL (SELECT trace_id, start_time_unix_nano FROM "
+        f"{indexed_src} WHERE {other.sql()} {top})) {top}"
     )
-    return sql, where.params
+    return sql, [*where.params, *other.params]
 
 
 def trace_summaries(src: str, count: int) -> str:
@@ -464,4 +506,25 @@ def matching_resources(count: int) -> str:
     return (
         f"SELECT r FROM (SELECT unnest([{marks}]::VARCHAR[]) AS r) "
         "WHERE json_extract_string(r, ?) = ?"
+    )
+
+
+# -- the attribute index of sealed span files (attrindex.py) ---------------------------------
+
+
+def attribute_index_keys() -> str:
+    """The top-level attribute keys of the rows being sealed (table ``attrs``: a, r)."""
+    return "SELECT DISTINCT unnest(json_keys(a)) AS k FROM attrs ORDER BY k"
+
+
+def attribute_index() -> str:
+    """Per (key number, value text): the file rows carrying it, or NULL when more than the
+    rare limit do (parameters: the keys' JSON paths, the limit). The text is the one
+    ``json_extract_string`` gives, which is what a search compares."""
+    return (
+        "WITH x AS (SELECT r, json_extract_string(a, ?::VARCHAR[]) AS vs FROM attrs), "
+        "y AS (SELECT r, unnest(vs) AS v, generate_subscripts(vs, 1) - 1 AS k FROM x) "
+        "SELECT k::USMALLINT AS k, v, "
+        "CASE WHEN count(*) <= ? THEN list(r ORDER BY r) END AS rows "
+        "FROM y WHERE v IS NOT NULL GROUP BY k, v ORDER BY k, v"
     )

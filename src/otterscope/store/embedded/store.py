@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from otterscope.otlp.rows import Batch
 from otterscope.otlp.schema import SCHEMAS
 from otterscope.quarantine import Quarantine
 from otterscope.store.base import KeyIdent, StoreStats
-from otterscope.store.embedded import damage, hour_files, hourly, seal, sql
+from otterscope.store.embedded import attrindex, damage, hour_files, hourly, seal, sql
 from otterscope.store.embedded.deletes import Tombstone, Tombstones, keep_mask
 from otterscope.store.embedded.idempotency import CommittedKey, KeyIndex
 from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, hour_key
@@ -105,6 +105,7 @@ class EmbeddedStore(Reader):
         )
         self._resource_sets = {}
         self._resource_lock = threading.Lock()
+        self._attr_indexes = attrindex.IndexCache(data_dir)
         self._hour_cache = hourly.HourCache(hour_files.HourFiles(data_dir, self.quarantine))
         self._con = duckdb.connect(
             ":memory:",
@@ -397,8 +398,9 @@ class EmbeddedStore(Reader):
             path = self.layout.parquet_path(signal, tenant, hour_key(hour * HOUR_NS), number)
             self.layout.make_dirs(path.parent)
             tmp = path.with_name(path.name + ".tmp")
-            seal.write_sorted(signal, rows, tmp)
+            ident = seal.write_sorted(signal, rows, tmp, self._index_at(path))
             tmp.replace(path)
+            self._attr_indexes.forget(path, keep=ident)  # and any a crashed seal left behind
             fsync_path(path.parent)
             resources = pc.unique(rows.column("resource_attributes").cast(pa.string()))
             with self._resource_lock:
@@ -464,19 +466,23 @@ class EmbeddedStore(Reader):
             return
         rows = table.filter(keep)
         tmp = path.with_name(path.name + ".tmp")
-        seal.write_sorted("traces", rows, tmp)
+        ident = seal.write_sorted("traces", rows, tmp, self._index_at(path))
         with self._sources_lock.write():
             if rows.num_rows:
                 tmp.replace(path)
             else:
                 tmp.unlink()
                 path.unlink()
+            self._attr_indexes.forget(path, keep=ident if rows.num_rows else None)
             fsync_path(path.parent)
             self._files = [
                 f if f.path != path else replace(f, size=path.stat().st_size)
                 for f in self._files
                 if f.path != path or rows.num_rows
             ]
+
+    def _index_at(self, data_file: Path) -> Callable[[str], Path]:
+        return lambda ident: attrindex.index_path(self.layout.root, data_file, ident)
 
     def _enforce_retention(self, now_ns: int) -> None:
         limits = dict(self.options.retention_s)
@@ -504,6 +510,7 @@ class EmbeddedStore(Reader):
                 self._resource_sets.pop(str(path), None)
         for f in doomed:
             f.path.unlink(missing_ok=True)
+            self._attr_indexes.forget(f.path)
             for parent in (f.path.parent, f.path.parent.parent):
                 try:
                     parent.rmdir()

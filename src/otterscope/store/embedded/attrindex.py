@@ -1,0 +1,184 @@
+"""The attribute index of a sealed span file: which rows carry a rare attribute value.
+
+Per file, for every top-level span attribute key and every text a value of it has (the
+text ``json_extract_string`` gives, the very test a search applies), either the file rows
+that carry it (at most ``max(MIN_RARE, rows // RARE_DIVISOR)`` of them) or a mark that it
+is frequent there. A key that is not listed is carried by no span of the file. So for a
+condition ``key = value`` a file is answered exactly: rows listed, nothing (not there), or
+"scan this file" (frequent). Rows are file row numbers (DuckDB's ``file_row_number``), in
+the order sealing wrote them.
+
+The index is a small Parquet file of its own, ``<data-dir>/attr-index/<the data file's
+path under parquet/>.idx``, written (and fsync'ed) by sealing before its data file is put
+in place. The data file's footer carries a random id that the index repeats: an index is
+used only when the ids agree, so one left over from a crash, a rewrite or a deleted file is
+never applied to other rows, and a file without one (sealed before the index existed, or
+whose index is missing or unreadable) is scanned as before. Kept out of the data file's
+footer on purpose: DuckDB reads every footer of a query's files.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from otterscope.durable import fsync_path
+from otterscope.store.embedded import sql
+
+ID_META = b"otterscope.attr_index_id"
+_KEYS_META = b"otterscope.keys"
+_FIRST_META = b"otterscope.row_group_first"
+RARE_DIVISOR = 1000
+MIN_RARE = 64
+# Files whose spans use more keys than this get no index: the extraction reads every key of
+# every row, so its cost grows with the number of keys.
+MAX_KEYS = 256
+_INDEX_ROW_GROUP = 4096
+# Files whose index is remembered (keys, row group bounds: a few KiB each).
+CACHE_FILES = 4096
+
+
+def build(attributes: pa.ChunkedArray | pa.Array, order: pa.Array) -> pa.Table | None:
+    """The index of span attributes written in ``order`` (sort indices), sorted by
+    (key number, value text); None when the file should have none."""
+    n = len(attributes)
+    if n == 0:
+        return None
+    rows = pc.cast(pc.sort_indices(order), pa.uint32())  # original row -> file row
+    text = pc.cast(attributes, pa.string())
+    con = duckdb.connect(config={"threads": 1})
+    try:
+        con.register("attrs", pa.table({"a": text, "r": rows}))
+        keys = [str(k) for (k,) in con.execute(sql.attribute_index_keys()).fetchall()]
+        if len(keys) > MAX_KEYS:
+            return None
+        paths = [sql.json_path(k) for k in keys]
+        limit = max(MIN_RARE, n // RARE_DIVISOR)
+        index = con.sql(sql.attribute_index(), params=[paths, limit]).to_arrow_table()
+    finally:
+        con.close()
+    return index.replace_schema_metadata({_KEYS_META: orjson.dumps(keys)})
+
+
+def index_path(root: Path, data_file: Path, ident: str) -> Path:
+    """Where the index ``ident`` of ``data_file`` (under ``root``/parquet) lives. The id is
+    in the name, so a rewrite's new index never replaces one a query may still read."""
+    rel = data_file.relative_to(root / "parquet")
+    return root / "attr-index" / rel.parent / f"{rel.stem}.{ident}.idx"
+
+
+def new_id() -> str:
+    return os.urandom(12).hex()
+
+
+def write(index: pa.Table, path: Path, ident: str) -> None:
+    """Write ``index`` durably to ``path``."""
+    starts = list(range(0, index.num_rows, _INDEX_ROW_GROUP))
+    first = [[index.column("k")[i].as_py(), index.column("v")[i].as_py()] for i in starts]
+    meta = {
+        **(index.schema.metadata or {}),
+        ID_META: ident.encode(),
+        _FIRST_META: orjson.dumps(first),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with pq.ParquetWriter(
+        tmp,
+        index.schema,
+        compression="zstd",
+        compression_level=3,
+        use_dictionary=False,
+        store_schema=False,
+    ) as writer:
+        writer.write_table(index, row_group_size=_INDEX_ROW_GROUP)
+        writer.add_key_value_metadata(meta)
+    fsync_path(tmp)
+    tmp.replace(path)
+    fsync_path(path.parent)
+
+
+@dataclass(frozen=True, slots=True)
+class FileIndex:
+    path: Path
+    keys: dict[str, int]
+    first: list[tuple[int, str]]  # (key number, value) of each row group's first entry
+    meta: pq.FileMetaData
+
+    def rows(self, key: str, value: str) -> pa.Array | None:
+        """File rows whose span attribute ``key`` has the text ``value``; None when the
+        value is frequent in the file (scan it)."""
+        none = pa.array([], pa.uint32())
+        k = self.keys.get(key)
+        if k is None:
+            return none
+        group = bisect.bisect_right(self.first, (k, value)) - 1
+        if group < 0:
+            return none
+        found = pq.ParquetFile(self.path, metadata=self.meta).read_row_group(group)
+        at = pc.and_(pc.equal(found.column("k"), k), pc.equal(found.column("v"), value))
+        hit = found.column("rows").filter(at)
+        if len(hit) == 0:
+            return none
+        if hit.null_count:
+            return None
+        return pc.list_flatten(hit).combine_chunks()
+
+
+class IndexCache:
+    """The indexes of sealed span files: their keys and row group bounds, read once."""
+
+    def __init__(self, root: Path, limit: int = CACHE_FILES) -> None:
+        self._root = root
+        self._lock = threading.Lock()
+        self._limit = limit
+        self._items: OrderedDict[str, FileIndex | None] = OrderedDict()
+
+    def get(self, data_file: Path) -> FileIndex | None:
+        """The index of ``data_file``, or None when it has no usable one."""
+        # A rewrite (deletes) replaces a file under the same name with other row numbers.
+        st = data_file.stat()
+        name = f"{data_file}\0{st.st_mtime_ns}\0{st.st_size}"
+        with self._lock:
+            if name in self._items:
+                self._items.move_to_end(name)
+                return self._items[name]
+        found = self._read(data_file)
+        with self._lock:
+            self._items[name] = found
+            while len(self._items) > self._limit:
+                self._items.popitem(last=False)
+        return found
+
+    def _read(self, data_file: Path) -> FileIndex | None:
+        ident = (pq.read_metadata(data_file).metadata or {}).get(ID_META)
+        if ident is None:
+            return None
+        path = index_path(self._root, data_file, ident.decode())
+        try:
+            meta = pq.read_metadata(path)
+            kv = meta.metadata or {}
+            if kv.get(ID_META) != ident:
+                return None
+            keys = orjson.loads(kv[_KEYS_META])
+            first = [(int(k), str(v)) for k, v in orjson.loads(kv[_FIRST_META])]
+        except (OSError, ValueError, KeyError, pa.ArrowException):
+            return None  # no index, or not a whole one: the file is scanned
+        return FileIndex(path, {str(k): i for i, k in enumerate(keys)}, first, meta)
+
+    def forget(self, data_file: Path, keep: str | None = None) -> None:
+        """Remove the indexes of ``data_file`` but ``keep`` (every one when the file is
+        gone; older ones once a rewrite or a repeated seal has put the file in place)."""
+        mine = index_path(self._root, data_file, "*")
+        for path in mine.parent.glob(mine.name + "*"):
+            if keep is None or path.name != index_path(self._root, data_file, keep).name:
+                path.unlink(missing_ok=True)
