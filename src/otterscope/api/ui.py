@@ -1,14 +1,16 @@
 """The web UI at ``/ui/``, the browser's ``GET /`` redirect, and ``GET /api/session``.
 
-The bundle is read from the package once, at start-up, into memory (it is small), each
-file with a gzip copy. Files under ``assets/`` carry content hashes in their names and are
-cached for a year; every other ``/ui/*`` path is the single-page app's ``index.html``, never
-cached, so a new release is picked up on the next navigation. Every UI answer carries a
+The bundle is read from the package into memory (it is small) by the first request for
+it, each file with a gzip copy, and served from there. Files under ``assets/`` carry
+content hashes in their names and are cached for a year; every other ``/ui/*`` path is the
+single-page app's ``index.html``, never cached, so a new release is picked up on the next
+navigation. Every UI answer carries a
 strict Content-Security-Policy: scripts, styles and connections from this origin only.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import mimetypes
@@ -141,14 +143,9 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-_bundle: Bundle | None = None
-
-
+@functools.cache
 def bundle() -> Bundle:
-    global _bundle
-    if _bundle is None:
-        _bundle = Bundle.from_package()
-    return _bundle
+    return Bundle.from_package()
 
 
 async def serve(request: Request) -> Response:

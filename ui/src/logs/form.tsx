@@ -5,12 +5,13 @@ import { apiGet } from "../api";
 import { fromInputValue, toInputValue } from "../format";
 import { useApi } from "../hooks";
 import { usePrefs } from "../prefs";
+import { PICKER_WINDOW_MS, serviceNames } from "../services";
 import { attributeFilters, DEFAULT_LOOKBACK, LOOKBACKS, parseTimeParam } from "../search/params";
 import type { AttributeValue } from "../types";
 import { formToQuery, type LogForm } from "./params";
 import { SEVERITIES } from "./severity";
 
-const WEEK_MS = 7 * 86_400_000;
+const WEEK_MS = PICKER_WINDOW_MS;
 
 function fromQuery(query: URLSearchParams): LogForm {
   const absolute = query.has("start") || query.has("end");
@@ -34,7 +35,7 @@ export function LogSearchForm({ query, onSearch }: { query: URLSearchParams; onS
   const [form, setForm] = useState<LogForm>(() => fromQuery(query));
   // Back/forward and histogram drags change the URL: the form follows it.
   useEffect(() => setForm(fromQuery(query)), [key]);
-  const services = useApi((signal) => apiGet<{ services: { name: string }[] }>("/api/services", { start: Date.now() - WEEK_MS }, signal), []);
+  const services = useApi((signal) => serviceNames(signal), []);
   const keys = useApi((signal) => apiGet<{ keys: string[] }>("/api/attributes", { signal: "logs", start: Date.now() - WEEK_MS }, signal), []);
 
   const patch = (p: Partial<LogForm>) => setForm({ ...form, ...p });
@@ -46,8 +47,8 @@ export function LogSearchForm({ query, onSearch }: { query: URLSearchParams; onS
     onSearch(formToQuery(form));
   }
 
-  const serviceNames = services.state === "ok" ? services.data.services.map((s) => s.name) : [];
-  if (form.service && !serviceNames.includes(form.service)) serviceNames.unshift(form.service);
+  const names = services.state === "ok" ? [...services.data] : [];
+  if (form.service && !names.includes(form.service)) names.unshift(form.service);
 
   return (
     <form class="search-form log-form" onSubmit={submit} aria-label="Log search">
@@ -55,7 +56,7 @@ export function LogSearchForm({ query, onSearch }: { query: URLSearchParams; onS
         Service
         <select name="service" value={form.service} onChange={(e) => patch({ service: e.currentTarget.value })}>
           <option value="">All services</option>
-          {serviceNames.map((name) => (
+          {names.map((name) => (
             <option key={name} value={name}>
               {name}
             </option>

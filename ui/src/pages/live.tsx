@@ -1,6 +1,5 @@
 // Live tail (/ui/live?signal=traces,logs&service=): spans and logs as they are committed,
 // over /api/ws, with the traces they belong to one click away.
-import { apiGet } from "../api";
 import { SendDataHint } from "../components/status";
 import { useApi } from "../hooks";
 import { formatDuration, formatTime } from "../format";
@@ -11,6 +10,7 @@ import "../logs/logs.css";
 import { MAX_PAUSED, MAX_ROWS, useLive, type LiveView } from "../live/use-live";
 import { SEVERITY_COLORS, severityClass, severityLabel } from "../logs/severity";
 import { usePrefs } from "../prefs";
+import { serviceNames } from "../services";
 import { href, navigate, withQuery } from "../router";
 import type { PageProps } from "./index";
 
@@ -19,8 +19,8 @@ const SIGNAL_LABELS: Record<LiveSignal, string> = { traces: "Spans", logs: "Logs
 export function LivePage({ route, session }: PageProps) {
   const filters = liveFilters(route.query);
   const live = useLive(subscribeMessage(filters));
-  const services = useApi((signal) => apiGet<{ services: { name: string }[] }>("/api/services", { start: Date.now() - 7 * 86_400_000 }, signal), []);
-  const names = services.state === "ok" ? services.data.services.map((s) => s.name) : [];
+  const services = useApi((signal) => serviceNames(signal), []);
+  const names = services.state === "ok" ? [...services.data] : [];
   if (filters.service && !names.includes(filters.service)) names.unshift(filters.service);
   // Services that started sending after the list was loaded are offered too.
   for (const row of live.rows) if (row.service && !names.includes(row.service)) names.push(row.service);

@@ -6,7 +6,8 @@ import { usePrefs } from "../prefs";
 import { Combobox } from "./combobox";
 import type { AttrRow, SearchForm } from "./params";
 import { CUSTOM_RANGE, formFromQuery, formWindow, LOOKBACKS, lookbackMs, searchKey } from "./params";
-import { attributeKeys, attributeValues, operationNames, serviceNames, useLatest, useSuggestions } from "./suggest";
+import { serviceNames } from "../services";
+import { attributeKeys, attributeValues, operationNames, useLatest, useSuggestions } from "./suggest";
 import type { Window } from "./suggest";
 
 export interface SearchFormProps {
@@ -21,7 +22,7 @@ export function SearchFormView({ query, invalid, onSearch }: SearchFormProps) {
   const [draft, setDraft] = useState<SearchForm>(() => formFromQuery(query));
   useEffect(() => setDraft(formFromQuery(query)), [key]);
   const { timeZone } = usePrefs();
-  const services = useLatest(() => serviceNames(), true, []);
+  const services = useLatest(() => serviceNames(undefined, "spanCount"), true, []);
   const operations = useLatest(() => operationNames(draft.service), draft.service !== "", [draft.service]);
 
   const set = (patch: Partial<SearchForm>) => setDraft((d) => ({ ...d, ...patch }));

@@ -2,11 +2,12 @@
 // typed is one request, not one per key), a superseded answer ignored.
 import { useEffect, useState } from "preact/hooks";
 import { apiGet, isAbort } from "../api";
+import { PICKER_WINDOW_MS } from "../services";
 import type { AttributeValue } from "../types";
 
 export const DEBOUNCE_MS = 200;
 // Service and operation names: a week, so a service quiet for a day can still be picked.
-const WINDOW_MS = 7 * 86_400_000;
+const WINDOW_MS = PICKER_WINDOW_MS;
 
 export interface Suggestions {
   readonly items: readonly string[];
@@ -94,15 +95,6 @@ export async function attributeValues(key: string, prefix: string, window: Windo
     limit: 50,
   });
   return [...new Set(found.values.map(valueText))];
-}
-
-export async function serviceNames(signal?: AbortSignal): Promise<readonly string[]> {
-  const found = await apiGet<{ services: { name: string; spanCount: number }[] }>(
-    "/api/services",
-    { start: since() },
-    signal,
-  );
-  return found.services.filter((s) => s.spanCount > 0).map((s) => s.name);
 }
 
 export async function operationNames(service: string, signal?: AbortSignal): Promise<readonly string[]> {

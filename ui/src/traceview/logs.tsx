@@ -32,9 +32,7 @@ export function LogList({ scope, empty, settleMs = 0 }: { scope: LogScope; empty
   const key = `${scope.traceId}/${scope.spanId ?? ""}/${scope.startMs}/${scope.endMs}`;
   const first = useApi(async (signal) => {
     if (settleMs > 0) await pause(settleMs, signal);
-    // Not aborted once sent: the answer is small, and a cancelled request shows in the
-    // browser as a failed one; useApi drops a stale answer anyway.
-    return apiGet<LogPage>("/api/logs", logQuery(scope));
+    return apiGet<LogPage>("/api/logs", logQuery(scope), signal);
   }, [key]);
   const [more, setMore] = useState<{ key: string; logs: LogRecord[]; cursor: string | null; error: unknown }>({
     key: "",

@@ -8,7 +8,7 @@ import { formatDuration } from "../format";
 import { flameLayout } from "../trace/flame";
 import type { FlameRect } from "../trace/flame";
 import type { FlameWindow } from "./flameview";
-import { WHOLE, breadcrumb, fitLabel, neighbour, placeRows, spanAt, zoomTo } from "./flameview";
+import { breadcrumb, fitLabel, neighbour, placeRows, spanAt, zoomTo } from "./flameview";
 import type { TraceViewProps } from "./props";
 import "./flame.css";
 
