@@ -108,8 +108,10 @@ def micros(name: str, value: str | None, default_ns: int) -> int:
     """A unix time in microseconds (Jaeger's v1 unit) -> nanoseconds."""
     if not value:
         return default_ns
-    if not re.fullmatch(r"\d{1,16}", value.strip()):
-        raise BadRequest(f"unable to parse param '{name}': {value[:40]!r} is not unix microseconds")
+    if not re.fullmatch(r"\d{1,16}", value.strip()) or int(value) * 1000 >= 2**63:
+        raise BadRequest(
+            f"unable to parse param '{name}': {value[:40]!r} is not unix microseconds before 2262"
+        )
     return int(value) * 1000
 
 
@@ -117,8 +119,10 @@ def millis(name: str, value: str | None, default_ms: int) -> int:
     """A count of milliseconds (Jaeger's dependencies ``endTs`` and ``lookback``)."""
     if not value:
         return default_ms
-    if not re.fullmatch(r"\d{1,15}", value.strip()):
-        raise BadRequest(f"unable to parse param '{name}': {value[:40]!r} is not milliseconds")
+    if not re.fullmatch(r"\d{1,15}", value.strip()) or int(value) * 10**6 >= 2**63:
+        raise BadRequest(
+            f"unable to parse param '{name}': {value[:40]!r} is not milliseconds (up to 2262)"
+        )
     return int(value)
 
 
