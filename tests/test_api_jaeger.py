@@ -470,6 +470,10 @@ def test_v3_find_traces(live: RunningServer, data: dict[str, Any], camel: bool) 
         data["a"]
     }
     assert found(**{"query.serviceName": "backend", "query.searchDepth": "1"}) == {data["b"]}
+    # the Jaeger UI's api_v3 client sends the operation as query.span_name
+    span_name = {"query.service_name": "backend", "query.span_name": "cron tick"}
+    r = get(live, "/api/v3/traces", **window(data, camel), **span_name)
+    assert {s["traceId"] for s in otlp_span_keys(ok(r)["result"])} == {data["b"]}
     assert found(**{"query.serviceName": "backend", "query.durationMin": "100ms"}) == {data["b"]}
     assert found(**{"query.serviceName": "backend", "query.durationMax": "100ms"}) == {data["a"]}
     attrs = {"query.serviceName": "frontend", "query.attributes": '{"http.status_code":"500"}'}
@@ -539,3 +543,79 @@ def test_v3_trace_summaries(live: RunningServer, data: dict[str, Any]) -> None:
         live, "/api/v3/trace-summaries", **window(data, False), **{"query.service_name": "x"}
     )
     assert ok(none) == {}
+
+
+# -- spans from the OpenTelemetry SDK ----------------------------------------------------------
+
+
+def test_sdk_spans_read_the_same_through_api_and_jaeger(live: RunningServer) -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+    exporter = OTLPSpanExporter(
+        endpoint=f"{live.url}/v1/traces", headers={"Authorization": f"Bearer {T1}"}
+    )
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "sdk-shop", "deployment.environment": "test"})
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("sdk-scope", "1.2.3")
+    try:
+        with tracer.start_as_current_span("enqueue", kind=SpanKind.PRODUCER) as producer:
+            pass
+        link = Link(producer.get_span_context(), {"link.kind": "batch"})
+        with tracer.start_as_current_span(
+            "GET /orders", kind=SpanKind.SERVER, attributes={"http.route": "/orders"}, links=[link]
+        ) as root:
+            root.add_event("order.loaded", {"order.id": 42})
+            with tracer.start_as_current_span("SELECT orders", kind=SpanKind.CLIENT):
+                pass
+            root.set_status(Status(StatusCode.ERROR, "boom"))
+        assert provider.force_flush(10_000)
+    finally:
+        provider.shutdown()
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    native = httpx.get(f"{live.url}/api/traces/{trace_id}", headers=live.headers()).json()
+    jaeger = ok(get(live, f"/api/traces/{trace_id}"))["data"][0]
+    by_id = {s["spanID"]: s for s in jaeger["spans"]}
+    assert set(by_id) == {s["spanId"] for s in native["spans"]}
+    # one resource, one process: the service name, and the other resource attributes as tags
+    assert list(jaeger["processes"]) == ["p1"]
+    process = jaeger["processes"]["p1"]
+    assert process["serviceName"] == "sdk-shop"
+    resource = {t["key"]: (t["type"], t["value"]) for t in process["tags"]}
+    assert "service.name" not in resource
+    assert resource["deployment.environment"] == ("string", "test")
+    assert resource["telemetry.sdk.language"] == ("string", "python")
+    for n in native["spans"]:
+        j = by_id[n["spanId"]]
+        assert j["operationName"] == n["name"]
+        assert (j["startTime"], j["duration"]) == (
+            int(n["startTimeUnixNano"]) // 1000,
+            (int(n["endTimeUnixNano"]) - int(n["startTimeUnixNano"])) // 1000,
+        )
+        tags = {t["key"]: t["value"] for t in j["tags"]}
+        assert tags["span.kind"] == n["kind"].removeprefix("SPAN_KIND_").lower()
+        assert tags["otel.scope.name"] == "sdk-scope" and tags["otel.scope.version"] == "1.2.3"
+        assert {k: tags[k] for k in n["attributes"]} == n["attributes"]
+        refs = [r for r in j["references"] if r["refType"] == "CHILD_OF"]
+        assert [r["spanID"] for r in refs] == ([n["parentSpanId"]] if n["parentSpanId"] else [])
+    root_j = by_id[format(root.get_span_context().span_id, "016x")]
+    assert root_j["logs"] == [
+        {
+            "timestamp": root_j["logs"][0]["timestamp"],
+            "fields": [kv("event", "string", "order.loaded"), kv("order.id", "int64", 42)],
+        }
+    ]
+    assert {"key": "error", "type": "bool", "value": True} in root_j["tags"]
+    producer_id = format(producer.get_span_context().span_id, "016x")
+    producer_trace = format(producer.get_span_context().trace_id, "032x")
+    assert {"refType": "FOLLOWS_FROM", "traceID": producer_trace, "spanID": producer_id} in root_j[
+        "references"
+    ]
+    # api_v3 holds the very spans of /api/traces/{id}?format=otlp
+    v3 = ok(get(live, f"/api/v3/traces/{trace_id}"))["result"]
+    assert {s["spanId"] for s in otlp_span_keys(v3)} == set(by_id)

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -37,6 +38,7 @@ from otterscope.store.base import Store
 
 _BOOLS = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}
 NO_TRACES = "No traces found"
+_OPERATION = ("query.operationName", "query.operation_name", "query.spanName", "query.span_name")
 
 
 def _error(exc: OtterscopeError) -> dict[str, Any]:
@@ -59,7 +61,7 @@ def _otlp(rows: list[Row]) -> bytes | None:
     return orjson.dumps({"result": spans_to_otlp_json(rows)}) if rows else None
 
 
-def _search_query(q: Mapping[str, str]) -> TraceQuery | None:
+def _search_query(q: QueryParams) -> TraceQuery | None:
     if q.get("query.filter"):
         raise BadRequest("malformed parameter query.filter: filter expressions are not supported")
     low_text, low_name = jp.first(q, "query.startTimeMin", "query.start_time_min")
@@ -76,21 +78,14 @@ def _search_query(q: Mapping[str, str]) -> TraceQuery | None:
         q, ("query.durationMin", "query.duration_min"), ("query.durationMax", "query.duration_max")
     )
     _check_bool(q, "query.rawTraces", "query.raw_traces")
-    tags: dict[str, str] = {}
-    if q.get("query.attributes"):
-        try:
-            found = orjson.loads(q["query.attributes"])
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"malformed parameter query.attributes: {exc}") from None
-        if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
-            raise BadRequest("malformed parameter query.attributes: a JSON object of strings")
-        tags = found
+    tags = jp.parse_tags(q.getlist("query.attributes"), [], "query.attributes", False)
     query = TraceQuery(
         start_ns=start,
         end_ns=end,
         limit=jp.limit(depth or None),
         service=jp.first(q, "query.serviceName", "query.service_name")[0] or None,
-        operation=jp.first(q, "query.operationName", "query.operation_name")[0] or None,
+        # The Jaeger UI's api_v3 client names the operation query.span_name.
+        operation=jp.first(q, *_OPERATION)[0] or None,
         operation_exact=True,
         min_duration_ns=low,
         max_duration_ns=high,

@@ -38,7 +38,7 @@ class NoMatch(Exception):
     span can match, and the answer is empty."""
 
 
-def parse_logfmt(text: str) -> dict[str, str]:
+def parse_logfmt(text: str, name: str = "tags") -> dict[str, str]:
     """``key=value key2="quoted value" flag`` -> a dict (a bare key has the value "")."""
     out: dict[str, str] = {}
     pos = 0
@@ -48,7 +48,7 @@ def parse_logfmt(text: str) -> dict[str, str]:
         m = _LOGFMT.match(text, pos)
         if m is None or m.end() == pos:
             raise BadRequest(
-                f"malformed 'tags' parameter: cannot read logfmt at {text[pos:][:40]!r}"
+                f"malformed '{name}' parameter: cannot read logfmt at {text[pos:][:40]!r}"
             )
         key, value = m.group(1), m.group(2) or ""
         if value.startswith('"'):
@@ -58,8 +58,11 @@ def parse_logfmt(text: str) -> dict[str, str]:
     return out
 
 
-def parse_tags(tags: list[str], tag: list[str]) -> dict[str, str]:
-    """Jaeger's ``tag=key:value`` (repeatable) and ``tags`` (JSON, or logfmt)."""
+def parse_tags(
+    tags: list[str], tag: list[str], name: str = "tags", logfmt: bool = True
+) -> dict[str, str]:
+    """Jaeger's ``tag=key:value`` (repeatable) and ``tags`` (JSON, or logfmt when
+    ``logfmt``; the parameter is ``name``)."""
     out: dict[str, str] = {}
     for item in tag:
         key, sep, value = item.partition(":")
@@ -69,15 +72,17 @@ def parse_tags(tags: list[str], tag: list[str]) -> dict[str, str]:
             )
         out[key] = value
     for text in tags:
-        if not text.lstrip().startswith("{"):
-            out.update(parse_logfmt(text))
+        if logfmt and not text.lstrip().startswith("{"):
+            out.update(parse_logfmt(text, name))
             continue
         try:
             found = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"malformed 'tags' parameter, cannot unmarshal JSON: {exc}") from None
+            raise BadRequest(
+                f"malformed '{name}' parameter, cannot unmarshal JSON: {exc}"
+            ) from None
         if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
-            raise BadRequest("malformed 'tags' parameter: a JSON object of strings is needed")
+            raise BadRequest(f"malformed '{name}' parameter: a JSON object of strings is needed")
         out.update(found)
     return out
 
