@@ -11,9 +11,10 @@ status codes). Tokens and tenants are those of ``/api``. The shapes are built in
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -37,21 +38,39 @@ from otterscope.query.model import TraceQuery, TraceSummary
 from otterscope.store.base import Store
 
 ErrorBody = Callable[[OtterscopeError], dict[str, Any]]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """The store, for the caller's tenant: each read runs off the event loop (a large trace
+    takes a while to read and shape, and the loop must keep answering everyone else)."""
+
+    store: Store
+    tenant: str
+
+    async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
+        return await run_in_threadpool(fn, self.store, self.tenant, *args)
+
+
+JaegerRoute = Callable[[Request, Reader], Awaitable[Response]]
 
 
 def _v1_error(exc: OtterscopeError) -> dict[str, Any]:
     return envelope(None, errors=[{"code": exc.status, "msg": exc.message}])
 
 
-def jaeger_endpoint(body: ErrorBody) -> Callable[[Endpoint], Endpoint]:
-    """Errors of the wrapped route in a Jaeger error shape (``body``), with their status
-    and headers (``WWW-Authenticate``, ``Retry-After``)."""
+def jaeger_endpoint(body: ErrorBody) -> Callable[[JaegerRoute], Endpoint]:
+    """A route that reads with the ``read`` scope, as on ``/api``; its errors (the token's
+    first) in a Jaeger error shape (``body``), with their status and headers
+    (``WWW-Authenticate``, ``Retry-After``)."""
 
-    def decorate(fn: Endpoint) -> Endpoint:
+    def decorate(fn: JaegerRoute) -> Endpoint:
         @wraps(fn)
         async def wrapped(request: Request) -> Response:
             try:
-                return await fn(request)
+                who = principal(request, "read")
+                return await fn(request, Reader(app_state(request).store, who.tenant))
             except OtterscopeError as exc:
                 return Response(
                     orjson.dumps(body(exc)),
@@ -164,16 +183,12 @@ def _by_ids_body(store: Store, tenant: str, ids: list[bytes]) -> bytes:
 
 
 @jaeger_endpoint(_v1_error)
-async def search(request: Request) -> Response:
-    who = principal(request, "read")
-    store = app_state(request).store
+async def search(request: Request, read: Reader) -> Response:
     ids = request.query_params.getlist("traceID")
     if ids:
-        parsed = [jp.trace_id(i) for i in ids]
-        body = await run_in_threadpool(_by_ids_body, store, who.tenant, parsed)
-        return Response(body, media_type="application/json")
-    query = _search_query(request)
-    body = await run_in_threadpool(_search_body, store, who.tenant, query)
+        body = await read(_by_ids_body, [jp.trace_id(i) for i in ids])
+    else:
+        body = await read(_search_body, _search_query(request))
     return Response(body, media_type="application/json")
 
 
@@ -185,14 +200,12 @@ def _trace_body(
 
 
 @jaeger_endpoint(_v1_error)
-async def trace(request: Request) -> Response:
-    who = principal(request, "read")
+async def trace(request: Request, read: Reader) -> Response:
     q = request.query_params
     trace_id = jp.trace_id(request.path_params["trace_id"])
     start = jp.micros("start", q.get("start"), -1) if q.get("start") else None
     end = jp.micros("end", q.get("end"), -1) if q.get("end") else None
-    store = app_state(request).store
-    body = await run_in_threadpool(_trace_body, store, who.tenant, trace_id, (start, end))
+    body = await read(_trace_body, trace_id, (start, end))
     if body is None:
         raise NotFound("trace not found")
     return Response(body, media_type="application/json")
@@ -202,48 +215,42 @@ async def trace(request: Request) -> Response:
 
 
 @jaeger_endpoint(_v1_error)
-async def services(request: Request) -> Response:
-    who = principal(request, "read")
-    store = app_state(request).store
-    names = await run_in_threadpool(service_names, store, who.tenant, lookback(request))
+async def services(request: Request, read: Reader) -> Response:
+    names = await read(service_names, lookback(request))
     return _json(envelope(names, total=len(names)))
 
 
-async def _operations(request: Request, service: str, kind: str | None) -> list[tuple[str, str]]:
-    who = principal(request, "read")
-    store = app_state(request).store
-    return await run_in_threadpool(operations, store, who.tenant, service, kind, lookback(request))
-
-
 @jaeger_endpoint(_v1_error)
-async def service_operations(request: Request) -> Response:
+async def service_operations(request: Request, read: Reader) -> Response:
     """The legacy list the Jaeger UI and Grafana fill their operation dropdown from: names
     of every kind, once each."""
-    found = await _operations(request, request.path_params["service"], None)
+    found = await read(operations, request.path_params["service"], None, lookback(request))
     names = sorted({name for name, _ in found})
     return _json(envelope(names, total=len(names)))
 
 
 @jaeger_endpoint(_v1_error)
-async def operations_by_kind(request: Request) -> Response:
+async def operations_by_kind(request: Request, read: Reader) -> Response:
     q = request.query_params
     if not q.get("service"):
         raise BadRequest("parameter 'service' is required")
-    found = await _operations(request, q["service"], q.get("spanKind") or None)
-    data = [{"name": name, "spanKind": kind} for name, kind in found]
+    kind = q.get("spanKind") or None
+    found = await read(operations, q["service"], kind, lookback(request))
+    data = [{"name": name, "spanKind": named} for name, named in found]
     return _json(envelope(data, total=len(data)))
 
 
+def _dependencies(store: Store, tenant: str, start: int, end: int) -> Sequence[Row]:
+    return store.dependencies(tenant, start, end)
+
+
 @jaeger_endpoint(_v1_error)
-async def dependencies(request: Request) -> Response:
-    who = principal(request, "read")
+async def dependencies(request: Request, read: Reader) -> Response:
     q = request.query_params
     end_ms = jp.millis("endTs", q.get("endTs"), time.time_ns() // 10**6)
     back_ms = jp.millis("lookback", q.get("lookback"), jp.DEPENDENCY_LOOKBACK_MS)
     end = end_ms * 10**6
-    start = max(0, end - back_ms * 10**6)
-    store = app_state(request).store
-    rows = await run_in_threadpool(store.dependencies, who.tenant, start, end)
+    rows = await read(_dependencies, max(0, end - back_ms * 10**6), end)
     return _json(envelope(dependency_links(rows, q.get("service") or None)))
 
 

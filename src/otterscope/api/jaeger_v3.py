@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from otterscope.api.jaeger import (
+    Reader,
     in_window,
     jaeger_endpoint,
     lookback,
@@ -28,7 +28,6 @@ from otterscope.api.jaeger import (
     search_traces,
     service_names,
 )
-from otterscope.api.state import app_state, principal
 from otterscope.errors import BadRequest, NotFound, OtterscopeError
 from otterscope.query import jaeger_params as jp
 from otterscope.query.jaeger_shapes import Row, trace_summary
@@ -105,22 +104,16 @@ def _summaries_body(store: Store, tenant: str, query: TraceQuery | None) -> byte
 
 
 @jaeger_endpoint(_error)
-async def find_traces(request: Request) -> Response:
-    who = principal(request, "read")
-    query = _search_query(request.query_params)
-    store = app_state(request).store
-    body = await run_in_threadpool(_traces_body, store, who.tenant, query)
+async def find_traces(request: Request, read: Reader) -> Response:
+    body = await read(_traces_body, _search_query(request.query_params))
     if body is None:
         raise NotFound(NO_TRACES)
     return Response(body, media_type="application/json")
 
 
 @jaeger_endpoint(_error)
-async def trace_summaries(request: Request) -> Response:
-    who = principal(request, "read")
-    query = _search_query(request.query_params)
-    store = app_state(request).store
-    body = await run_in_threadpool(_summaries_body, store, who.tenant, query)
+async def trace_summaries(request: Request, read: Reader) -> Response:
+    body = await read(_summaries_body, _search_query(request.query_params))
     return Response(body, media_type="application/json")
 
 
@@ -131,8 +124,7 @@ def _trace_body(
 
 
 @jaeger_endpoint(_error)
-async def get_trace(request: Request) -> Response:
-    who = principal(request, "read")
+async def get_trace(request: Request, read: Reader) -> Response:
     q = request.query_params
     trace_id = jp.trace_id(request.path_params["trace_id"])
     bounds: list[int | None] = []
@@ -140,32 +132,25 @@ async def get_trace(request: Request) -> Response:
         value, name = jp.first(q, *names)
         bounds.append(jp.rfc3339(name, value) if value else None)
     _check_bool(q, "rawTraces", "raw_traces")
-    store = app_state(request).store
-    body = await run_in_threadpool(_trace_body, store, who.tenant, trace_id, (bounds[0], bounds[1]))
+    body = await read(_trace_body, trace_id, (bounds[0], bounds[1]))
     if body is None:
         raise NotFound(NO_TRACES)
     return Response(body, media_type="application/json")
 
 
 @jaeger_endpoint(_error)
-async def services(request: Request) -> Response:
-    who = principal(request, "read")
-    store = app_state(request).store
-    names = await run_in_threadpool(service_names, store, who.tenant, lookback(request))
+async def services(request: Request, read: Reader) -> Response:
+    names = await read(service_names, lookback(request))
     return _json({"services": names} if names else {})
 
 
 @jaeger_endpoint(_error)
-async def get_operations(request: Request) -> Response:
-    who = principal(request, "read")
+async def get_operations(request: Request, read: Reader) -> Response:
     q = request.query_params
     if not q.get("service"):
         raise BadRequest("parameter 'service' is required")
     kind = jp.first(q, "spanKind", "span_kind")[0] or None
-    store = app_state(request).store
-    found = await run_in_threadpool(
-        operations, store, who.tenant, q["service"], kind, lookback(request)
-    )
+    found = await read(operations, q["service"], kind, lookback(request))
     # api_v3 names an operation without a kind "internal", as Jaeger's gateway does.
     data = [{"name": name, "spanKind": named or "internal"} for name, named in found]
     return _json({"operations": data} if data else {})
