@@ -27,7 +27,7 @@ from otterscope.api.openapi_parts import (
 
 _NULLABLE_STRINGS: Schema = {"type": ["array", "null"], "items": STRING}
 _ERRS = (400, 401, 403, 500, 503)
-_US = {"type": "string", "pattern": "^[0-9]{1,16}$"}
+_US = {"type": "string", "pattern": "^[0-9]{1,17}$"}
 _MS = {"type": "string", "pattern": "^[0-9]{1,13}$"}
 _GO_DURATION = {"type": "string", "pattern": r"^(0|([0-9]+(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+)$"}
 _RFC3339 = {"type": "string", "format": "date-time"}
@@ -189,7 +189,11 @@ JAEGER = {
         "One trace in Jaeger's UI model",
         _TRACES,
         found=True,
-        params=[_ID, query("start", _US, "Unix µs."), query("end", _US, "Unix µs.")],
+        params=[
+            _ID,
+            query("start", _US, "Unix µs (or ms, s by size)."),
+            query("end", _US, "Unix µs."),
+        ],
     ),
     "/jaeger/api/dependencies": _v1(
         "jaeger_dependencies",

@@ -110,14 +110,21 @@ def apply_tags(query: TraceQuery, tags: Mapping[str, str]) -> TraceQuery:
 
 
 def micros(name: str, value: str | None, default_ns: int) -> int:
-    """A unix time in microseconds (Jaeger's v1 unit) -> nanoseconds."""
+    """A unix time in microseconds (Jaeger's v1 unit) -> nanoseconds.
+
+    A number too small to be microseconds of a time after 1973 is read by its size as
+    seconds or milliseconds: Grafana's Jaeger data source sends the bounds of a trace by id
+    in milliseconds, which Jaeger itself would read as a time in January 1970.
+    """
     if not value:
         return default_ns
-    if not re.fullmatch(r"\d{1,16}", value.strip()) or int(value) * 1000 >= 2**63:
+    text = value.strip()
+    ns = p.unix_by_size(int(text)) if re.fullmatch(r"\d{1,17}", text) else 2**63
+    if ns >= 2**63:
         raise BadRequest(
             f"unable to parse param '{name}': {value[:40]!r} is not unix microseconds before 2262"
         )
-    return int(value) * 1000
+    return ns
 
 
 def millis(name: str, value: str | None, default_ms: int) -> int:
