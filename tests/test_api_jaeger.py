@@ -622,3 +622,50 @@ def test_sdk_spans_read_the_same_through_api_and_jaeger(live: RunningServer) -> 
     # api_v3 holds the very spans of /api/traces/{id}?format=otlp
     v3 = ok(get(live, f"/api/v3/traces/{trace_id}"))["result"]
     assert {s["spanId"] for s in otlp_span_keys(v3)} == set(by_id)
+
+
+def test_v3_trace_matches_jaegers_get_trace_snapshot(live: RunningServer) -> None:
+    """apiv3/snapshots/GetTrace.json, written out: one span (kind 2, name "foobar", status
+    code 2) of trace ...01, span ...02, with an empty resource and scope. The snapshot's span
+    has no times (they were zero there); this one's are now."""
+    start = now_ns()
+    trace_id, span_id = "0" * 31 + "1", "0" * 15 + "2"
+    sent = {
+        "traceId": trace_id,
+        "spanId": span_id,
+        "name": "foobar",
+        "kind": 2,
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(start + MS),
+        "status": {"code": 2},
+    }
+    request = {"resourceSpans": [{"resource": {}, "scopeSpans": [{"scope": {}, "spans": [sent]}]}]}
+    post(live.url, "traces", request, {"Authorization": f"Bearer {T2}"})
+    snapshot = {
+        "result": {
+            "resourceSpans": [
+                {
+                    "resource": {},
+                    "scopeSpans": [
+                        {
+                            "scope": {},
+                            "spans": [
+                                {
+                                    "kind": 2,
+                                    "name": "foobar",
+                                    "spanId": span_id,
+                                    "status": {"code": 2},
+                                    "traceId": trace_id,
+                                    "startTimeUnixNano": str(start),
+                                    "endTimeUnixNano": str(start + MS),
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ]
+        }
+    }
+    assert ok(get(live, f"/api/v3/traces/{trace_id}", token=T2)) == snapshot
+    # Jaeger prints this 64-bit id in 16 digits in the v1 model
+    assert ok(get(live, "/api/traces/1", token=T2))["data"][0]["traceID"] == "0" * 15 + "1"
