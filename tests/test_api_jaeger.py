@@ -499,6 +499,7 @@ def test_v3_find_traces(live: RunningServer, data: dict[str, Any], camel: bool) 
         ({"query.filter": "{}"}, "query.filter"),
         ({"query.attributes": "[1]"}, "query.attributes"),
         ({"query.num_traces": "many"}, "query.num_traces"),
+        ({"query.searchDepth": "0"}, "query.searchDepth"),
         ({"query.duration_min": "5"}, "query.duration_min"),
     ],
 )

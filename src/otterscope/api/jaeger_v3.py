@@ -71,8 +71,6 @@ def _search_query(q: QueryParams) -> TraceQuery | None:
     if start >= end:
         raise BadRequest("query.startTimeMin must be before query.startTimeMax")
     depth, depth_name = jp.first(q, "query.searchDepth", "query.search_depth", "query.num_traces")
-    if depth and not depth.strip().isdigit():
-        raise BadRequest(f"malformed parameter {depth_name}: {depth[:20]!r} is not an integer")
     low, high = jp.durations(
         q, ("query.durationMin", "query.duration_min"), ("query.durationMax", "query.duration_max")
     )
@@ -81,7 +79,7 @@ def _search_query(q: QueryParams) -> TraceQuery | None:
     query = TraceQuery(
         start_ns=start,
         end_ns=end,
-        limit=jp.limit(depth or None),
+        limit=jp.limit(depth or None, depth_name),
         service=jp.first(q, "query.serviceName", "query.service_name")[0] or None,
         # The Jaeger UI's api_v3 client names the operation query.span_name.
         operation=jp.first(q, *_OPERATION)[0] or None,

@@ -138,12 +138,14 @@ def millis(name: str, value: str | None, default_ms: int) -> int:
     return int(value)
 
 
-def limit(value: str | None) -> int:
+def limit(value: str | None, name: str = "limit") -> int:
     """Jaeger takes any count; more than the API's 1000 are capped so a search stays bounded."""
     if not value:
         return DEFAULT_LIMIT
     if not re.fullmatch(r"\d{1,9}", value.strip()) or int(value) == 0:
-        raise BadRequest(f"unable to parse param 'limit': {value[:40]!r} is not a positive integer")
+        raise BadRequest(
+            f"unable to parse param '{name}': {value[:40]!r} is not a positive integer"
+        )
     return min(int(value), p.MAX_LIMIT)
 
 
