@@ -98,9 +98,11 @@ def _json(body: Any) -> Response:
 
 
 def lookback(request: Request) -> tuple[int, int]:
-    """Jaeger lists every service and operation it stores: the window is trace retention."""
+    """Jaeger lists every service and operation it stores: the window is trace retention,
+    and the hour more that retention, which deletes whole hours, may still keep."""
     now = time.time_ns()
-    return max(0, now - int(app_state(request).settings["retention.traces"] * 1e9)), now
+    kept = int((app_state(request).settings["retention.traces"] + 3600) * 1e9)
+    return max(0, now - kept), now
 
 
 def service_names(store: Store, tenant: str, window: tuple[int, int]) -> list[str]:
