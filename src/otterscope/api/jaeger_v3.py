@@ -1,7 +1,9 @@
 """Jaeger's api_v3 over HTTP under ``/jaeger/api/v3`` (its ``http_gateway``): services,
 operations, traces by id and by search as OTLP/JSON inside ``{"result": ...}``, and trace
 summaries. Answers are protobuf JSON as Jaeger writes it: camelCase names, 64-bit numbers as
-strings, enums as numbers, fields at their zero value left out. Errors are
+strings, enums as numbers, fields at their zero value left out, except the lists of
+services, operations and summaries, which are there even when empty: the Jaeger UI's
+api_v3 client requires ``services`` and ``operations``. Errors are
 ``{"error": {"httpCode", "message"}}``; a search or id that finds nothing is Jaeger's 404
 "No traces found". Parameters take api_v3's camelCase names and their older snake_case
 spelling (``query.serviceName`` / ``query.service_name``).
@@ -98,7 +100,7 @@ def _traces_body(store: Store, tenant: str, query: TraceQuery | None) -> bytes |
 def _summaries_body(store: Store, tenant: str, query: TraceQuery | None) -> bytes:
     found = [] if query is None else search_traces(store, tenant, query)
     summaries = [trace_summary(t, rows) for t, rows in found]
-    return orjson.dumps({"summaries": summaries} if summaries else {})
+    return orjson.dumps({"summaries": summaries})
 
 
 @jaeger_endpoint(_error)
@@ -139,7 +141,7 @@ async def get_trace(request: Request, read: Reader) -> Response:
 @jaeger_endpoint(_error)
 async def services(request: Request, read: Reader) -> Response:
     names = await read(service_names, lookback(request))
-    return _json({"services": names} if names else {})
+    return _json({"services": names})
 
 
 @jaeger_endpoint(_error)
@@ -151,7 +153,7 @@ async def get_operations(request: Request, read: Reader) -> Response:
     found = await read(operations, q["service"], kind, lookback(request))
     # api_v3 names an operation without a kind "internal", as Jaeger's gateway does.
     data = [{"name": name, "spanKind": named or "internal"} for name, named in found]
-    return _json({"operations": data} if data else {})
+    return _json({"operations": data})
 
 
 ROUTES = [

@@ -206,12 +206,12 @@ JAEGER = {
         ],
     ),
     "/jaeger/api/v3/services": _v3(
-        "jaeger_v3_services", "Service names (api_v3)", obj({"services": array(STRING)}, [])
+        "jaeger_v3_services", "Service names (api_v3)", obj({"services": array(STRING)})
     ),
     "/jaeger/api/v3/operations": _v3(
         "jaeger_v3_operations",
         "A service's operations (api_v3)",
-        obj({"operations": array(obj({"name": STRING, "spanKind": STRING}))}, []),
+        obj({"operations": array(obj({"name": STRING, "spanKind": STRING}))}),
         params=[
             query("service", STRING, "Required."),
             query("spanKind", STRING, "Only this kind (also `span_kind`)."),
@@ -234,7 +234,7 @@ JAEGER = {
     "/jaeger/api/v3/trace-summaries": _v3(
         "jaeger_v3_trace_summaries",
         "Search traces, summarised (api_v3)",
-        obj({"summaries": array(_SUMMARY)}, []),
+        obj({"summaries": array(_SUMMARY)}),
         params=_V3_SEARCH,
     ),
 }

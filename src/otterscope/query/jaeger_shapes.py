@@ -250,7 +250,8 @@ def trace_summary(summary: TraceSummary, rows: Sequence[Row]) -> dict[str, Any]:
             "errorSpanCount": errors,
             "orphanSpanCount": orphans,
             "services": [
-                _omit_zero({"name": name, "spanCount": n, "errorSpanCount": e})
+                # the name stays even when empty: it is the one field a client requires
+                {"name": name} | _omit_zero({"spanCount": n, "errorSpanCount": e})
                 for name, (n, e) in sorted(per_service.items())
             ],
         }
