@@ -198,8 +198,12 @@ def _span_conditions(
         ("start_time_unix_nano <= ?", q.end_ns),
     )
     where.add("service_name = ?", q.service)
-    where.add("contains(lower(name), lower(?))", q.operation)
+    if q.operation_exact:
+        where.add("name = ?", q.operation)
+    else:
+        where.add("contains(lower(name), lower(?))", q.operation)
     where.add("status_code = ?", q.status)
+    where.add("kind = ?", q.kind)
     where.add("duration_nano >= ?", q.min_duration_ns)
     where.add("duration_nano <= ?", q.max_duration_ns)
     where.attributes(q.attributes, resources, indexed)
