@@ -132,7 +132,8 @@ class Reader(ServiceReader):
             )
             resources = self._resource_matches(snap, query.attributes)
             matching, indexed, tables = self._attribute_plan(snap, query, resources)
-            pin, tables = self._pin_condition(snap, query, tables)
+            window = snap.files_within(query.start_ns, query.end_ns)
+            pin, tables = self._pin_condition(snap, window, tables)
             if indexed is not None:
                 # Files the index answers cost about the same to read whatever the count,
                 # so one scan takes enough for a page (a rare value with a few spans per
@@ -175,16 +176,19 @@ class Reader(ServiceReader):
                 count *= 8
 
     def _pin_condition(
-        self, snap: Snapshot, query: TraceQuery, tables: dict[str, pa.Table]
+        self, snap: Snapshot, files: Sequence[SealedFile], tables: dict[str, pa.Table]
     ) -> tuple[int | None, dict[str, pa.Table]]:
-        """The pin as a condition of the search, or None with the hot rows cut at it when
-        no file the search reads holds a row past it (the usual case: comparing every
-        span's ingest number cost a quarter of a search that reads the whole window)."""
-        for f in snap.files_within(query.start_ns, query.end_ns):
-            kept = self._kept_summaries(f)
-            if kept is None or kept.max_seq > snap.pin:
+        """The pin as a condition of a search, or None with the hot rows cut at it when
+        none of ``files`` holds a row past it (the usual case: comparing every row's ingest
+        number cost a quarter of a search that reads the whole window)."""
+        for f in files:
+            try:
+                top = self._attr_indexes.max_seq(f.path)
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
+            if top is None or top > snap.pin:
                 return snap.pin, tables
-        name = sql.hot_view("traces")
+        name = sql.hot_view(snap.signal)
         hot = tables[name]
         seq = hot.column("ingest_seq")
         if hot.num_rows and pc.max(seq).as_py() > snap.pin:
@@ -403,8 +407,9 @@ class Reader(ServiceReader):
         with self._sources_lock.read():
             snap = self._snapshot("logs", tenant, query.start_ns, query.end_ns, query.pin_seq)
             resources = self._resource_matches(snap, query.attributes)
-            statement, params = sql.search_logs(snap.source, tenant, query, snap.pin, resources)
-            names, rows = self._run(statement, params, snap.tables)
+            pin, tables = self._pin_condition(snap, snap.files, snap.tables)
+            statement, params = sql.search_logs(snap.source, tenant, query, pin, resources)
+            names, rows = self._run(statement, params, tables)
         found = rows_of(names, rows)
         return Page(found[: query.limit], snap.pin, len(found) > query.limit)
 

@@ -240,9 +240,10 @@ def trace_candidates(
 
 
 def _log_conditions(
-    tenant: str, q: LogQuery, pin: int, resources: Sequence[Sequence[str]] | None
+    tenant: str, q: LogQuery, pin: int | None, resources: Sequence[Sequence[str]] | None
 ) -> _Where:
-    """Conditions on one and the same log record, in the window."""
+    """Conditions on one and the same log record, in the window; no pin when every row
+    read is within it."""
     where = _Where(
         ("tenant = ?", tenant),
         ("ingest_seq <= ?", pin),
@@ -262,7 +263,7 @@ def search_logs(
     src: str,
     tenant: str,
     q: LogQuery,
-    pin: int,
+    pin: int | None,
     resources: Sequence[Sequence[str]] | None = None,
 ) -> tuple[str, list[object]]:
     where = _log_conditions(tenant, q, pin, resources)
