@@ -7,8 +7,9 @@ sends it), else JSON, as Tempo decides. Errors are Tempo's: the status with the 
 plain text. Tokens and tenants are those of ``/api``. The shapes are built in
 ``query.tempo_shapes``, the parameters read in ``query.tempo_params``.
 
-TraceQL (``q=``) is answered for ``{}`` (every trace: Grafana's search with no filter);
-any other query is a 400 until the store can evaluate TraceQL.
+TraceQL (``q=``) is answered, until the store evaluates TraceQL, for the form Grafana's
+search builder writes (``{}``, or conditions joined by ``&&``) by the trace search; any
+other query is a 400 that says so.
 """
 
 from __future__ import annotations
@@ -129,20 +130,22 @@ def _search_traces(store: Store, tenant: str, query: TraceQuery) -> list[dict[st
     return [ts.trace_metadata(t) for t in store.search_traces(tenant, query).items]
 
 
-def _every_trace(text: str) -> bool:
-    """Whether a TraceQL query is ``{}`` (every span), as Grafana sends it with no filter."""
-    return "".join(text.split()) in ("", "{}")
+def _traceql_query(text: str, query: TraceQuery) -> TraceQuery | None:
+    """The trace search a TraceQL query asks for. Until the store evaluates TraceQL, the
+    search builder's simple form is answered by the trace search and anything else is a
+    400 (``tp.NotYet``)."""
+    if not text.strip():
+        return query
+    return tp.builder_query(text, query)
 
 
 @tempo_endpoint
 async def search(request: Request, read: Reader) -> Response:
     found = tp.search(request.query_params)
-    if found.traceql is not None and not _every_trace(found.traceql):
-        raise BadRequest(
-            "TraceQL search is not available yet: only {} (every trace) is answered; "
-            "search with tags=, minDuration= and maxDuration= instead"
-        )
-    traces = [] if found.query is None else await read(_search_traces, found.query)
+    query = found.query
+    if found.traceql is not None and query is not None:
+        query = _traceql_query(found.traceql, query)
+    traces = [] if query is None else await read(_search_traces, query)
     return _json(ts.search_response(traces))
 
 
