@@ -69,12 +69,14 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "TempoTrace": obj({"resourceSpans": array({"type": "object"})}),
+    # v1's JSON names the list as the message's old field did (Tempo's MarshalToJSONV1)
+    "TempoTraceV1": obj({"batches": array({"type": "object"})}),
 }
 _TRACE_ANSWER = {
     "description": "`tempopb.Trace`: protobuf when `Accept` names `application/protobuf`, "
-    "else JSON.",
+    "else JSON (the list named `batches`, as Tempo's v1 JSON names it).",
     "content": {
-        "application/json": {"schema": ref("TempoTrace")},
+        "application/json": {"schema": ref("TempoTraceV1")},
         "application/protobuf": {"schema": {"type": "string", "format": "binary"}},
     },
 }

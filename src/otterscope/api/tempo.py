@@ -99,8 +99,7 @@ def _trace_body(rows: Sequence[Row], protobuf: bool, v2: bool) -> Response:
         trace = ts.trace_proto(rows)
         body = ts.by_id_response_proto(trace) if v2 else trace
         return Response(body, media_type=PROTOBUF)
-    found = ts.trace_json(rows)
-    return _json({"trace": found} if v2 else found)
+    return _json({"trace": ts.trace_json(rows)} if v2 else ts.trace_json(rows, v1=True))
 
 
 async def _trace(request: Request, read: Reader, v2: bool) -> Response:

@@ -9,7 +9,8 @@ grafana/tempo ``pkg/tempopb/tempo.proto``), as Tempo marshals them.
   hand keeps a second copy of OTLP's descriptors (Tempo renames their packages) out of the
   server.
 - JSON is protobuf's JSON mapping, as Tempo's ``jsonpb`` writes it: camelCase, ids in
-  base64, 64-bit integers as strings, enums by name, zero values left out.
+  base64, 64-bit integers as strings, enums by name, zero values left out; a v1 trace
+  names its list ``batches`` (Tempo's ``MarshalToJSONV1``).
 - Search answers (``SearchResponse``) carry only the fields ``tempo.proto`` defines:
   Grafana decodes them with ``jsonpb``, which rejects an unknown field.
 
@@ -75,9 +76,12 @@ def trace_proto(rows: Iterable[Row]) -> bytes:
     return bytes(spans_to_otlp(rows).SerializeToString())
 
 
-def trace_json(rows: Iterable[Row]) -> dict[str, Any]:
-    """A ``tempopb.Trace`` in protobuf JSON."""
+def trace_json(rows: Iterable[Row], v1: bool = False) -> dict[str, Any]:
+    """A ``tempopb.Trace`` in protobuf JSON. v1 names its list ``batches``, as Tempo's
+    ``MarshalToJSONV1`` does for clients of the message's old field name."""
     found: dict[str, Any] = MessageToDict(spans_to_otlp(rows))
+    if v1:
+        return {"batches": found.get("resourceSpans", [])}
     return found
 
 
