@@ -221,6 +221,28 @@ def test_trace_window_is_honoured(
         error(get(live, path, start="yesterday", end=t0s), 400)
 
 
+def test_trace_window_answers_the_whole_trace(live: RunningServer, data: dict[str, Any]) -> None:
+    """Tempo answers all of a trace that the window's blocks hold: here a trace whose
+    second span starts two seconds after its first is answered whole for a window that
+    holds only the second."""
+    t1 = (data["t0"] // SECOND + 1200) * SECOND
+    trace, first, second = new_trace_id(), new_span_id(), new_span_id()
+    spans = [
+        span(trace, first, "slow job", t1, 5 * SECOND, kind=2),
+        span(trace, second, "late step", t1 + 2 * SECOND, SECOND, parent=first),
+    ]
+    post(
+        live.url,
+        "traces",
+        body({"service.name": "other"}, spans),
+        {"Authorization": f"Bearer {T2}"},
+    )
+    s1 = t1 // SECOND
+    r = get(live, f"/api/traces/{trace}", token=T2, start=s1 + 1, end=s1 + 3)
+    assert len(r.json()["batches"][0]["scopeSpans"][0]["spans"]) == 2
+    error(get(live, f"/api/traces/{trace}", token=T2, start=s1 + 3, end=s1 + 9), 404)
+
+
 def test_trace_errors(live: RunningServer, data: dict[str, Any]) -> None:
     error(get(live, f"/api/traces/{new_trace_id()}"), 404)
     error(get(live, f"/api/v2/traces/{new_trace_id()}", headers=PROTOBUF), 404)

@@ -90,8 +90,11 @@ async def buildinfo(request: Request, read: Reader) -> Response:
 
 def _trace_rows(
     store: Store, tenant: str, trace_id: bytes, window: tuple[int | None, int | None]
-) -> list[Row]:
-    return in_window(store.get_trace(tenant, trace_id), *window)
+) -> list[dict[str, Any]]:
+    """The whole trace when one of its spans starts in the window, else nothing: Tempo
+    reads a trace from the blocks of the window and answers all of it that they hold."""
+    rows = store.get_trace(tenant, trace_id)
+    return rows if in_window(rows, *window) else []
 
 
 def _trace_body(rows: Sequence[Row], protobuf: bool, v2: bool) -> Response:
