@@ -278,6 +278,22 @@ def test_search_answers_exactly_searchresponse(
     assert [t.traceID for t in found.traces] == [data["b"].lstrip("0"), data["a"].lstrip("0")]
 
 
+def test_search_a_trace_without_its_root(live: RunningServer, pb: dict[str, Any]) -> None:
+    trace = new_trace_id()
+    orphan = span(trace, new_span_id(), "late child", now_ns() - SECOND, MS, parent=new_span_id())
+    post(
+        live.url,
+        "traces",
+        body({"service.name": "other"}, [orphan]),
+        {"Authorization": f"Bearer {T2}"},
+    )
+    r = get(live, "/api/search", token=T2, tags='name="late child"')
+    found = strict(pb, "SearchResponse", r)
+    assert [(t.traceID, t.rootServiceName, t.rootTraceName) for t in found.traces] == [
+        (trace.lstrip("0"), "<root span not yet received>", "")
+    ]
+
+
 def test_search_by_tags_and_durations(
     live: RunningServer, data: dict[str, Any], pb: dict[str, Any]
 ) -> None:

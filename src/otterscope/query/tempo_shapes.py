@@ -60,6 +60,8 @@ INTRINSICS = (
 # TraceQL's status and kind words: the values of those intrinsics, of type "keyword".
 STATUS_WORDS = ("error", "ok", "unset")
 KIND_WORDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
+# Tempo's root service of a trace whose root span has not arrived (its trace name is empty).
+ROOT_NOT_YET = "<root span not yet received>"
 
 
 def _varint(n: int) -> bytes:
@@ -146,11 +148,12 @@ def trace_metadata(
 ) -> dict[str, Any]:
     """A ``TraceSearchMetadata``; ``spanSet`` (deprecated in Tempo, still filled by it)
     is the first of the spansets."""
+    missing = summary.root_span_missing
     return _omit_zero(
         {
             "traceID": trace_id_text(summary.trace_id),
-            "rootServiceName": summary.root_service,
-            "rootTraceName": summary.root_name,
+            "rootServiceName": ROOT_NOT_YET if missing else summary.root_service,
+            "rootTraceName": "" if missing else summary.root_name,
             "startTimeUnixNano": str(summary.start_ns),
             # uint32 milliseconds, truncated as Tempo does
             "durationMs": max(0, summary.end_ns - summary.start_ns) // 10**6,
