@@ -405,6 +405,9 @@ def test_tags_v2(live: RunningServer, data: dict[str, Any], pb: dict[str, Any]) 
     assert set(scopes(scope="span")) == {"span"}
     assert set(scopes(scope="intrinsic")) == {"intrinsic"}
     assert set(scopes(scope="none")) == {"resource", "span", "intrinsic"}
+    # the window (seconds) and the limit
+    assert set(scopes(start=1000, end=2000)) == {"intrinsic"}
+    assert all(len(tags) == 1 for name, tags in scopes(limit=1).items() if name != "intrinsic")
     # the other tenant's keys only
     other = get(live, "/api/v2/search/tags", token=T2, scope="span").json()
     assert "http.method" not in str(other)
@@ -423,6 +426,8 @@ def test_tag_values(live: RunningServer, data: dict[str, Any], pb: dict[str, Any
     assert v2(".http.method", q='{ resource.service.name = "frontend" }') == [("string", "GET")]
     assert v2("span.ratio") == [("float", "0.5")]
     assert v2("span.cached") == [("bool", "true")]
+    assert v2("resource.service.name", start=1000, end=2000) == []
+    assert len(v2("resource.service.name", limit=1)) == 1
     assert v2("status") == [("keyword", "error"), ("keyword", "ok"), ("keyword", "unset")]
     assert ("keyword", "server") in v2("kind")
     assert v2("name") == sorted(
