@@ -109,8 +109,18 @@ class Store(Protocol):
     def fetch(self, tenant: str, query: FetchQuery) -> Page[Row]: ...
 
     def attribute_keys(
-        self, tenant: str, signal: str, prefix: str, start_ns: int, end_ns: int, limit: int
-    ) -> list[str]: ...
+        self,
+        tenant: str,
+        signal: str,
+        prefix: str,
+        start_ns: int,
+        end_ns: int,
+        limit: int,
+        scope: str | None = None,
+    ) -> list[str]:
+        """Attribute keys in use, most used first: of the items (``scope`` "item"), of
+        their resources ("resource") or of both (None)."""
+        ...
 
     def attribute_values(
         self,
@@ -121,7 +131,11 @@ class Store(Protocol):
         start_ns: int,
         end_ns: int,
         limit: int,
-    ) -> list[Any]: ...
+        scope: str | None = None,
+    ) -> list[Any]:
+        """Distinct values of one key (typed API values), most used first; ``scope`` as
+        for ``attribute_keys``."""
+        ...
 
     def metric_aggregates(self, after_seq: int, excluded: Sequence[str] = ()) -> MetricAggregates:
         """What was committed after ``after_seq``, folded per series (metric points, and

@@ -504,12 +504,20 @@ class Reader(ServiceReader):
 
     @damage.retried_past_damage
     def attribute_keys(
-        self, tenant: str, signal: str, prefix: str, start_ns: int, end_ns: int, limit: int
+        self,
+        tenant: str,
+        signal: str,
+        prefix: str,
+        start_ns: int,
+        end_ns: int,
+        limit: int,
+        scope: str | None = None,
     ) -> list[str]:
+        columns = sql.SCOPE_COLUMNS[scope]
         with self._sources_lock.read():
             snap = self._snapshot(signal, tenant, start_ns, end_ns)
             _, rows = self._run(
-                sql.attribute_keys(snap.source, signal, limit),
+                sql.attribute_keys(snap.source, signal, limit, columns),
                 [tenant, snap.pin, start_ns, end_ns, prefix],
                 snap.tables,
             )
@@ -525,14 +533,16 @@ class Reader(ServiceReader):
         start_ns: int,
         end_ns: int,
         limit: int,
+        scope: str | None = None,
     ) -> list[Any]:
         """Distinct values of one attribute key, as API values (typed)."""
         path = sql.json_path(key)
+        columns = sql.SCOPE_COLUMNS[scope]
         with self._sources_lock.read():
             snap = self._snapshot(signal, tenant, start_ns, end_ns)
             _, rows = self._run(
-                sql.attribute_values(snap.source, signal, limit),
-                [path, path, tenant, snap.pin, start_ns, end_ns, prefix],
+                sql.attribute_values(snap.source, signal, limit, columns),
+                [*(path for _ in columns), tenant, snap.pin, start_ns, end_ns, prefix],
                 snap.tables,
             )
         return [to_api(orjson.loads(r[0])) for r in rows]
