@@ -89,7 +89,20 @@ def write(index: pa.Table, path: Path, ident: str) -> None:
         ID_META: ident.encode(),
         _FIRST_META: orjson.dumps(first),
     }
-    sidecar.write(index, path, meta, _INDEX_ROW_GROUP, use_dictionary=False)
+    # Sorted values share prefixes and a value's rows ascend: delta encodings store them in
+    # 4.9 bytes per span instead of 7.9 (bench/storage.py's spans).
+    sidecar.write(
+        index,
+        path,
+        meta,
+        _INDEX_ROW_GROUP,
+        use_dictionary=False,
+        column_encoding={
+            "k": "PLAIN",
+            "v": "DELTA_BYTE_ARRAY",
+            "rows.list.element": "DELTA_BINARY_PACKED",
+        },
+    )
 
 
 def summary_path(index: Path) -> Path:
