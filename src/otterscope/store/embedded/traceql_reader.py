@@ -1,0 +1,138 @@
+"""TraceQL search in the embedded store: which traces match, newest first, and their
+spansets. The statements are ``traceql_sql``'s; trace summaries are the reader's.
+
+Two statements per search (more only when the first comes up short). The first takes the
+newest matched spans (a top-N by start, so a simple filter reads only the newest row
+groups); the traces they belong to are summarised, and a trace is kept when it starts
+after the last of those spans: a trace none of whose matches were taken has every match,
+and so its start, no later than that, so none can be missed. Too few kept: a longer top-N.
+The second statement evaluates the query again for the kept traces only and returns their
+spansets: matched counts and the first ``spss`` spans of each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from otterscope.errors import BadRequest, StoreError
+from otterscope.otlp.anyvalue import to_api
+from otterscope.query.model import MatchedSpan, Spanset, TraceQLResult, TraceQLSearch, TraceSummary
+from otterscope.query.traceql import ast
+from otterscope.store.embedded import damage, traceql_sql
+from otterscope.store.embedded.reader import FIRST_SCAN, TRACE_MARGIN_NS, Reader
+from otterscope.store.embedded.snapshot import Snapshot
+
+_STATUS_WORDS = {v: k for k, v in ast.STATUSES.items()}
+_KIND_WORDS = {v: k for k, v in ast.KINDS.items()}
+
+
+class TraceQLReader(Reader):
+    @damage.retried_past_damage
+    def search_traceql(self, tenant: str, search: TraceQLSearch) -> list[TraceQLResult]:
+        q = search.query
+        with self._sources_lock.read():
+            snap = self._snapshot(
+                "traces",
+                tenant,
+                search.start_ns - TRACE_MARGIN_NS,
+                search.end_ns + TRACE_MARGIN_NS,
+                search.pin_seq,
+            )
+            for pattern in traceql_sql.regexes(q):
+                self._check_regex(pattern)
+            win = traceql_sql.Window(
+                snap.within(search.start_ns, search.end_ns),
+                tenant,
+                snap.pin,
+                search.start_ns,
+                search.end_ns,
+            )
+            kept, spans = self._newest(snap, tenant, win, search)
+            if not kept:
+                return []
+            ids = [t.trace_id for t in kept]
+            source = win.src
+            if traceql_sql.simple(q):
+                # A simple filter's matches are spans on their own: the files near the
+                # spans found are enough (the hour margin of the summaries).
+                starts = [int(r[1]) for r in spans if r[0] in set(ids)]
+                source = snap.within(
+                    max(search.start_ns, min(starts) - TRACE_MARGIN_NS),
+                    min(search.end_ns, max(starts) + TRACE_MARGIN_NS),
+                )
+            statement, params = traceql_sql.spansets(
+                q,
+                traceql_sql.Window(source, tenant, snap.pin, search.start_ns, search.end_ns, ids),
+                search.spss,
+            )
+            _, rows = self._run(statement, params, snap.tables)
+        found = _spansets(q, rows)
+        return [TraceQLResult(t, tuple(found.get(t.trace_id, ()))) for t in kept]
+
+    def _newest(
+        self, snap: Snapshot, tenant: str, win: traceql_sql.Window, search: TraceQLSearch
+    ) -> tuple[list[TraceSummary], list[tuple[Any, ...]]]:
+        """The ``limit`` newest matching traces, and the matched spans that were read."""
+        count = max(4 * (search.limit + 1), FIRST_SCAN)
+        known: dict[bytes, TraceSummary] = {}
+        while True:
+            statement, params = traceql_sql.candidates(search.query, win, count)
+            _, spans = self._run(statement, params, snap.tables)
+            exhausted = len(spans) < count
+            fresh = [r for r in spans if r[0] not in known]
+            known.update((t.trace_id, t) for t in self._summaries(snap, tenant, fresh))
+            floor = None if exhausted else int(spans[-1][1])
+            kept = sorted(
+                (
+                    known[tid]
+                    for tid in dict.fromkeys(r[0] for r in spans)
+                    if tid in known and (floor is None or known[tid].start_ns > floor)
+                ),
+                key=lambda t: (-t.start_ns, t.trace_id),
+            )
+            if exhausted or len(kept) >= search.limit:
+                return kept[: search.limit], spans
+            count *= 8
+
+    def _check_regex(self, pattern: str) -> None:
+        """A regular expression DuckDB (RE2) cannot compile is the user's mistake."""
+        try:
+            self._run("SELECT regexp_full_match('', ?)", [pattern], {})
+        except StoreError as exc:
+            raise BadRequest(f"TraceQL: bad regular expression {pattern!r}: {exc}") from None
+
+
+def _spansets(q: ast.Query, rows: list[tuple[Any, ...]]) -> dict[bytes, list[Spanset]]:
+    """The rows of ``traceql_sql.spansets`` as spansets per trace."""
+    fields = ast.touched(q)
+    group = q.group
+    out: dict[bytes, list[Spanset]] = {}
+    current: tuple[bytes, Any] | None = None
+    spans: list[MatchedSpan] = []
+    for r in rows:
+        key = (r[0], r[1])
+        if key != current:
+            spans = []
+            matched = int(r[2])
+            grouped = None if group is None else (group, _api(group, r[1]))
+            out.setdefault(r[0], []).append(Spanset(matched, (), grouped))
+            current = key
+        values = [(f, _api(f, v)) for f, v in zip(fields, r[7:], strict=True) if v is not None]
+        spans.append(MatchedSpan(r[3], r[4], int(r[5]), int(r[6]), tuple(values)))
+        last = out[r[0]][-1]
+        out[r[0]][-1] = Spanset(last.matched, tuple(spans), last.group)
+    return out
+
+
+def _api(f: ast.Field, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(f, ast.Attribute):
+        return to_api(orjson.loads(value))
+    if f.name == "status":
+        return _STATUS_WORDS.get(int(value), str(value))
+    if f.name == "kind":
+        return _KIND_WORDS.get(int(value), str(value))
+    return value
