@@ -3,15 +3,17 @@ spansets. The statements are ``traceql_sql``'s; trace summaries are the reader's
 
 Two statements per search (more only when the first comes up short). The first takes the
 newest matched spans (a top-N by start, so a simple filter reads only the newest row
-groups); the traces they belong to are summarised, and a trace is kept when it starts
-after the last of those spans: a trace none of whose matches were taken has every match,
-and so its start, no later than that, so none can be missed. Too few kept: a longer top-N.
+groups); the traces of a prefix of them are summarised, and a trace is kept when it starts
+after the last span of the prefix: a trace none of whose matches is in the prefix has every
+match, and so its start, no later than that, so none can be missed. Too few kept: a longer
+prefix, and when the top-N runs out, a longer top-N. Too few kept: a longer top-N.
 The second statement evaluates the query again for the kept traces only and returns their
 spansets: matched counts and the first ``spss`` spans of each.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -21,7 +23,7 @@ from otterscope.otlp.anyvalue import to_api
 from otterscope.query.model import MatchedSpan, Spanset, TraceQLResult, TraceQLSearch, TraceSummary
 from otterscope.query.traceql import ast
 from otterscope.store.embedded import damage, traceql_sql
-from otterscope.store.embedded.reader import FIRST_SCAN, TRACE_MARGIN_NS, Reader
+from otterscope.store.embedded.reader import FIRST_SCAN, TRACE_MARGIN_NS, Reader, _prefix
 from otterscope.store.embedded.snapshot import Snapshot
 
 _STATUS_WORDS = {v: k for k, v in ast.STATUSES.items()}
@@ -49,51 +51,57 @@ class TraceQLReader(Reader):
                 search.start_ns,
                 search.end_ns,
             )
-            kept, spans = self._newest(snap, tenant, win, search)
+            kept = self._newest(snap, tenant, win, search)
             if not kept:
                 return []
             ids = [t.trace_id for t in kept]
-            source = win.src
-            if traceql_sql.simple(q):
-                # A simple filter's matches are spans on their own: the files near the
-                # spans found are enough (the hour margin of the summaries).
-                starts = [int(r[1]) for r in spans if r[0] in set(ids)]
-                source = snap.within(
-                    max(search.start_ns, min(starts) - TRACE_MARGIN_NS),
-                    min(search.end_ns, max(starts) + TRACE_MARGIN_NS),
-                )
-            statement, params = traceql_sql.spansets(
-                q,
-                traceql_sql.Window(source, tenant, snap.pin, search.start_ns, search.end_ns, ids),
-                search.spss,
+            window = traceql_sql.Window(
+                win.src, tenant, snap.pin, search.start_ns, search.end_ns, ids
             )
+            if traceql_sql.simple(q):
+                # A simple filter's matches are single spans, and every span of a kept trace
+                # lies between its summary's start and end: only those hours are read.
+                lo = max(search.start_ns, min(t.start_ns for t in kept))
+                hi = min(search.end_ns, max(t.end_ns for t in kept))
+                window = replace(window, src=snap.within(lo, hi), start_ns=lo, end_ns=hi)
+            statement, params = traceql_sql.spansets(q, window, search.spss)
             _, rows = self._run(statement, params, snap.tables)
         found = _spansets(q, rows)
         return [TraceQLResult(t, tuple(found.get(t.trace_id, ()))) for t in kept]
 
     def _newest(
         self, snap: Snapshot, tenant: str, win: traceql_sql.Window, search: TraceQLSearch
-    ) -> tuple[list[TraceSummary], list[tuple[Any, ...]]]:
-        """The ``limit`` newest matching traces, and the matched spans that were read."""
-        count = max(4 * (search.limit + 1), FIRST_SCAN)
+    ) -> list[TraceSummary]:
+        """The ``limit`` newest matching traces."""
+        want = search.limit
+        count = max(4 * (want + 1), FIRST_SCAN)
         known: dict[bytes, TraceSummary] = {}
         while True:
             statement, params = traceql_sql.candidates(search.query, win, count)
             _, spans = self._run(statement, params, snap.tables)
             exhausted = len(spans) < count
-            fresh = [r for r in spans if r[0] not in known]
-            known.update((t.trace_id, t) for t in self._summaries(snap, tenant, fresh))
-            floor = None if exhausted else int(spans[-1][1])
-            kept = sorted(
-                (
-                    known[tid]
-                    for tid in dict.fromkeys(r[0] for r in spans)
-                    if tid in known and (floor is None or known[tid].start_ns > floor)
-                ),
-                key=lambda t: (-t.start_ns, t.trace_id),
-            )
-            if exhausted or len(kept) >= search.limit:
-                return kept[: search.limit], spans
+            traces = 2 * want + 1
+            while True:
+                # Summaries cost by the hours they span: summarise the traces of the newest
+                # matches first, and more only when those do not fill the page.
+                prefix = _prefix(spans, traces)
+                complete = len(prefix) == len(spans)
+                fresh = [r for r in prefix if r[0] not in known]
+                known.update((t.trace_id, t) for t in self._summaries(snap, tenant, fresh))
+                floor = None if complete and exhausted else int(prefix[-1][1])
+                kept = sorted(
+                    (
+                        known[tid]
+                        for tid in dict.fromkeys(r[0] for r in prefix)
+                        if tid in known and (floor is None or known[tid].start_ns > floor)
+                    ),
+                    key=lambda t: (-t.start_ns, t.trace_id),
+                )
+                if len(kept) >= want or floor is None:
+                    return kept[:want]
+                if complete:
+                    break
+                traces *= 4
             count *= 8
 
     def _check_regex(self, pattern: str) -> None:

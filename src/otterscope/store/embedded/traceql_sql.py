@@ -316,16 +316,26 @@ def _matched(q: ast.Query, win: Window, rows: bool) -> tuple[_With, str]:
     joined = trace_level(q)
     if joined:
         _traces(w, win)
-    keys = _spansets(w, q.spansets, win, joined)
-    if not rows and all(isinstance(s, ast.Select) for s in q.stages):
-        return w, keys
     where, params = win.where()
     join = " JOIN tql_traces USING (trace_id)" if joined else ""
+    if isinstance(q.spansets, ast.SpansetFilter):
+        # One filter: its rows are read directly, without a second pass for the keys.
+        if q.spansets.condition is not None:
+            text, cp = condition(q.spansets.condition)
+            where, params = f"{where} AND {text}", params + cp
+        matched = ""
+    else:
+        keys = _spansets(w, q.spansets, win, joined)
+        if not rows and all(isinstance(s, ast.Select) for s in q.stages):
+            return w, keys
+        matched = (
+            f"AND EXISTS (SELECT 1 FROM {keys} k WHERE k.trace_id = s.trace_id "
+            "AND k.span_id = s.span_id) "
+        )
     last = w.add(
         "tql_rows",
         f"SELECT *, NULL::VARCHAR AS tql_group FROM {win.src} s{join} WHERE {where} "
-        f"AND EXISTS (SELECT 1 FROM {keys} k WHERE k.trace_id = s.trace_id "
-        "AND k.span_id = s.span_id) "
+        f"{matched}"
         "QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY ingest_seq) = 1",
         params,
     )
