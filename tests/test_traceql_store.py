@@ -585,3 +585,26 @@ def test_values_are_parameters_not_sql(store: EmbeddedStore) -> None:
     write(store, [RSpan(tid, b"\x05" * 8, b"", nasty, 1, 0, "", T0, MS, "api", {"k'\"": nasty})])
     (found,) = _search(store, '{ name = "x\'); DROP TABLE spans; --" && span."k\'\\"" != nil }')
     assert found.spansets[0].spans[0].name == nasty
+
+
+def test_attribute_index_answers_sealed_files(store: EmbeddedStore) -> None:
+    """Span attribute = string is answered by the sealed files' attribute index, with the
+    results a scan gives; strings a number or bool could spell are scanned."""
+    spans = random_traces(random.Random(13), 60)
+    write(store, spans)
+    store.seal_now()
+    ref = Reference(spans)
+    for text, indexed in [
+        ('{ span.a = "x" }', True),
+        ('{ span.a = "x" && duration > 5ms }', True),
+        ('{ span.b = "GET /a" && span.a = "y" }', True),
+        ('{ span.a = "1" }', False),
+        ('{ span.a = "x" || duration > 5ms }', False),
+        ('{ .a = "x" }', False),
+    ]:
+        q = parse(text)
+        search = TraceQLSearch(q, *WINDOW)
+        with store._sources_lock.read():
+            snap = store._snapshot("traces", "default", *WINDOW)
+            assert (store._index_plan(snap, search) is not None) == indexed, text
+        assert evaluated(store, q) == ref.run(q), text

@@ -17,15 +17,25 @@ from dataclasses import replace
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from otterscope.errors import BadRequest, StoreError
 from otterscope.otlp.anyvalue import to_api
-from otterscope.query.model import MatchedSpan, Spanset, TraceQLResult, TraceQLSearch, TraceSummary
+from otterscope.query.model import (
+    MatchedSpan,
+    Spanset,
+    TraceQLResult,
+    TraceQLSearch,
+    TraceQuery,
+    TraceSummary,
+)
 from otterscope.query.traceql import ast
 from otterscope.store.embedded import damage, traceql_sql
 from otterscope.store.embedded.reader import FIRST_SCAN, TRACE_MARGIN_NS, Reader, _prefix
 from otterscope.store.embedded.snapshot import Snapshot
 
+# (rows scanned, files the attribute index answers, its comparisons, tables to register)
+_IndexPlan = tuple[str, str, list[ast.Comparison], dict[str, pa.Table]]
 _STATUS_WORDS = {v: k for k, v in ast.STATUSES.items()}
 _KIND_WORDS = {v: k for k, v in ast.KINDS.items()}
 
@@ -51,7 +61,7 @@ class TraceQLReader(Reader):
                 search.start_ns,
                 search.end_ns,
             )
-            kept = self._newest(snap, tenant, win, search)
+            kept = self._newest(snap, tenant, win, search, self._index_plan(snap, search))
             if not kept:
                 return []
             ids = [t.trace_id for t in kept]
@@ -69,16 +79,44 @@ class TraceQLReader(Reader):
         found = _spansets(q, rows)
         return [TraceQLResult(t, tuple(found.get(t.trace_id, ()))) for t in kept]
 
+    def _index_plan(self, snap: Snapshot, search: TraceQLSearch) -> _IndexPlan | None:
+        """Where the attribute index answers a simple query's span attribute conditions:
+        the rows still scanned, the files answered by it, their comparisons and the tables
+        to register (the reader's plan for trace search; a condition no span of a file
+        meets leaves the file out, resources never meeting a span-scoped one)."""
+        comparisons = traceql_sql.indexable(search.query)
+        if not comparisons:
+            return None
+        attrs = tuple(
+            (c.field.name, str(c.value.value))
+            for c in comparisons
+            if isinstance(c.field, ast.Attribute)
+        )
+        query = TraceQuery(search.start_ns, search.end_ns, attributes=attrs)
+        src, indexed, tables = self._attribute_plan(snap, query, [[] for _ in attrs])
+        return None if indexed is None else (src, indexed, comparisons, tables)
+
     def _newest(
-        self, snap: Snapshot, tenant: str, win: traceql_sql.Window, search: TraceQLSearch
+        self,
+        snap: Snapshot,
+        tenant: str,
+        win: traceql_sql.Window,
+        search: TraceQLSearch,
+        plan: _IndexPlan | None,
     ) -> list[TraceSummary]:
         """The ``limit`` newest matching traces."""
+        tables = snap.tables
+        indexed: tuple[str, list[ast.Comparison]] | None = None
+        if plan is not None:
+            src, indexed_src, comparisons, tables = plan
+            win = replace(win, src=src)
+            indexed = (indexed_src, comparisons)
         want = search.limit
         count = max(4 * (want + 1), FIRST_SCAN)
         known: dict[bytes, TraceSummary] = {}
         while True:
-            statement, params = traceql_sql.candidates(search.query, win, count)
-            _, spans = self._run(statement, params, snap.tables)
+            statement, params = traceql_sql.candidates(search.query, win, count, indexed)
+            _, spans = self._run(statement, params, tables)
             exhausted = len(spans) < count
             traces = 2 * want + 1
             while True:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from otterscope.otlp.rows import UNKNOWN_SERVICE
 from otterscope.query.traceql import ast
-from otterscope.store.embedded.sql import attribute_needles, json_path
+from otterscope.store.embedded.sql import ATTR_HITS, attribute_needles, json_path
 
 _COLUMNS = {
     "name": "name",
@@ -163,11 +163,16 @@ def _nested_set_parent(op: str, k: int) -> str:
     return "FALSE" if not other else f"NOT ({_ROOT})"
 
 
-def condition(c: ast.Condition) -> tuple[str, list[object]]:
-    """A condition on one span row as SQL and its parameters."""
+def condition(
+    c: ast.Condition, answered: dict[ast.Comparison, str] | None = None
+) -> tuple[str, list[object]]:
+    """A condition on one span row as SQL and its parameters; ``answered`` holds the SQL
+    of comparisons decided another way (the attribute index)."""
+    if answered and isinstance(c, ast.Comparison) and c in answered:
+        return answered[c], []
     if isinstance(c, ast.Logic):
-        left, lp = condition(c.left)
-        right, rp = condition(c.right)
+        left, lp = condition(c.left, answered)
+        right, rp = condition(c.right, answered)
         word = "AND" if c.op == "&&" else "OR"
         return f"({left} {word} {right})", lp + rp
     if isinstance(c.field, ast.Attribute):
@@ -362,19 +367,68 @@ def _matched(q: ast.Query, win: Window, rows: bool) -> tuple[_With, str]:
 # -- the statements --------------------------------------------------------------------------
 
 
-def candidates(q: ast.Query, win: Window, count: int) -> tuple[str, list[object]]:
-    """The newest ``count`` matched spans: (trace id, start), newest first."""
+def indexable(q: ast.Query) -> list[ast.Comparison]:
+    """The comparisons of a simple query the attribute index can decide on its own: span
+    attribute = a string, among the filter's top-level ``&&`` conjuncts. Only values whose
+    text no number, bool, array or object has: the index lists texts, so a hit is then
+    exactly a string of that value."""
+    filt = q.spansets
+    if not simple(q) or not isinstance(filt, ast.SpansetFilter) or filt.condition is None:
+        return []
+    out, todo = [], [filt.condition]
+    while todo:
+        c = todo.pop()
+        if isinstance(c, ast.Logic):
+            if c.op == "&&":
+                todo += [c.right, c.left]
+            continue
+        text = str(c.value.value)
+        if (
+            isinstance(c.field, ast.Attribute)
+            and c.field.scope == "span"
+            and c.op == "="
+            and c.value.kind == "string"
+            and len(attribute_needles(c.field.name, text)) == 1
+        ):
+            out.append(c)
+    return out
+
+
+def candidates(
+    q: ast.Query,
+    win: Window,
+    count: int,
+    indexed: tuple[str, Sequence[ast.Comparison]] | None = None,
+) -> tuple[str, list[object]]:
+    """The newest ``count`` matched spans: (trace id, start), newest first. ``indexed``:
+    files read beside ``win.src`` (``sql.indexed_spans``) whose rows meeting comparison
+    ``i`` the attribute index named in ``sql.ATTR_HITS``."""
     top = f"ORDER BY start_time_unix_nano DESC LIMIT {int(count)}"
-    if simple(q):
+    if not simple(q):
+        w, last = _matched(q, win, rows=False)
+        return w.statement(f"SELECT trace_id, start_time_unix_nano FROM {last} {top}")
+    filt = q.spansets
+    assert isinstance(filt, ast.SpansetFilter)
+
+    def select(src: str, answered: dict[ast.Comparison, str] | None) -> tuple[str, list[object]]:
         where, params = win.where()
-        filt = q.spansets
-        assert isinstance(filt, ast.SpansetFilter)
         if filt.condition is not None:
-            text, cp = condition(filt.condition)
+            text, cp = condition(filt.condition, answered)
             where, params = f"{where} AND {text}", params + cp
-        return f"SELECT trace_id, start_time_unix_nano FROM {win.src} WHERE {where} {top}", params
-    w, last = _matched(q, win, rows=False)
-    return w.statement(f"SELECT trace_id, start_time_unix_nano FROM {last} {top}")
+        return f"SELECT trace_id, start_time_unix_nano FROM {src} WHERE {where} {top}", params
+
+    sql, params = select(win.src, None)
+    if indexed is None:
+        return sql, params
+    src, comparisons = indexed
+    hits = {
+        c: f"EXISTS (SELECT 1 FROM {ATTR_HITS} h WHERE h.c = {int(i)} "
+        "AND h.f = file_name AND h.r = file_row)"
+        for i, c in enumerate(comparisons)
+    }
+    other, other_params = select(src, hits)
+    # Each side keeps its own top-N, so each still skips row groups older than its cut.
+    return f"SELECT * FROM (({sql}) UNION ALL ({other})) {top}", params + other_params
 
 
 def spansets(q: ast.Query, win: Window, spss: int) -> tuple[str, list[object]]:
