@@ -145,7 +145,7 @@ class TraceQLReader(Reader):
     def _check_regex(self, pattern: str) -> None:
         """A regular expression DuckDB (RE2) cannot compile is the user's mistake."""
         try:
-            self._run("SELECT regexp_full_match('', ?)", [pattern], {})
+            self._run(traceql_sql.REGEX_CHECK, [pattern], {})
         except StoreError as exc:
             raise BadRequest(f"TraceQL: bad regular expression {pattern!r}: {exc}") from None
 

@@ -111,6 +111,10 @@ def simple(q: ast.Query) -> bool:
     )
 
 
+# Compiles a pattern (parameter) the way the searches will, failing as they would.
+REGEX_CHECK = "SELECT regexp_full_match('', ?)"
+
+
 def regexes(q: ast.Query) -> list[str]:
     """The query's regular expressions, to be checked before the statement runs."""
     conds = ast.conditions(q.spansets) + [
