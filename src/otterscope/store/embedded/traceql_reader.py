@@ -118,7 +118,9 @@ class TraceQLReader(Reader):
             statement, params = traceql_sql.candidates(search.query, win, count, indexed)
             _, spans = self._run(statement, params, tables)
             exhausted = len(spans) < count
-            traces = 2 * want + 1
+            # One trace more than the page: the last one of a prefix is never kept (it
+            # starts no later than its own match), the others usually are.
+            traces = want + 1
             while True:
                 # Summaries cost by the hours they span: summarise the traces of the newest
                 # matches first, and more only when those do not fill the page.
