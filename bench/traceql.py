@@ -13,7 +13,8 @@ Queries, ``--runs`` each after ``--warmup``, with different parameters on every 
 - ``service_duration``: ``{ resource.service.name = "<svc>" && duration > <d> }`` (SPEC §8:
   p90 ≤ 300 ms);
 - ``attribute``: ``{ span.<key> = "<value>" }`` with values from rare to common;
-- ``structural``: ``{ resource.service.name = "<a>" } > { resource.service.name = "<b>" }``.
+- ``structural``: ``{ resource.service.name = "frontend" } > { resource.service.name = "<b>" }``
+  (``>>`` every other run).
 Limit 20 traces, 3 spans per spanset (Grafana's defaults). p50 / p90 / max in ms; writes
 bench/out/traceql-<label>.json.
 """
@@ -74,9 +75,12 @@ def plan(marker: dict[str, Any], rng: random.Random, n: int) -> dict[str, list[s
         key = ATTR_KEYS[i % len(ATTR_KEYS)]
         value = rng.choice(by_key[key])
         out["attribute"].append(f"{{ span.{key} = {json.dumps(value)} }}")
-        a, b = rng.sample(services, 2)
+        # The bench's frontend calls most other services (client span > server span).
+        callee = rng.choice([s for s in services if s != "frontend"])
+        op = ">" if i % 2 == 0 else ">>"
         out["structural"].append(
-            f'{{ resource.service.name = "{a}" }} > {{ resource.service.name = "{b}" }}'
+            f'{{ resource.service.name = "frontend" }} {op} '
+            f'{{ resource.service.name = "{callee}" }}'
         )
     return out
 

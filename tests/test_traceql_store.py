@@ -606,5 +606,28 @@ def test_attribute_index_answers_sealed_files(store: EmbeddedStore) -> None:
         search = TraceQLSearch(q, *WINDOW)
         with store._sources_lock.read():
             snap = store._snapshot("traces", "default", *WINDOW)
-            assert (store._index_plan(snap, search) is not None) == indexed, text
+            assert (store._index_plan(snap, search, q) is not None) == indexed, text
         assert evaluated(store, q) == ref.run(q), text
+
+
+def test_exact_candidates_after_check_budget(
+    fixture_store: tuple[EmbeddedStore, Reference], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queries few traces pass (checked one batch at a time) switch to candidates from the
+    exact query; results stay those of the reference."""
+    from otterscope.store.embedded import traceql_reader
+
+    monkeypatch.setattr(traceql_reader, "CHECK_BUDGET", 2)
+    store, ref = fixture_store
+    for text in [
+        "{} | count() > 3",
+        "{ status = error } | count() >= 2",
+        '{ name = "query" } >> { status = error }',
+        "{} | by(.a) | count() > 1",
+    ]:
+        q = parse(text)
+        assert evaluated(store, q) == ref.run(q), text
+        found = store.search_traceql("default", TraceQLSearch(q, *WINDOW, limit=3, spss=1000))
+        assert [r.summary.trace_id for r in found] == sorted(
+            ref.run(q), key=lambda t: (-min(s.start for s in ref.traces[t]), t)
+        )[:3], text

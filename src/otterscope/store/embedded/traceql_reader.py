@@ -34,6 +34,9 @@ from otterscope.store.embedded import damage, traceql_sql
 from otterscope.store.embedded.reader import FIRST_SCAN, TRACE_MARGIN_NS, Reader, _prefix
 from otterscope.store.embedded.snapshot import Snapshot
 
+# How many candidate traces the exact query checks one by one (in growing batches) before
+# the candidates are taken from the exact query over the whole window instead.
+CHECK_BUDGET = 1000
 # (rows scanned, files the attribute index answers, its comparisons, tables to register)
 _IndexPlan = tuple[str, str, list[ast.Comparison], dict[str, pa.Table]]
 _STATUS_WORDS = {v: k for k, v in ast.STATUSES.items()}
@@ -43,7 +46,6 @@ _KIND_WORDS = {v: k for k, v in ast.KINDS.items()}
 class TraceQLReader(Reader):
     @damage.retried_past_damage
     def search_traceql(self, tenant: str, search: TraceQLSearch) -> list[TraceQLResult]:
-        q = search.query
         with self._sources_lock.read():
             snap = self._snapshot(
                 "traces",
@@ -52,39 +54,16 @@ class TraceQLReader(Reader):
                 search.end_ns + TRACE_MARGIN_NS,
                 search.pin_seq,
             )
-            for pattern in traceql_sql.regexes(q):
+            for pattern in traceql_sql.regexes(search.query):
                 self._check_regex(pattern)
-            win = traceql_sql.Window(
-                snap.within(search.start_ns, search.end_ns),
-                tenant,
-                snap.pin,
-                search.start_ns,
-                search.end_ns,
-            )
-            kept = self._newest(snap, tenant, win, search, self._index_plan(snap, search))
-            if not kept:
-                return []
-            ids = [t.trace_id for t in kept]
-            window = traceql_sql.Window(
-                win.src, tenant, snap.pin, search.start_ns, search.end_ns, ids
-            )
-            if traceql_sql.simple(q):
-                # A simple filter's matches are single spans, and every span of a kept trace
-                # lies between its summary's start and end: only those hours are read.
-                lo = max(search.start_ns, min(t.start_ns for t in kept))
-                hi = min(search.end_ns, max(t.end_ns for t in kept))
-                window = replace(window, src=snap.within(lo, hi), start_ns=lo, end_ns=hi)
-            statement, params = traceql_sql.spansets(q, window, search.spss)
-            _, rows = self._run(statement, params, snap.tables)
-        found = _spansets(q, rows)
-        return [TraceQLResult(t, tuple(found.get(t.trace_id, ()))) for t in kept]
+            return self._newest(snap, tenant, search)
 
-    def _index_plan(self, snap: Snapshot, search: TraceQLSearch) -> _IndexPlan | None:
+    def _index_plan(self, snap: Snapshot, search: TraceQLSearch, q: ast.Query) -> _IndexPlan | None:
         """Where the attribute index answers a simple query's span attribute conditions:
         the rows still scanned, the files answered by it, their comparisons and the tables
         to register (the reader's plan for trace search; a condition no span of a file
         meets leaves the file out, resources never meeting a span-scoped one)."""
-        comparisons = traceql_sql.indexable(search.query)
+        comparisons = traceql_sql.indexable(q)
         if not comparisons:
             return None
         attrs = tuple(
@@ -96,26 +75,58 @@ class TraceQLReader(Reader):
         src, indexed, tables = self._attribute_plan(snap, query, [[] for _ in attrs])
         return None if indexed is None else (src, indexed, comparisons, tables)
 
-    def _newest(
+    def _newest(self, snap: Snapshot, tenant: str, search: TraceQLSearch) -> list[TraceQLResult]:
+        """The ``limit`` newest matching traces with their spansets.
+
+        Candidates come from the relaxed query first (``traceql_sql.relaxed``: a superset
+        of the matches, for most queries one filter read newest first off the source); the
+        traces kept by the prefix rule are checked by the exact query, restricted to their
+        ids and hours, which also yields their spansets. When more than CHECK_BUDGET traces
+        were checked without filling the page (a pipeline few traces pass), the candidates
+        come from the exact query over the window instead."""
+        checked: dict[bytes, list[Spanset]] = {}
+        known: dict[bytes, TraceSummary] = {}
+        loose = traceql_sql.relaxed(search.query)
+        if loose != search.query:
+            found = self._pass(snap, tenant, search, loose, known, checked, CHECK_BUDGET)
+            if found is not None:
+                return found
+        found = self._pass(snap, tenant, search, search.query, known, checked, None)
+        assert found is not None
+        return found
+
+    def _pass(
         self,
         snap: Snapshot,
         tenant: str,
-        win: traceql_sql.Window,
         search: TraceQLSearch,
-        plan: _IndexPlan | None,
-    ) -> list[TraceSummary]:
-        """The ``limit`` newest matching traces."""
+        loose: ast.Query,
+        known: dict[bytes, TraceSummary],
+        checked: dict[bytes, list[Spanset]],
+        budget: int | None,
+    ) -> list[TraceQLResult] | None:
+        """One search with candidates from ``loose``; None once ``budget`` traces were
+        checked without filling the page."""
+        want = search.limit
+        win = traceql_sql.Window(
+            snap.within(search.start_ns, search.end_ns),
+            tenant,
+            snap.pin,
+            search.start_ns,
+            search.end_ns,
+        )
         tables = snap.tables
         indexed: tuple[str, list[ast.Comparison]] | None = None
+        plan = self._index_plan(snap, search, loose)
         if plan is not None:
             src, indexed_src, comparisons, tables = plan
             win = replace(win, src=src)
             indexed = (indexed_src, comparisons)
-        want = search.limit
         count = max(4 * (want + 1), FIRST_SCAN)
-        known: dict[bytes, TraceSummary] = {}
+        batch = 2 * want
+        spent = 0
         while True:
-            statement, params = traceql_sql.candidates(search.query, win, count, indexed)
+            statement, params = traceql_sql.candidates(loose, win, count, indexed)
             _, spans = self._run(statement, params, tables)
             exhausted = len(spans) < count
             # One trace more than the page: the last one of a prefix is never kept (it
@@ -129,7 +140,7 @@ class TraceQLReader(Reader):
                 fresh = [r for r in prefix if r[0] not in known]
                 known.update((t.trace_id, t) for t in self._summaries(snap, tenant, fresh))
                 floor = None if complete and exhausted else int(prefix[-1][1])
-                kept = sorted(
+                candidates = sorted(
                     (
                         known[tid]
                         for tid in dict.fromkeys(r[0] for r in prefix)
@@ -137,12 +148,37 @@ class TraceQLReader(Reader):
                     ),
                     key=lambda t: (-t.start_ns, t.trace_id),
                 )
-                if len(kept) >= want or floor is None:
-                    return kept[:want]
+                todo = [t for t in candidates if t.trace_id not in checked]
+                checked.update(self._exact(snap, tenant, search, todo[:batch]))
+                spent += len(todo[:batch])
+                kept = [t for t in candidates if checked.get(t.trace_id)]
+                if len(kept) >= want or (floor is None and len(todo) <= batch):
+                    return [TraceQLResult(t, tuple(checked[t.trace_id])) for t in kept[:want]]
+                if budget is not None and spent > budget:
+                    return None
+                if len(todo) > batch:
+                    batch *= 4
+                    continue
                 if complete:
                     break
                 traces *= 4
             count *= 8
+
+    def _exact(
+        self, snap: Snapshot, tenant: str, search: TraceQLSearch, traces: list[TraceSummary]
+    ) -> dict[bytes, list[Spanset]]:
+        """The spansets of the query in each of ``traces`` (empty: no match). Every span of
+        a trace lies between its summary's start and end: only those hours are read."""
+        if not traces:
+            return {}
+        lo = max(search.start_ns, min(t.start_ns for t in traces))
+        hi = min(search.end_ns, max(t.end_ns for t in traces))
+        ids = [t.trace_id for t in traces]
+        window = traceql_sql.Window(snap.within(lo, hi), tenant, snap.pin, lo, hi, ids)
+        statement, params = traceql_sql.spansets(search.query, window, search.spss)
+        _, rows = self._run(statement, params, snap.tables)
+        found = _spansets(search.query, rows)
+        return {tid: found.get(tid, []) for tid in ids}
 
     def _check_regex(self, pattern: str) -> None:
         """A regular expression DuckDB (RE2) cannot compile is the user's mistake."""

@@ -6,7 +6,8 @@ window, the tenant and the pin:
 - each ``{ … }`` filter is a leaf: the keys (trace id, span id, parent id, start) of the
   spans meeting its condition, joined with ``tql_traces`` (per-trace intrinsics:
   traceDuration, rootName, rootServiceName) only when the query names one of those;
-- ``&&`` keeps the spans of either side in traces that have both, ``||`` is their union;
+- ``&&`` keeps the spans of either side in traces that have both, ``||`` is their union
+  (both ``UNION ALL``: keys may repeat until the full rows are read, once per span);
   ``>`` and ``~`` are semi-joins on the parent id; ``>>`` walks up from the right side's
   spans with a recursive CTE over the spans of the traces both sides occur in (``UNION``,
   not ``UNION ALL``, so a parent cycle in bad data ends the walk). A recursive walk rather
@@ -113,6 +114,22 @@ def simple(q: ast.Query) -> bool:
 
 # Compiles a pattern (parameter) the way the searches will, failing as they would.
 REGEX_CHECK = "SELECT regexp_full_match('', ?)"
+
+
+def relaxed(q: ast.Query) -> ast.Query:
+    """A query matching a superset of ``q``'s spans, cheaper to read newest first: ``>>``
+    becomes ``&&`` (its matches are right-side spans of traces holding both sides; the
+    walk up the parents of a whole window's spans would not fit in memory) and the
+    pipeline goes (it only removes spans). Its matches pick the candidate traces, which
+    ``q`` itself then checks."""
+    return ast.Query(_relax(q.spansets))
+
+
+def _relax(e: ast.SpansetExpr) -> ast.SpansetExpr:
+    if isinstance(e, ast.SpansetFilter):
+        return e
+    op: ast.SpansetOpName = "&&" if e.op == ">>" else e.op
+    return ast.SpansetOp(op, _relax(e.left), _relax(e.right))
 
 
 def regexes(q: ast.Query) -> list[str]:
@@ -266,12 +283,14 @@ def _spansets(w: _With, e: ast.SpansetExpr, win: Window, joined: bool) -> str:
     a = _spansets(w, e.left, win, joined)
     b = _spansets(w, e.right, win, joined)
     name = f"tql_s{len(w.ctes)}"
+    # UNION ALL: a span on both sides comes twice, which nothing after minds (full rows
+    # are read once per span), while deduplicating millions of keys would spill.
     if e.op == "||":
-        return w.add(name, f"SELECT * FROM {a} UNION SELECT * FROM {b}")
+        return w.add(name, f"SELECT * FROM {a} UNION ALL SELECT * FROM {b}")
     if e.op == "&&":
         return w.add(
             name,
-            f"SELECT * FROM {a} WHERE trace_id IN (SELECT trace_id FROM {b}) UNION "
+            f"SELECT * FROM {a} WHERE trace_id IN (SELECT trace_id FROM {b}) UNION ALL "
             f"SELECT * FROM {b} WHERE trace_id IN (SELECT trace_id FROM {a})",
         )
     if e.op == ">":
@@ -282,17 +301,21 @@ def _spansets(w: _With, e: ast.SpansetExpr, win: Window, joined: bool) -> str:
     else:
         w.recursive = True
         where, params = win.where()
+        # Only the traces both sides occur in are walked, and only their spans read.
+        both = w.add(
+            f"{name}_t",
+            f"SELECT DISTINCT trace_id FROM {b} WHERE trace_id IN (SELECT trace_id FROM {a})",
+        )
         spans = w.add(
             f"{name}_all",
-            f"SELECT DISTINCT trace_id, span_id, parent_span_id FROM {win.src} WHERE {where} "
-            f"AND trace_id IN (SELECT trace_id FROM {a}) "
-            f"AND trace_id IN (SELECT trace_id FROM {b})",
+            f"SELECT trace_id, span_id, parent_span_id FROM {win.src} WHERE {where} "
+            f"AND trace_id IN (SELECT trace_id FROM {both})",
             params,
         )
         up = w.add(
             f"{name}_up",
             f"SELECT trace_id, span_id, parent_span_id AS up FROM {b} "
-            f"WHERE trace_id IN (SELECT trace_id FROM {a}) UNION "
+            f"WHERE trace_id IN (SELECT trace_id FROM {both}) UNION "
             f"SELECT u.trace_id, u.span_id, p.parent_span_id FROM {name}_up u "
             f"JOIN {spans} p ON p.trace_id = u.trace_id AND p.span_id = u.up",
         )
