@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from otterscope.otlp.rows import Batch
-from otterscope.query.model import FetchQuery, LogQuery, Page, TraceQuery, TraceSummary
+from otterscope.query.model import (
+    FetchQuery,
+    LogQuery,
+    Page,
+    TraceQLResult,
+    TraceQLSearch,
+    TraceQuery,
+    TraceSummary,
+)
 
 Row = dict[str, Any]
 # An idempotency key as committed: (tenant, signal, the key the sender chose).
@@ -87,6 +95,11 @@ class Store(Protocol):
     def get_traces(self, tenant: str, trace_ids: Sequence[bytes]) -> list[Row]: ...
 
     def search_traces(self, tenant: str, query: TraceQuery) -> Page[TraceSummary]: ...
+
+    def search_traceql(self, tenant: str, search: TraceQLSearch) -> list[TraceQLResult]:
+        """Traces with spans matching a TraceQL query among those starting in the window,
+        newest trace start first, each with its spansets (see ``TraceQLSearch``)."""
+        ...
 
     def recent_traces(
         self, tenant: str, limit: int, before_ns: int, window_ns: int
