@@ -7,9 +7,8 @@ sends it), else JSON, as Tempo decides. Errors are Tempo's: the status with the 
 plain text. Tokens and tenants are those of ``/api``. The shapes are built in
 ``query.tempo_shapes``, the parameters read in ``query.tempo_params``.
 
-TraceQL (``q=``) is answered, until the store evaluates TraceQL, for the form Grafana's
-search builder writes (``{}``, or conditions joined by ``&&``) by the trace search; any
-other query is a 400 that says so.
+A search with ``q=`` is TraceQL, evaluated by the store (``Store.search_traceql``); one
+with ``tags=`` (or neither) is the trace search.
 """
 
 from __future__ import annotations
@@ -32,7 +31,8 @@ from otterscope.query import jaeger_params as jp
 from otterscope.query import tempo_params as tp
 from otterscope.query import tempo_shapes as ts
 from otterscope.query.jaeger_shapes import Row
-from otterscope.query.model import TraceQuery
+from otterscope.query.model import MatchedSpan, TraceQLSearch, TraceQuery
+from otterscope.query.traceql import parser as traceql
 from otterscope.store.base import Store
 
 PROTOBUF = "application/protobuf"
@@ -132,23 +132,33 @@ def _search_traces(store: Store, tenant: str, query: TraceQuery) -> list[dict[st
     return [ts.trace_metadata(t) for t in store.search_traces(tenant, query).items]
 
 
-def _traceql_query(text: str, query: TraceQuery) -> TraceQuery | None:
-    """The trace search a TraceQL query asks for. Until the store evaluates TraceQL, the
-    search builder's simple form is answered by the trace search and anything else is a
-    400 (``tp.NotYet``)."""
-    if not text.strip():
-        return query
-    return tp.builder_query(text, query)
+def _hit(span: MatchedSpan) -> ts.SpanHit:
+    # Tempo names a spanset span's values by the attribute's bare name or the intrinsic's
+    values = tuple((field.name, value) for field, value in span.attributes)
+    return ts.SpanHit(span.span_id, span.name, span.start_ns, span.duration_ns, values)
+
+
+def _traceql_traces(store: Store, tenant: str, search: TraceQLSearch) -> list[dict[str, Any]]:
+    return [
+        ts.trace_metadata(
+            found.summary,
+            [ts.spanset(s.matched, [_hit(h) for h in s.spans]) for s in found.spansets],
+        )
+        for found in store.search_traceql(tenant, search)
+    ]
 
 
 @tempo_endpoint
 async def search(request: Request, read: Reader) -> Response:
     found = tp.search(request.query_params)
     query = found.query
-    if found.traceql is not None and query is not None:
-        query = _traceql_query(found.traceql, query)
-    traces = [] if query is None else await read(_search_traces, query)
-    return _json(ts.search_response(traces))
+    if query is None:
+        return _json(ts.search_response([]))
+    if found.traceql is None:
+        return _json(ts.search_response(await read(_search_traces, query)))
+    parsed = traceql.parse(found.traceql or "{}")
+    search = TraceQLSearch(parsed, query.start_ns, query.end_ns, query.limit, found.spss)
+    return _json(ts.search_response(await read(_traceql_traces, search)))
 
 
 # -- tags and their values --------------------------------------------------------------------

@@ -19,9 +19,6 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
-
-import orjson
 
 from otterscope.errors import BadRequest
 from otterscope.query import jaeger_params as jp
@@ -127,106 +124,6 @@ def narrowed(query: TraceQuery, tags: Mapping[str, str]) -> TraceQuery | None:
         return jp.apply_tags(query, rest)
     except jp.NoMatch:
         return None
-
-
-class NotYet(BadRequest):
-    """A TraceQL query beyond the search builder's simple form: answered once the store
-    evaluates TraceQL."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(
-            f"TraceQL search is not available yet: {what}; only a spanset of conditions "
-            "joined by && (attribute, name, status or kind = value; duration or "
-            "traceDuration compared) is answered"
-        )
-
-
-_TERM = re.compile(
-    r"\s*(?P<field>[A-Za-z_.][\w.:/-]*)\s*(?P<op>!=|=~|!~|>=|<=|=|>|<)\s*"
-    r'(?P<value>"(?:[^"\\]|\\.)*"|[^\s&|(){}"]+)\s*'
-)
-_STATUS_WORD = {"error": 2, "ok": 1, "unset": 0}
-
-
-def _literal(text: str) -> str:
-    return str(orjson.loads(text)) if text.startswith('"') else text
-
-
-def _tighter(current: int | None, bound: int, low: bool) -> int:
-    if current is None:
-        return bound
-    return max(current, bound) if low else min(current, bound)
-
-
-def _duration_bound(query: TraceQuery, field: str, op: str, value: str) -> TraceQuery:
-    ns = p.parse_duration(field, value, plain_ms=False)
-    low = op in (">", ">=")
-    # the stored bounds are inclusive: a strict comparison moves them by a nanosecond
-    bound = ns + (op == ">") if low else ns - (op == "<")
-    if field == "duration" and low:
-        return replace(query, min_duration_ns=_tighter(query.min_duration_ns, bound, low))
-    if field == "duration":
-        return replace(query, max_duration_ns=_tighter(query.max_duration_ns, bound, low))
-    if low:
-        found = _tighter(query.min_trace_duration_ns, bound, low)
-        return replace(query, min_trace_duration_ns=found)
-    return replace(query, max_trace_duration_ns=_tighter(query.max_trace_duration_ns, bound, low))
-
-
-def _condition(query: TraceQuery, field: str, op: str, value: str) -> TraceQuery:
-    """``query`` with one condition of the simple form; raises ``jp.NoMatch`` for a
-    contradiction and ``NotYet`` for anything else."""
-    if field in ("duration", "traceDuration") and op in (">", ">=", "<", "<="):
-        return _duration_bound(query, field, op, value)
-    if op != "=":
-        raise NotYet(f"{field} {op} is not")
-    text = _literal(value)
-
-    def one(current: Any, new: Any) -> Any:
-        if current is not None and current != new:
-            raise jp.NoMatch
-        return new
-
-    if field in ("resource.service.name", ".service.name"):
-        return replace(query, service=one(query.service, text))
-    if field == "name":
-        return replace(query, operation=one(query.operation, text))
-    if field == "status" and value in _STATUS_WORD:
-        return replace(query, status=one(query.status, _STATUS_WORD[value]))
-    if field == "kind" and value in _KINDS:
-        return replace(query, kind=one(query.kind, _KINDS.index(value)))
-    for prefix in ("resource.", "span.", "."):
-        if field.startswith(prefix) and len(field) > len(prefix):
-            key = field[len(prefix) :]
-            return replace(query, attributes=(*query.attributes, (key, text)))
-    raise NotYet(f"{field} = {value[:40]} is not")
-
-
-def builder_query(text: str, query: TraceQuery) -> TraceQuery | None:
-    """A TraceQL query of the form Grafana's search builder writes (``{ c1 && c2 }``, each
-    condition on the same span) as a ``TraceQuery``; None when nothing can match. A scoped
-    attribute is matched on the span's or its resource's attributes alike."""
-    inner = text.strip()
-    if not (inner.startswith("{") and inner.endswith("}")):
-        raise NotYet("only one spanset { ... } without a pipeline")
-    inner = inner[1:-1]
-    pos = 0
-    try:
-        while inner[pos:].strip():
-            m = _TERM.match(inner, pos)
-            if m is None:
-                raise NotYet(f"{inner[pos:].strip()[:40]!r} is not")
-            query = _condition(query, m["field"], m["op"], m["value"])
-            pos = m.end()
-            if inner[pos:].strip():
-                if not inner.startswith("&&", pos):
-                    raise NotYet(f"{inner[pos:].strip()[:40]!r} is not")
-                pos += 2
-                if not inner[pos:].strip():
-                    raise BadRequest("TraceQL: a condition must follow &&")
-    except jp.NoMatch:
-        return None
-    return query
 
 
 def trace_window(q: Mapping[str, str]) -> tuple[int | None, int | None]:
