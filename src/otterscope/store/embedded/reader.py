@@ -8,6 +8,7 @@ Results come back as plain rows; shaping them is the API's business.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from otterscope.errors import StoreError
 from otterscope.otlp.anyvalue import to_api
 from otterscope.query.model import FetchQuery, LogQuery, Page, TraceQuery, TraceSummary
 from otterscope.store.base import MetricAggregates, Row, SqlSandboxSpec
@@ -288,7 +290,12 @@ class Reader(ServiceReader):
                 unsummarised.append(str(f.path))
         holders: dict[bytes, list[tuple[Any, ...]]] = {}
         if kept:
-            _, rows = self._run(summary_sql.kept_summaries(list(kept), len(ids)), ids, {})
+            try:
+                _, rows = self._run(summary_sql.kept_summaries(list(kept), len(ids)), ids, {})
+            except StoreError:
+                if not self._quarantine_summaries(kept):
+                    raise
+                return self._summaries(snap, tenant, spans)  # without the damaged ones
             for r in rows:
                 holders.setdefault(r[1], []).append(r)
         # A trace may also have hot rows or a tombstone; with files the summaries cannot
@@ -320,6 +327,27 @@ class Reader(ServiceReader):
             )
             out += [_summary(r) for r in rows]
         return out
+
+    def _quarantine_summaries(self, kept: dict[str, SealedFile]) -> bool:
+        """Move the unreadable ones of ``kept`` (summary file -> its data file) into the
+        quarantine; True when there was one. Their traces are summarised from their spans
+        until maintenance has written them again."""
+        moved = False
+        for path, f in kept.items():
+            try:
+                pq.read_table(path)
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                with contextlib.suppress(FileNotFoundError):  # a rewrite took it meanwhile
+                    self.quarantine.move(
+                        Path(path),
+                        "trace_summaries",
+                        f"unreadable trace summaries of {f.path} ({exc})",
+                        "nothing: its traces are summarised from their spans, and "
+                        "maintenance writes the summaries again",
+                    )
+                self._attr_indexes.drop(f.path)
+                moved = True
+        return moved
 
     @damage.retried_past_damage
     def recent_traces(self, tenant: str, limit: int, before_ns: int, window_ns: int) -> list[Row]:
