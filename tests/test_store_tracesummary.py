@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from otterscope.query.model import TraceQuery, TraceSummary
 from otterscope.store.embedded import attrindex
@@ -23,6 +24,16 @@ from otterscope.store.embedded.store import EmbeddedStore
 from tests.test_store_embedded import HOUR, MINUTE, MS, SEC, T0, resource, span, write_spans
 
 WINDOW = {"start_ns": T0 - HOUR, "end_ns": T0 + 3 * HOUR}
+
+
+def resent(made: Span) -> Span:
+    copy = Span()
+    copy.CopyFrom(made)
+    copy.name = "resent"
+    copy.start_time_unix_nano -= MS
+    copy.end_time_unix_nano += 50 * MS
+    copy.status.code = 2  # type: ignore[assignment]
+    return copy
 
 
 def results(store: EmbeddedStore, q: TraceQuery) -> list[TraceSummary]:
@@ -72,6 +83,7 @@ PARTS = st.lists(st.lists(SPAN, min_size=1, max_size=12), min_size=1, max_size=4
         min_size=1,
         max_size=4,
     ),
+    resend=st.booleans(),
 )
 def test_kept_summaries_answer_as_the_spans_do(
     parts: list[list[tuple[int, int, int, int, bool, bool]]],
@@ -79,14 +91,18 @@ def test_kept_summaries_answer_as_the_spans_do(
     deleted: set[int],
     deleted_span: tuple[int, int] | None,
     queries: list[tuple[str | None, int | None, int]],
+    resend: bool,
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = EmbeddedStore(Path(tmp) / "data")
         try:
             counts = [0] * 5  # spans written per trace: span k of a trace has id (t, k)
             pins = []
+            sent: list[Span] = []
 
-            def send(rows: list[tuple[int, int, int, int, bool, bool]]) -> None:
+            def send(
+                rows: list[tuple[int, int, int, int, bool, bool]], resend_older: bool = False
+            ) -> None:
                 groups = []
                 for tid, parent, hour, svc, error, twice in rows:
                     k = counts[tid]
@@ -106,7 +122,14 @@ def test_kept_summaries_answer_as_the_spans_do(
                         parent=up,
                         status=2 if error else 0,
                     )
-                    groups.append((resource(f"svc{svc}"), [made, made] if twice else [made]))
+                    groups.append((resource(f"svc{svc}"), [made]))
+                    if twice:
+                        # A resend with other content: earlier, longer, failed, from
+                        # another service. The copy ingested first is the span.
+                        groups.append((resource("resender"), [resent(made)]))
+                    sent.append(made)
+                if resend_older and sent:
+                    groups.append((resource("resender"), [resent(sent[0])]))
                 write_spans(store, groups)
 
             for rows in parts:
@@ -114,7 +137,7 @@ def test_kept_summaries_answer_as_the_spans_do(
                 # count the file's later spans.
                 send(rows[: len(rows) // 2])
                 pins.append(store.last_seq())
-                send(rows[len(rows) // 2 :])
+                send(rows[len(rows) // 2 :], resend_older=resend)  # into another file
                 store.seal_now()  # one file per hour of this part
             pins.append(store.last_seq())  # every file within it, the hot rows past it
             send(hot)

@@ -125,6 +125,7 @@ class _Sidecars:
     index: FileIndex | None
     summaries: KeptSummaries | None
     max_seq: int | None  # the data file's largest ingest number, from its statistics
+    ident: str | None  # the id its footer names (None: sealed before any index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +183,7 @@ class IndexCache:
     def _sidecars(self, data_file: Path) -> _Sidecars:
         # A rewrite (deletes) replaces a file under the same name with other row numbers.
         st = data_file.stat()
-        name = f"{data_file}\0{st.st_mtime_ns}\0{st.st_size}"
+        name = f"{data_file}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_size}"
         with self._lock:
             if name in self._items:
                 self._items.move_to_end(name)
@@ -194,6 +195,10 @@ class IndexCache:
                 self._items.popitem(last=False)
         return found
 
+    def ident(self, data_file: Path) -> str | None:
+        """The id ``data_file``'s footer names for what is kept beside it, if any."""
+        return self._sidecars(data_file).ident
+
     def max_seq(self, data_file: Path) -> int | None:
         """The largest ingest number in ``data_file`` (any signal), or None when its
         statistics do not say."""
@@ -204,9 +209,14 @@ class IndexCache:
         top = _max_seq(meta)
         ident = (meta.metadata or {}).get(ID_META)
         if ident is None:
-            return _Sidecars(None, None, top)
+            return _Sidecars(None, None, top, None)
         path = index_path(self._root, data_file, ident.decode())
-        return _Sidecars(_read_index(path, ident), _read_summaries(summary_path(path), ident), top)
+        return _Sidecars(
+            _read_index(path, ident),
+            _read_summaries(summary_path(path), ident),
+            top,
+            ident.decode(),
+        )
 
     def forget(self, data_file: Path, keep: str | None = None) -> None:
         """Remove what is kept beside ``data_file`` but under the id ``keep`` (everything

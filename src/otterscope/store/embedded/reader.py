@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from otterscope.errors import StoreError
+from otterscope.errors import QueryTimeout, StoreError
 from otterscope.otlp.anyvalue import to_api
 from otterscope.query.model import FetchQuery, LogQuery, Page, TraceQuery, TraceSummary
 from otterscope.store.base import MetricAggregates, Row, SqlSandboxSpec
@@ -292,6 +292,8 @@ class Reader(ServiceReader):
         if kept:
             try:
                 _, rows = self._run(summary_sql.kept_summaries(list(kept), len(ids)), ids, {})
+            except QueryTimeout:
+                raise
             except StoreError:
                 if not self._quarantine_summaries(kept):
                     raise

@@ -493,26 +493,27 @@ class EmbeddedStore(TraceQLReader):
     @damage.retried_past_damage
     def _keep_summaries(self, budget: int = 4) -> None:
         """Span files sealed with an attribute index but before trace summaries were kept
-        get them, a few per pass."""
+        get them, a few per pass. Read and computed outside the sources lock; written under
+        its read side, if the file is still the one read (a rewrite gives it a new id)."""
         for f in [f for f in self._files if f.signal == "traces"]:
             if budget == 0:
                 return
-            if self._attr_indexes.summaries(f.path) is not None:
-                continue
-            with self._sources_lock.read():  # a rewrite cannot swap the file meanwhile
-                if f not in self._files:
+            try:
+                ident = self._attr_indexes.ident(f.path)
+                if ident is None or self._attr_indexes.summaries(f.path) is not None:
+                    continue  # sealed before any index (scanned as it is), or kept already
+                rows = pq.read_table(f.path, columns=tracesummary.columns())
+            except FileNotFoundError:
+                continue  # retention or the quarantine took it meanwhile
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
+            summaries, max_seq = tracesummary.build(rows), tracesummary.max_seq(rows)
+            target = attrindex.summary_path(self._index_at(f.path)(ident))
+            with self._sources_lock.read():
+                self._attr_indexes.drop(f.path)
+                if f not in self._files or self._attr_indexes.ident(f.path) != ident:
                     continue
-                try:
-                    ident = (pq.read_metadata(f.path).metadata or {}).get(attrindex.ID_META)
-                    if ident is None:
-                        continue  # sealed before any index: scanned as it is
-                    rows = pq.read_table(f.path, columns=tracesummary.columns())
-                except (OSError, ValueError, pa.ArrowException) as exc:
-                    raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
-                target = attrindex.summary_path(self._index_at(f.path)(ident.decode()))
-                summaries = tracesummary.build(rows)
-                max_seq = tracesummary.max_seq(rows)
-                tracesummary.write(summaries, target, ident.decode(), attrindex.ID_META, max_seq)
+                tracesummary.write(summaries, target, ident, attrindex.ID_META, max_seq)
             self._attr_indexes.drop(f.path)
             budget -= 1
 

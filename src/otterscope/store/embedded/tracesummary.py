@@ -10,7 +10,8 @@ or a deleted file is never used for other rows.
 
 A kept summary is the trace's whole summary when the file holds all of the trace's spans
 that a query can see: no other file in the query's window and no hot row has any, no
-tombstone names the trace, and every row of the file is within the query's pin. The reader
+tombstone names the trace, and every file of the window has usable summaries with every
+row within the query's pin. The reader
 checks exactly that, and summarises every other trace from its spans as before, reading
 only the files the kept summaries say hold it.
 """
@@ -46,7 +47,7 @@ def build(rows: pa.Table) -> pa.Table:
     """The summary of every trace in ``rows`` (one tenant's spans being sealed)."""
     con = duckdb.connect(config={"threads": 1})
     try:
-        con.register(summary_sql.SEALING, rows.select(list(_INPUT)))
+        con.register(summary_sql.SEALING, rows.select(columns()))
         return con.sql(summary_sql.sealing_summaries()).to_arrow_table()
     finally:
         con.close()
