@@ -488,7 +488,7 @@ class Reader(ServiceReader):
         if lo is None or hi is None:
             return []
         margin = service_sql.DEPENDENCY_MARGIN_NS
-        params = [spans.pin, lo - margin, hi + margin, *([after, upto] * 4)]
+        params = [after, upto, spans.pin, lo - margin, hi + margin, *([after, upto] * 4)]
         names, rows = self._run(service_sql.service_graph(spans.source), params, spans.tables)
         return rows_of(names, rows)
 

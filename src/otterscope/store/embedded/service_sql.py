@@ -179,8 +179,8 @@ def service_graph(src: str) -> str:
     """The service graph's requests completed by the spans numbered in (after, upto], per
     tenant, client, server and connection type: calls, failed calls, the client's and the
     server's durations (sums and cumulative ``cle_i``/``sle_i`` counts per
-    SERVICE_GRAPH_BOUNDS_S). Parameters: pin, lo, hi (start times, margin included), then
-    after, upto four times.
+    SERVICE_GRAPH_BOUNDS_S). Parameters: after, upto, pin, lo, hi (start times, margin
+    included), then after, upto four times.
 
     As Tempo pairs them: a CLIENT (or PRODUCER, ``messaging_system``) span and the SERVER
     (CONSUMER) span whose parent it is make one request, counted when the later of the two
@@ -211,13 +211,18 @@ def service_graph(src: str) -> str:
     )
     in_range = "seq > ? AND seq <= ?"
     return (
-        "WITH near AS ("
+        # Only the traces of the spans in the range: the other side of a request is in
+        # the same trace, and most spans in the time window are not.
+        "WITH fresh AS (SELECT DISTINCT tenant, trace_id FROM "
+        f"{src} WHERE ingest_seq > ? AND ingest_seq <= ? AND kind IN (2, 3, 4, 5)"
+        "), near AS ("
         "SELECT tenant, trace_id, span_id, parent_span_id, service_name AS service, kind, "
         "status_code = 2 AS err, duration_nano AS d, ingest_seq AS seq, "
         f"CASE WHEN kind IN (3, 4) THEN {db_name} END AS dbname, "
         f"{_first(_PEER)} AS peer, attributes "
         f"FROM {src} WHERE ingest_seq <= ? AND kind IN (2, 3, 4, 5) "
-        "AND start_time_unix_nano >= ? AND start_time_unix_nano <= ?"
+        "AND start_time_unix_nano >= ? AND start_time_unix_nano <= ? "
+        "AND (tenant, trace_id) IN (SELECT tenant, trace_id FROM fresh)"
         "), callers AS (SELECT * FROM near WHERE kind IN (3, 4) AND dbname IS NULL"
         "), callees AS (SELECT * FROM near WHERE kind IN (2, 5)"
         "), calls AS ("
