@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.conftest import RunningServer, start_server
 from tests.payloads import new_span_id, new_trace_id, post, span, traces_body
 from tests.test_metrics_exposition import scrape
@@ -112,6 +114,10 @@ def test_pairs_failures_histograms_and_tenants(tmp_path: Path) -> None:
         assert beta[f"traces_service_graph_request_total{{{edge('web', 'api')}}}"] == 1
         assert f"traces_service_graph_request_total{{{e}}}" not in beta
         assert not any(k.startswith("traces_service_graph_request_failed") for k in beta)
+        # For Prometheus only: the metrics API (computed from stored data) does not list them.
+        listed = httpx.get(f"{srv.url}/api/metrics", headers=ALPHA, timeout=30).json()
+        assert not any("service_graph" in m["name"] for m in listed["metrics"])
+        assert any(m["name"] == "traces.span.metrics.calls" for m in listed["metrics"])
         # Counted once: scraping again folds nothing twice.
         assert scrape(srv, ALPHA)[f"traces_service_graph_request_total{{{e}}}"] == 3
     finally:

@@ -197,12 +197,13 @@ class Accumulator:
             yield self._series.values()
 
     def metric_names(self, tenant: str) -> set[tuple[str, str, int, bool]]:
-        """(name, unit, kind, monotonic) of every metric the tenant has series of."""
+        """(name, unit, kind, monotonic) of every metric the tenant has series of, but the
+        service graph's (exposed on /metrics only)."""
         with self._lock:
             return {
                 (s.name, s.unit, s.kind, s.monotonic)
                 for s in self._series.values()
-                if s.tenant == tenant
+                if s.tenant == tenant and s.resource != servicegraph.RESOURCE
             }
 
     def restore(self, seq: int, series: Iterable[Series], graph_seq: int | None = None) -> None:
