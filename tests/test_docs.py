@@ -23,6 +23,7 @@ SECTIONS_IN_ORDER = (
     "Web UI",
     "Configuration",
     "API",
+    "Grafana set-up",
     "Architecture",
     "Performance",
     "Development",

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +68,13 @@ def readme_scrape_config(http_port: int) -> str:
     return block.replace("127.0.0.1:4318", f"127.0.0.1:{http_port}")
 
 
-@pytest.fixture
-def prometheus(tmp_path: Path, server: RunningServer) -> Iterator[str]:
+@contextmanager
+def running_prometheus(tmp_path: Path, scrape_config: str) -> Iterator[str]:
+    """A real Prometheus scraping every second with ``scrape_config`` (its
+    ``scrape_configs``); yields its URL."""
     port = free_port()
     config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n"
-        + readme_scrape_config(server.http_port)
-    )
+    config.write_text("global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n" + scrape_config)
     log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - the child's lifetime
     proc = subprocess.Popen(
         [
@@ -104,6 +104,12 @@ def prometheus(tmp_path: Path, server: RunningServer) -> Iterator[str]:
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path, server: RunningServer) -> Iterator[str]:
+    with running_prometheus(tmp_path, readme_scrape_config(server.http_port)) as url:
+        yield url
 
 
 def query(prom: str, expr: str) -> list[dict[str, Any]]:

@@ -440,4 +440,11 @@ KEYS: tuple[Key, ...] = (
         parse_seconds,
         "How often the accumulated metrics state is snapshotted to the data dir.",
     ),
+    Key(
+        "metrics",
+        "service_graph_wait",
+        10.0,
+        parse_seconds,
+        "How long a client span waits for its server span before the service graph calls its callee a virtual node.",
+    ),
 )

@@ -197,3 +197,24 @@ class SelfMetrics:
             for gauge in self.gauges:
                 lines.extend(gauge.render(openmetrics))
         return "\n".join(lines) + "\n"
+
+
+def alert_gauges(rules: Iterable[tuple[str, str, str, str, int]]) -> str:
+    """A tenant's alert rules as gauges (the same in both formats): ``otterscope_alerts_firing``
+    (1 while the rule's incident fires, else 0; labels ``alertname``, ``id``,
+    ``severity``, ``metric``) and ``otterscope_alert_rules`` (the enabled rules), so a dashboard shows the
+    firing incidents and an alert rule can watch them."""
+    rows = list(rules)
+    lines = [
+        "# HELP otterscope_alerts_firing Whether an alert rule's incident is firing (1) or not (0).",
+        "# TYPE otterscope_alerts_firing gauge",
+    ]
+    for name, rule_id, severity, metric, firing in rows:
+        labels = (("alertname", name), ("id", rule_id), ("metric", metric), ("severity", severity))
+        lines.append(f"otterscope_alerts_firing{_fmt_labels(labels)} {firing}")
+    lines += [
+        "# HELP otterscope_alert_rules Enabled alert rules.",
+        "# TYPE otterscope_alert_rules gauge",
+        f"otterscope_alert_rules {len(rows)}",
+    ]
+    return "\n".join(lines) + "\n"

@@ -42,6 +42,7 @@ from otterscope.ingest.service import IngestService
 from otterscope.ingest.writer import Writer
 from otterscope.live.hub import LiveHub
 from otterscope.metrics.accumulator import Accumulator
+from otterscope.metrics.servicegraph import Lag
 from otterscope.metrics.state import MetricsState
 from otterscope.otlp.anyvalue import Limits
 from otterscope.quarantine import Quarantine
@@ -126,7 +127,13 @@ class Server:
                 points, tenant=tenant, metric=name
             ),
         )
-        self.metrics_state = MetricsState(s.data_dir, accumulator, self.store, quarantine)
+        self.metrics_state = MetricsState(
+            s.data_dir,
+            accumulator,
+            self.store,
+            quarantine,
+            graph_lag=Lag(s["metrics.service_graph_wait"]),
+        )
         self.metrics_state.load()
         clear_workspace(s.data_dir)  # SQL sandbox exports a crash may have left
         alert_state = AlertState(s.data_dir, quarantine)

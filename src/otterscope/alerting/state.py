@@ -144,3 +144,18 @@ class AlertState:
         deliveries = list(incident.deliveries)
         deliveries[index] = delivery
         self.incidents[incident_id] = replace(incident, deliveries=tuple(deliveries))
+
+    def firing_by_rule(self, tenant: str) -> list[tuple[str, str, str, str, int]]:
+        """Per enabled rule of the tenant: (rule name, id, severity, metric, 1 while an incident
+        of it fires, else 0), for the ``otterscope_alerts_firing`` self-metric."""
+        with self._lock:
+            firing = {
+                i.config_id
+                for i in self.incidents.values()
+                if i.tenant == tenant and i.state == "firing"
+            }
+            return sorted(
+                (c.name, c.id, c.severity, c.metric_name, int(c.id in firing))
+                for c in self.configs.values()
+                if c.tenant == tenant and c.enabled
+            )

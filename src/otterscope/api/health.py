@@ -16,6 +16,7 @@ from otterscope.api.responses import json_response
 from otterscope.api.state import AppState, api_endpoint, app_state, principal
 from otterscope.errors import Forbidden, Unauthorized
 from otterscope.metrics.exposition import render
+from otterscope.selfmetrics import alert_gauges
 
 
 def _status(state: AppState) -> str:
@@ -117,6 +118,8 @@ async def metrics(request: Request) -> Response:
 
         chunks = await run_in_threadpool(exposition)
     chunks.append(state.metrics.render(who.tenant, "admin" in who.scopes, openmetrics).encode())
+    if state.alerting is not None:
+        chunks.append(alert_gauges(state.alerting.state.firing_by_rule(who.tenant)).encode())
     if openmetrics:
         chunks.append(b"# EOF\n")
     return StreamingResponse(

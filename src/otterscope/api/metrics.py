@@ -22,6 +22,7 @@ from otterscope.errors import BadRequest, Unavailable
 from otterscope.metrics import query as mq
 from otterscope.metrics.accumulator import GAUGE, HISTOGRAM, SUM, SUMMARY, Accumulator, Series
 from otterscope.metrics.exposition import label_names, prometheus_name
+from otterscope.metrics.servicegraph import RESOURCE as SERVICE_GRAPH_RESOURCE
 from otterscope.query import params as p
 
 _TYPES = {GAUGE: "gauge", HISTOGRAM: "histogram", SUMMARY: "summary"}
@@ -54,7 +55,9 @@ def _catalog(
     found: dict[tuple[str, str], dict[str, Any]] = {}
     with accumulator.reading() as series:
         for s in series:
-            if s.tenant != tenant:
+            # The service graph's series are for Prometheus (/metrics) only: the query API
+            # computes from stored points and spans, and has none for them.
+            if s.tenant != tenant or s.resource == SERVICE_GRAPH_RESOURCE:
                 continue
             entry = found.setdefault(
                 (s.name, _type(s)),

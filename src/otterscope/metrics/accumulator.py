@@ -25,7 +25,8 @@ takes the points numbered after the last fold, aggregated per stored series by t
 Spans are folded the same way into request, error and duration metrics named as the
 OpenTelemetry Collector's spanmetrics connector names them: ``traces_span_metrics_calls_total``
 and the ``traces_span_metrics_duration_milliseconds`` histogram, labelled ``service_name``,
-``span_name``, ``span_kind`` and ``status_code``, with its default buckets.
+``span_name``, ``span_kind`` and ``status_code``, with its default buckets; and into the
+service graph metrics (see ``servicegraph``).
 
 Cardinality is bounded: a metric holds at most ``metrics.max_series_per_metric`` series per
 tenant; points of further series go to one overflow series (attributes
@@ -39,6 +40,7 @@ import collections
 import functools
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,12 +48,16 @@ from typing import Any
 
 import orjson
 
-from otterscope.metrics import exponential
+from otterscope.metrics import exponential, servicegraph
 from otterscope.metrics.exemplars import Exemplar
 from otterscope.metrics.exemplars import merge as merge_exemplars
 from otterscope.metrics.exemplars import parse as parse_exemplars
 from otterscope.query.shapes import SPAN_KINDS, STATUS_CODES
-from otterscope.store.base import SPAN_DURATION_BOUNDS_MS, MetricAggregates
+from otterscope.store.base import (
+    SERVICE_GRAPH_BOUNDS_S,
+    SPAN_DURATION_BOUNDS_MS,
+    MetricAggregates,
+)
 
 GAUGE, SUM, HISTOGRAM, EXP_HISTOGRAM, SUMMARY = 1, 2, 3, 4, 5
 DELTA, CUMULATIVE = 1, 2
@@ -176,6 +182,7 @@ class Accumulator:
         self._overflowed: collections.Counter[tuple[str, str]] = collections.Counter()
         self._lock = threading.Lock()
         self.seq = 0  # every point numbered up to this is folded in
+        self.graph_seq = 0  # every service graph request completed up to this is counted
 
     @property
     def excluded(self) -> frozenset[str]:
@@ -190,17 +197,19 @@ class Accumulator:
             yield self._series.values()
 
     def metric_names(self, tenant: str) -> set[tuple[str, str, int, bool]]:
-        """(name, unit, kind, monotonic) of every metric the tenant has series of."""
+        """(name, unit, kind, monotonic) of every metric the tenant has series of, but the
+        service graph's (exposed on /metrics only)."""
         with self._lock:
             return {
                 (s.name, s.unit, s.kind, s.monotonic)
                 for s in self._series.values()
-                if s.tenant == tenant
+                if s.tenant == tenant and s.resource != servicegraph.RESOURCE
             }
 
-    def restore(self, seq: int, series: Iterable[Series]) -> None:
+    def restore(self, seq: int, series: Iterable[Series], graph_seq: int | None = None) -> None:
         with self._lock:
             self.seq = seq
+            self.graph_seq = seq if graph_seq is None else graph_seq
             self._series = {s.key: s for s in series}
             self._per_metric = {}
             for s in self._series.values():
@@ -225,7 +234,11 @@ class Accumulator:
             for row in folded.spans:
                 count += int(row["calls"])
                 self._merge_red(row)
+            now_ns = time.time_ns()
+            for row in folded.graph:
+                self._merge_graph(row, now_ns)
             self.seq = max(self.seq, folded.upto)
+            self.graph_seq = max(self.graph_seq, folded.graph_upto)
             # Counted once per metric, not per point: a fold can overflow 200,000 points.
             overflowed = list(self._overflowed.items())
         if self._on_overflow is not None:
@@ -239,40 +252,73 @@ class Accumulator:
         calls = int(row["calls"])
         buckets = red_buckets(row)
         for name, kind_ in ((RED_CALLS, SUM), (RED_DURATION, HISTOGRAM)):
-            key = (row["tenant"], resource, "\0", name, attrs, kind_, True)
-            s = self._series.get(key)
-            if s is None and self._per_metric.get((row["tenant"], name), 0) >= self._limit:
-                # Span names can be as many as URLs: the same limit as for any metric.
-                key = (row["tenant"], resource, "\0", name, OVERFLOW_ATTRIBUTES, kind_, True)
-                s = self._series.get(key)
-                attrs_here = OVERFLOW_ATTRIBUTES
-                self._overflowed[(row["tenant"], name)] += calls
-            else:
-                attrs_here = attrs
-            if s is None:
-                s = Series(
-                    tenant=row["tenant"],
-                    resource=resource,
-                    scope_name="",
-                    scope_version="",
-                    name=name,
-                    kind=kind_,
-                    monotonic=True,
-                    attributes=attrs_here,
-                    unit="ms" if kind_ == HISTOGRAM else "",
-                    start_ns=int(row["start_min"] or 0),
-                    bounds=tuple(float(b) for b in RED_BOUNDS_MS),
-                    buckets=[0] * (len(RED_BOUNDS_MS) + 1),
-                )
-                self._series[s.key] = s
-                self._per_metric[(s.tenant, name)] = self._per_metric.get((s.tenant, name), 0) + 1
-            s.time_ns = max(s.time_ns, int(row["time_max"] or 0))
+            s = self._derived(row, resource, name, kind_, attrs, calls, "ms", RED_BOUNDS_MS)
             if kind_ == SUM:
                 s.value += calls
             else:
                 s.buckets = [a + b for a, b in zip(s.buckets, buckets, strict=True)]
                 s.count += calls
                 s.sum += float(row["sum_ms"] or 0.0)
+
+    def _merge_graph(self, row: Row, now_ns: int) -> None:
+        """A service graph edge's requests, failures and both duration histograms."""
+        attrs = servicegraph.attributes(row)
+        calls, failed = int(row["calls"]), int(row["failed"])
+        resource = servicegraph.RESOURCE
+        timed = {**row, "start_min": now_ns, "time_max": now_ns}
+        self._derived(timed, resource, servicegraph.REQUESTS, SUM, attrs, calls).value += calls
+        if failed:
+            s = self._derived(timed, resource, servicegraph.FAILED, SUM, attrs, calls)
+            s.value += failed
+        for name, side in ((servicegraph.SERVER_SECONDS, "s"), (servicegraph.CLIENT_SECONDS, "c")):
+            bounds = SERVICE_GRAPH_BOUNDS_S
+            s = self._derived(timed, resource, name, HISTOGRAM, attrs, calls, "s", bounds)
+            added = servicegraph.buckets(row, side)
+            s.buckets = [a + b for a, b in zip(s.buckets, added, strict=True)]
+            s.count += calls
+            s.sum += float(row["server_sum" if side == "s" else "client_sum"] or 0.0)
+
+    def _derived(
+        self,
+        row: Row,
+        resource: str,
+        name: str,
+        kind: int,
+        attrs: str,
+        items: int,
+        unit: str = "",
+        bounds: tuple[float, ...] = (),
+    ) -> Series:
+        """The series of a metric derived from spans (created when new), or the metric's
+        overflow series past the per-metric limit: span names can be as many as URLs, and
+        edges as many as callers times callees."""
+        tenant = row["tenant"]
+        key = (tenant, resource, "\0", name, attrs, kind, True)
+        s = self._series.get(key)
+        if s is None and self._per_metric.get((tenant, name), 0) >= self._limit:
+            attrs = OVERFLOW_ATTRIBUTES
+            key = (tenant, resource, "\0", name, attrs, kind, True)
+            s = self._series.get(key)
+            self._overflowed[(tenant, name)] += items
+        if s is None:
+            s = Series(
+                tenant=tenant,
+                resource=resource,
+                scope_name="",
+                scope_version="",
+                name=name,
+                kind=kind,
+                monotonic=True,
+                attributes=attrs,
+                unit=unit if kind == HISTOGRAM else "",
+                start_ns=int(row["start_min"] or 0),
+                bounds=tuple(float(b) for b in bounds),
+                buckets=[0] * (len(bounds) + 1),
+            )
+            self._series[s.key] = s
+            self._per_metric[(tenant, name)] = self._per_metric.get((tenant, name), 0) + 1
+        s.time_ns = max(s.time_ns, int(row["time_max"] or 0))
+        return s
 
     def _series_for(self, row: Row, points: int) -> tuple[Series, bool]:
         """The series a stored series' row folds into (created when new: True)."""

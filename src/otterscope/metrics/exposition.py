@@ -150,7 +150,10 @@ def prometheus_labels(resource: dict[str, Any], attributes: dict[str, Any]) -> d
 # of many series would otherwise parse and sanitise them all again each time.
 @functools.lru_cache(maxsize=1 << 18)
 def _resource_labels(resource: str) -> tuple[Labels, Labels]:
-    """(``job``/``instance``, the other resource attributes as labels) of a resource."""
+    """(``job``/``instance``, the other resource attributes as labels) of a resource; none
+    for series of no resource (``""``: the service graph's, which belong to an edge)."""
+    if not resource:
+        return (), ()
     doc = orjson.loads(resource)
     others = sorted(
         (_sanitize(k, _LABEL_INVALID), label_value(v))
@@ -165,7 +168,7 @@ def _label_set(resource: str, attributes: str, promote: tuple[str, ...] = ()) ->
     labels = dict(_resource_labels(resource)[0])
     for key, value in orjson.loads(attributes).items():
         labels.setdefault(_sanitize(key, _LABEL_INVALID), label_value(value))
-    if promote:
+    if promote and resource:
         doc = orjson.loads(resource)
         for key in promote:
             if key in doc:  # a point attribute of the same name wins
@@ -239,6 +242,8 @@ def render(
         if family[0] == kind:  # the first type wins a name; others would break the format
             family[2].append(s)
         target, others = _resource_labels(s.resource)
+        if not target:
+            continue
         # Resources of one job and instance that differ (say one invocation's carries an
         # attribute another's lacks) share one target_info: the union of their attributes.
         union = targets.setdefault(target, {})

@@ -10,7 +10,8 @@ sequence number it covers (written atomically by the maintenance thread every
 numbered after it. A crash between snapshots only means a longer fold: nothing is counted
 twice or lost. Retention keeps points for days, far longer than the snapshot interval.
 A snapshot that cannot be read, or that covers rows the store no longer has, is set aside
-and the state rebuilt from every stored point.
+and the state rebuilt from every stored point. The service graph is folded a
+``metrics.service_graph_wait`` behind (its own number, ``graph_seq``, in the snapshot).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import orjson
 
 from otterscope.durable import write_durably
 from otterscope.metrics.accumulator import Accumulator, Series
+from otterscope.metrics.servicegraph import Lag
 from otterscope.quarantine import Quarantine
 from otterscope.store.base import Store
 
@@ -38,11 +40,13 @@ class MetricsState:
         accumulator: Accumulator,
         store: Store,
         quarantine: Quarantine | None = None,
+        graph_lag: Lag | None = None,
     ) -> None:
         self.path = data_dir / FILE
         self._quarantine = quarantine or Quarantine(data_dir)
         self.accumulator = accumulator
         self._store = store
+        self._graph_lag = graph_lag or Lag(0)
         # One fold at a time: two would both take the points after the same number.
         self._fold_lock = threading.Lock()
 
@@ -57,6 +61,7 @@ class MetricsState:
                 if doc.get("version") != _VERSION:
                     raise ValueError(f"unknown version {doc.get('version')!r}")
                 seq, series = int(doc["seq"]), [Series.from_json(s) for s in doc["series"]]
+                graph_seq = int(doc.get("graph_seq", seq))
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 self._quarantine.move(
                     self.path,
@@ -66,7 +71,7 @@ class MetricsState:
                 )
             else:
                 if seq <= self._store.last_seq():
-                    self.accumulator.restore(seq, series)
+                    self.accumulator.restore(seq, series, graph_seq)
                 else:
                     # Rows it covers are gone (a damaged hot log, or retention took the
                     # newest rows): the store numbers new rows from below its seq again,
@@ -87,23 +92,31 @@ class MetricsState:
     def refresh(self) -> int:
         """Fold in every metric point committed since the last fold."""
         with self._fold_lock:
-            return self.accumulator.fold(
-                self._store.metric_aggregates(
-                    self.accumulator.seq, tuple(self.accumulator.excluded)
-                )
-            )
+            return self._fold()
+
+    def _fold(self) -> int:
+        acc = self.accumulator
+        # Spans are paired into service graph requests a wait behind the newest commit.
+        folded = self._store.metric_aggregates(
+            acc.seq, tuple(acc.excluded), (acc.graph_seq, self._graph_lag.upto())
+        )
+        self._graph_lag.reached(folded.upto)
+        return acc.fold(folded)
 
     def save(self) -> int:
         """Fold, then write the snapshot durably; return the sequence number it covers."""
         with self._fold_lock:
-            self.accumulator.fold(
-                self._store.metric_aggregates(
-                    self.accumulator.seq, tuple(self.accumulator.excluded)
-                )
-            )
-            seq = self.accumulator.seq
+            self._fold()
+            seq, graph_seq = self.accumulator.seq, self.accumulator.graph_seq
             with self.accumulator.reading() as series:
                 # orjson writes the dataclasses itself: no copy of every series first.
-                body = orjson.dumps({"version": _VERSION, "seq": seq, "series": list(series)})
+                body = orjson.dumps(
+                    {
+                        "version": _VERSION,
+                        "seq": seq,
+                        "graph_seq": graph_seq,
+                        "series": list(series),
+                    }
+                )
         write_durably(self.path, body)
         return seq

@@ -57,6 +57,10 @@ SPAN_DURATION_BOUNDS_MS = (
     15000,
 )
 
+# The service graph metrics' duration buckets in seconds: Tempo's metrics-generator default
+# (0.1 s, doubling 8 times).
+SERVICE_GRAPH_BOUNDS_S = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8)
+
 
 @dataclass(frozen=True, slots=True)
 class MetricAggregates:
@@ -65,6 +69,10 @@ class MetricAggregates:
     delta_buckets: list[Row]  # per delta histogram series, bucket counts added up
     spans: list[Row]  # per (tenant, service, span name, kind, status): calls, durations
     exp_points: list[Row] = field(default_factory=list)  # exponential histogram points
+    # Service graph requests (see service_sql.service_graph) completed by the spans numbered
+    # in (graph_after, graph_upto].
+    graph: list[Row] = field(default_factory=list)
+    graph_upto: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +158,16 @@ class Store(Protocol):
         for ``attribute_keys``."""
         ...
 
-    def metric_aggregates(self, after_seq: int, excluded: Sequence[str] = ()) -> MetricAggregates:
+    def metric_aggregates(
+        self,
+        after_seq: int,
+        excluded: Sequence[str] = (),
+        graph: tuple[int, int | None] | None = None,
+    ) -> MetricAggregates:
         """What was committed after ``after_seq``, folded per series (metric points, and
         the spans' request, error and duration figures). A delta point's resource is
-        grouped without the ``excluded`` attributes."""
+        grouped without the ``excluded`` attributes. ``graph`` (after, upto; upto None: as
+        far as the rest) asks for the service graph requests completed in that range."""
         ...
 
     def metric_steps(

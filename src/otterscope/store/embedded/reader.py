@@ -29,6 +29,7 @@ from otterscope.store.embedded import (
     damage,
     metric_sql,
     sandbox_sql,
+    service_sql,
     sql,
     summary_sql,
 )
@@ -475,7 +476,12 @@ class Reader(ServiceReader):
         return Page(found[: query.limit], snap.pin, more)
 
     @damage.retried_past_damage
-    def metric_aggregates(self, after_seq: int, excluded: Sequence[str] = ()) -> MetricAggregates:
+    def metric_aggregates(
+        self,
+        after_seq: int,
+        excluded: Sequence[str] = (),
+        graph: tuple[int, int | None] | None = None,
+    ) -> MetricAggregates:
         """What was committed after ``after_seq``, folded per series: metric points (and
         the summed bucket counts of delta histograms) and the spans' RED figures."""
         patch = orjson.dumps(dict.fromkeys(excluded)).decode()
@@ -491,13 +497,35 @@ class Reader(ServiceReader):
             )
             spans = self._snapshot("traces", None, pin=snap.pin)
             rnames, rrows = self._run(metric_sql.span_red(spans.source), params[1:], spans.tables)
+            graph_rows, graph_upto = [], after_seq
+            if graph is not None:
+                graph_upto = snap.pin if graph[1] is None else min(graph[1], snap.pin)
+                graph_rows = self._service_graph(spans, graph[0], graph_upto)
         return MetricAggregates(
             snap.pin,
             rows_of(names, rows),
             rows_of(bnames, brows),
             rows_of(rnames, rrows),
             rows_of(enames, erows),
+            graph_rows,
+            max(graph_upto, graph[0]) if graph is not None else 0,
         )
+
+    def _service_graph(self, spans: Snapshot, after: int, upto: int) -> list[Row]:
+        """The service graph requests the spans numbered in (after, upto] complete (the
+        caller holds the sources lock)."""
+        if upto <= after:
+            return []
+        _, bounds = self._run(
+            service_sql.service_graph_bounds(spans.source), [after, upto], spans.tables
+        )
+        lo, hi = bounds[0] if bounds else (None, None)
+        if lo is None or hi is None:
+            return []
+        margin = service_sql.DEPENDENCY_MARGIN_NS
+        params = [after, upto, spans.pin, lo - margin, hi + margin, *([after, upto] * 4)]
+        names, rows = self._run(service_sql.service_graph(spans.source), params, spans.tables)
+        return rows_of(names, rows)
 
     @damage.retried_past_damage
     def metric_steps(

@@ -6,6 +6,8 @@ for every user value.
 
 from __future__ import annotations
 
+from otterscope.store.base import SERVICE_GRAPH_BOUNDS_S
+
 MINUTE_NS = 60_000_000_000
 # How long after a dependency window a child span is still looked for (a call that starts
 # in the window may reach its callee a little later).
@@ -150,4 +152,100 @@ def entry_span_figures_by_service(src: str, every: bool) -> str:
         f"FROM {src} WHERE tenant = ? AND ingest_seq <= ? "
         f"AND start_time_unix_nano >= ? AND start_time_unix_nano <= ? AND {_ENTRY}{only} "
         f"GROUP BY {sets}"
+    )
+
+
+# Tempo's names for the callee of a client span whose callee sends no span (in its order),
+# and for a database call's server: peer.service, server.address, network.peer.address, then
+# the database's name or system.
+_PEER = ("peer.service", "db.name", "db.system", "db.system.name")
+_DB_NAME = ("db.namespace", "db.name", "db.system", "db.system.name")
+
+
+def _first(keys: tuple[str, ...], column: str = "attributes") -> str:
+    return "coalesce(" + ", ".join(f"json_extract_string({column}, '/{k}')" for k in keys) + ")"
+
+
+def service_graph_bounds(src: str) -> str:
+    """The start times of the calling and called spans numbered in (after, upto]: where
+    ``service_graph`` looks for their other side (parameters: after, upto)."""
+    return (
+        "SELECT min(start_time_unix_nano) AS lo, max(start_time_unix_nano) AS hi "
+        f"FROM {src} WHERE ingest_seq > ? AND ingest_seq <= ? AND kind IN (2, 3, 4, 5)"
+    )
+
+
+def service_graph(src: str) -> str:
+    """The service graph's requests completed by the spans numbered in (after, upto], per
+    tenant, client, server and connection type: calls, failed calls, the client's and the
+    server's durations (sums and cumulative ``cle_i``/``sle_i`` counts per
+    SERVICE_GRAPH_BOUNDS_S). Parameters: after, upto, pin, lo, hi (start times, margin
+    included), then after, upto four times.
+
+    As Tempo pairs them: a CLIENT (or PRODUCER, ``messaging_system``) span and the SERVER
+    (CONSUMER) span whose parent it is make one request, counted when the later of the two
+    is numbered in the range; it failed when either side has status ERROR. A client span
+    naming a database (``db.namespace``/``db.name``/``db.system``) is a ``database`` request
+    at once, its server named by peer.service, server.address, network.peer.address or the
+    database. A client span with no server span numbered up to ``pin`` (the caller lags
+    ``upto`` behind ``pin`` by ``metrics.service_graph_wait``) whose ``peer.service`` (or
+    database attribute) names its callee is a ``virtual_node`` request to it; a SERVER span
+    without a parent is a ``virtual_node`` request from its ``peer.service`` or ``user``.
+    """
+    cb = ", ".join(
+        f"count(*) FILTER (WHERE cd <= {int(b * 1e9)}) AS cle_{i}"
+        for i, b in enumerate(SERVICE_GRAPH_BOUNDS_S)
+    )
+    sb = ", ".join(
+        f"count(*) FILTER (WHERE sd <= {int(b * 1e9)}) AS sle_{i}"
+        for i, b in enumerate(SERVICE_GRAPH_BOUNDS_S)
+    )
+    address = (
+        "json_extract_string(attributes, '/network.peer.address') || coalesce(':' || "
+        "json_extract_string(attributes, '/network.peer.port'), '')"
+    )
+    db_name = f"coalesce({_first(_DB_NAME, 'resource_attributes')}, {_first(_DB_NAME)})"
+    server_of_db = (
+        f"coalesce(json_extract_string(attributes, '/peer.service'), "
+        f"json_extract_string(attributes, '/server.address'), {address}, dbname)"
+    )
+    in_range = "seq > ? AND seq <= ?"
+    return (
+        # Only the traces of the spans in the range: the other side of a request is in
+        # the same trace, and most spans in the time window are not.
+        "WITH fresh AS (SELECT DISTINCT tenant, trace_id FROM "
+        f"{src} WHERE ingest_seq > ? AND ingest_seq <= ? AND kind IN (2, 3, 4, 5)"
+        "), near AS ("
+        "SELECT tenant, trace_id, span_id, parent_span_id, service_name AS service, kind, "
+        "status_code = 2 AS err, duration_nano AS d, ingest_seq AS seq, "
+        f"CASE WHEN kind IN (3, 4) THEN {db_name} END AS dbname, "
+        f"{_first(_PEER)} AS peer, attributes "
+        f"FROM {src} WHERE ingest_seq <= ? AND kind IN (2, 3, 4, 5) "
+        "AND start_time_unix_nano >= ? AND start_time_unix_nano <= ? "
+        "AND (tenant, trace_id) IN (SELECT tenant, trace_id FROM fresh)"
+        "), callers AS (SELECT * FROM near WHERE kind IN (3, 4) AND dbname IS NULL"
+        "), callees AS (SELECT * FROM near WHERE kind IN (2, 5)"
+        "), calls AS ("
+        "SELECT p.tenant, p.service AS client, c.service AS server, "
+        "CASE WHEN p.kind = 4 OR c.kind = 5 THEN 'messaging_system' ELSE '' END AS ctype, "
+        "p.err OR c.err AS failed, p.d AS cd, c.d AS sd "
+        "FROM callers AS p JOIN callees AS c ON c.tenant = p.tenant "
+        "AND c.trace_id = p.trace_id AND c.parent_span_id = p.span_id "
+        "WHERE greatest(p.seq, c.seq) > ? AND greatest(p.seq, c.seq) <= ? "
+        "UNION ALL "
+        f"SELECT tenant, service, {server_of_db}, 'database', err, d, d FROM near "
+        f"WHERE kind IN (3, 4) AND dbname IS NOT NULL AND {in_range} "
+        "UNION ALL "
+        "SELECT p.tenant, p.service, p.peer, 'virtual_node', p.err, p.d, 0 FROM callers AS p "
+        f"WHERE p.peer IS NOT NULL AND p.{in_range} AND NOT EXISTS (SELECT 1 FROM callees AS c "
+        "WHERE c.tenant = p.tenant AND c.trace_id = p.trace_id "
+        "AND c.parent_span_id = p.span_id) "
+        "UNION ALL "
+        "SELECT tenant, coalesce(peer, 'user'), service, 'virtual_node', err, 0, d FROM callees "
+        f"WHERE octet_length(parent_span_id) = 0 AND {in_range}"
+        ") "
+        "SELECT tenant, client, server, ctype AS connection_type, count(*) AS calls, "
+        "count(*) FILTER (WHERE failed) AS failed, sum(cd) / 1e9 AS client_sum, "
+        f"sum(sd) / 1e9 AS server_sum, {cb}, {sb} "
+        "FROM calls GROUP BY tenant, client, server, ctype"
     )
