@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from otterscope.query.model import TraceQuery, TraceSummary
-from otterscope.store.embedded import reader
+from otterscope.store.embedded import trace_search
 from otterscope.store.embedded.store import EmbeddedStore
 from tests.test_store_embedded import MINUTE, MS, SEC, T0, resource, span, write_spans
 
@@ -90,7 +90,7 @@ def test_search_matches_brute_force_across_pages(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A tiny first scan makes every search take the longer prefixes and the rescans.
-    monkeypatch.setattr(reader, "FIRST_SCAN", first_scan)
+    monkeypatch.setattr(trace_search, "FIRST_SCAN", first_scan)
     made = build(store, seed, 150)
     query = TraceQuery(
         start_ns=T0 - MINUTE,

@@ -31,8 +31,9 @@ from otterscope.query.model import (
 )
 from otterscope.query.traceql import ast
 from otterscope.store.embedded import damage, traceql_sql
-from otterscope.store.embedded.reader import FIRST_SCAN, TRACE_MARGIN_NS, Reader, _prefix
+from otterscope.store.embedded.reader import Reader
 from otterscope.store.embedded.snapshot import Snapshot
+from otterscope.store.embedded.trace_search import FIRST_SCAN, TRACE_MARGIN_NS, _prefix
 
 # How many candidate traces the exact query checks one by one (in growing batches) before
 # the candidates are taken from the exact query over the whole window instead.
