@@ -314,6 +314,13 @@ KEYS: tuple[Key, ...] = (
     ),
     Key(
         "storage",
+        "hot_bytes_budget",
+        256 * 1024**2,
+        parse_bytes,
+        "Memory the rows of all hot segments together may take, every signal and tenant.",
+    ),
+    Key(
+        "storage",
         "query_timeout",
         30.0,
         parse_seconds,

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import pyarrow as pa
 import uvicorn
 
 from otterscope import __version__
@@ -99,6 +100,7 @@ class Server:
                 seal_interval_s=s["storage.seal_interval"],
                 seal_rows=s["storage.seal_rows"],
                 seal_bytes=s["storage.seal_bytes"],
+                hot_bytes_budget=s["storage.hot_bytes_budget"],
                 query_timeout_s=s["storage.query_timeout"],
                 retention_s=tuple(
                     (sig, s[f"retention.{sig}"]) for sig in ("traces", "logs", "metrics")
@@ -195,6 +197,21 @@ class Server:
             "otterscope_queue_items",
             "Items decoded and waiting for the writer.",
             lambda: self.writer.queued_items,
+        )
+        m.gauge(
+            "otterscope_hot_bytes",
+            "Memory the rows of the hot segments take (not yet sealed into Parquet).",
+            self.store.hot_bytes,
+        )
+        m.gauge(
+            "otterscope_arrow_allocated_bytes",
+            "Bytes allocated through Arrow's memory pool (hot rows, sealing, decoded batches).",
+            pa.total_allocated_bytes,
+        )
+        m.gauge(
+            "otterscope_duckdb_memory_bytes",
+            "Memory the store's DuckDB holds (queries, caches).",
+            self.store.duckdb_memory_bytes,
         )
         m.gauge(
             "otterscope_store_bytes",

@@ -63,6 +63,10 @@ class EmbeddedOptions:
     # Retired segments waiting to be sealed before writes wait (0: never wait). Each holds
     # up to seal_rows rows in memory, so this bounds hot memory when sealing falls behind.
     max_unsealed: int = 0
+    # Memory the rows of every hot segment together may take (0: no bound but the above).
+    # The active segment is retired at half of it, so it fills while the one before is
+    # sealed; writes wait while retired and active segments take all of it.
+    hot_bytes_budget: int = 0
     unsealed_wait_s: float = 30.0
     query_timeout_s: float = 30.0
     idempotency_ttl_s: float = 86400.0
@@ -201,6 +205,7 @@ class EmbeddedStore(Reader):
 
     def write(self, batches: Sequence[Batch], keys: Sequence[KeyIdent] = ()) -> int:
         self._wait_for_sealing()
+        budget = self.options.hot_bytes_budget
         with self._write_lock:
             if self._closed:
                 raise StoreError("store is closed")
@@ -250,16 +255,27 @@ class EmbeddedStore(Reader):
                 active.rows >= self.options.seal_rows
                 or active.nbytes >= self.options.seal_bytes
                 or time.monotonic() - self._active_since >= self.options.seal_interval_s
+                or (budget and active.nbytes >= budget // 2)
             ):
                 self._rotate()
             return seq
+
+    def _over_budget(self) -> bool:
+        """Whether the hot rows take all of ``hot_bytes_budget`` (under the publish lock).
+        Only retired segments free memory by being sealed: without one, the active segment
+        is below half of the budget (``write`` retires it there)."""
+        budget = self.options.hot_bytes_budget
+        if not budget or not self._retired:
+            return False
+        return sum(seg.nbytes for seg in [*self._retired, self._active]) >= budget
 
     def key_committed(self, tenant: str, signal: str, key: str) -> bool:
         return self._keys.committed(tenant, signal, key, time.time())
 
     def _wait_for_sealing(self) -> None:
-        """Backpressure: hold writes while too many retired segments wait to be sealed;
-        refuse them at once while the disk is full (waiting would not help)."""
+        """Backpressure: hold writes while too many retired segments wait to be sealed or
+        the hot rows take their whole budget; refuse them at once while the disk is full
+        (waiting would not help)."""
         limit = self.options.max_unsealed
         deadline = time.monotonic() + self.options.unsealed_wait_s
         with self._sealed:
@@ -269,7 +285,8 @@ class EmbeddedStore(Reader):
                         f"the disk of the data directory is full ({self._disk_full}); "
                         "writes resume by themselves once space is freed"
                     )
-                if not limit or len(self._retired) < limit or self._closed:
+                behind = bool(limit) and len(self._retired) >= limit
+                if self._closed or not (behind or self._over_budget()):
                     return
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -516,6 +533,17 @@ class EmbeddedStore(Reader):
                     parent.rmdir()
                 except OSError:
                     break  # not empty: other files still live there
+
+    def hot_bytes(self) -> int:
+        """Memory the rows of every hot segment take (active and waiting to be sealed)."""
+        with self._publish_lock:
+            return sum(seg.nbytes for seg in [*self._retired, self._active])
+
+    def duckdb_memory_bytes(self) -> int:
+        """Memory the store's DuckDB holds (queries, the Parquet metadata cache)."""
+        with self._con.cursor() as cur:
+            row = cur.execute(sql.memory_in_use()).fetchone()
+        return int(row[0]) if row else 0
 
     def stats(self) -> StoreStats:
         with self._sources_lock.read():
