@@ -315,7 +315,7 @@ KEYS: tuple[Key, ...] = (
     Key(
         "storage",
         "hot_bytes_budget",
-        256 * 1024**2,
+        192 * 1024**2,
         parse_bytes,
         "Memory the rows of all hot segments together may take, every signal and tenant.",
     ),

@@ -69,6 +69,19 @@ def check_exposure(settings: Settings) -> None:
     )
 
 
+def return_freed_arrow_memory() -> None:
+    """Arrow's memory (hot rows, sealing, decoded batches) from jemalloc with no decay, so
+    memory freed after a seal goes back to the system at once. The default pool (mimalloc)
+    kept a seal's freed working set resident while the next one grew (measured: its arena
+    held ~480 MiB of a 823 MiB server). A pyarrow without jemalloc keeps its default."""
+    try:
+        pool = pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        return
+    pa.jemalloc_set_decay_ms(0)
+    pa.set_memory_pool(pool)
+
+
 class _QuietServer(uvicorn.Server):
     """uvicorn without its own signal handling: this process decides how to stop."""
 
@@ -87,6 +100,7 @@ class Server:
         # Claimed before the store opens: a second server must not touch the data dir, and
         # a port in use is reported before anything else is done.
         self._lock = claim_data_dir(s.data_dir)
+        return_freed_arrow_memory()  # before the store holds any Arrow memory
         host = s["server.host"]
         self._http_sockets = bind(host, s["server.http_port"], "HTTP", "--http-port")
         check_free(host, s["server.grpc_port"], "gRPC", "--grpc-port")

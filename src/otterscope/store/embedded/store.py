@@ -43,6 +43,10 @@ SIGNALS = tuple(SCHEMAS)
 # Free space that counts as "room again" after a full disk (a group commit of the default
 # size takes well under this).
 MIN_FREE_BYTES = 4 * 1024 * 1024
+# DuckDB keeps what a query freed for later queries unless the query peaked above this: the
+# services cache's hourly statements (~300 MB at 10 million spans) left that much resident
+# while sealing needed its own working set, and the server's peak passed 1 GiB.
+DUCKDB_FLUSH_THRESHOLD = "32MB"
 
 log = logging.getLogger("otterscope.store")
 
@@ -119,6 +123,9 @@ class EmbeddedStore(Reader):
                 "enable_external_access": True,
                 # Spills of large queries stay in the data dir, not the working directory.
                 "temp_directory": str(data_dir / "duckdb-tmp"),
+                "allocator_flush_threshold": DUCKDB_FLUSH_THRESHOLD,
+                # Returns freed memory to the system off the query threads.
+                "allocator_background_threads": True,
             },
         )
         self._con.execute("SET parquet_metadata_cache = true")
@@ -350,7 +357,9 @@ class EmbeddedStore(Reader):
                 self._rotate()
             retired = list(self._retired)
         try:
-            for segment in retired:
+            while retired:
+                # Popped, so a sealed segment's rows are freed before the next is sealed.
+                segment = retired.pop(0)
                 try:
                     self._seal(segment)
                 except OSError as exc:
@@ -384,8 +393,8 @@ class EmbeddedStore(Reader):
             if self._active.rows:
                 self._rotate()
             retired = list(self._retired)
-        for segment in retired:
-            self._seal(segment)
+        while retired:
+            self._seal(retired.pop(0))
 
     def _seal(self, segment: Segment) -> None:
         written: list[SealedFile] = []
@@ -406,6 +415,10 @@ class EmbeddedStore(Reader):
                 self._retired.remove(segment)
                 self._sealed.notify_all()
         self.layout.remove_segment_files(segment.number)
+        # Sealing's working set was freed on this thread (the segment's rows go when the
+        # caller drops it); Arrow's allocator would keep it for this thread's next seal
+        # while the writer and queries grow their own: give it back now.
+        pa.default_memory_pool().release_unused()
 
     def _write_files(
         self, number: int, signal: str, table: pa.Table, written: list[SealedFile]
