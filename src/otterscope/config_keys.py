@@ -293,6 +293,13 @@ KEYS: tuple[Key, ...] = (
     Key("storage", "threads", 2, _int, "DuckDB worker threads."),
     Key(
         "storage",
+        "maintenance_memory_limit",
+        "128MB",
+        _str,
+        "DuckDB memory limit of the maintenance thread (the services cache of settled hours).",
+    ),
+    Key(
+        "storage",
         "seal_interval",
         3600.0,
         parse_seconds,

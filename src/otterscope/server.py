@@ -111,6 +111,7 @@ class Server:
             EmbeddedOptions(
                 memory_limit=s["storage.memory_limit"],
                 threads=s["storage.threads"],
+                maintenance_memory_limit=s["storage.maintenance_memory_limit"],
                 seal_interval_s=s["storage.seal_interval"],
                 seal_rows=s["storage.seal_rows"],
                 seal_bytes=s["storage.seal_bytes"],

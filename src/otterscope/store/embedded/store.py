@@ -55,6 +55,8 @@ log = logging.getLogger("otterscope.store")
 class EmbeddedOptions:
     memory_limit: str = "512MB"
     threads: int = 2
+    # The maintenance thread's own DuckDB (the services cache of settled hours): one thread.
+    maintenance_memory_limit: str = "128MB"
     seal_interval_s: float = 3600.0
     seal_rows: int = 250_000
     seal_bytes: int = 128 * 1024 * 1024
@@ -115,22 +117,12 @@ class EmbeddedStore(Reader):
         self._resource_lock = threading.Lock()
         self._attr_indexes = attrindex.IndexCache(data_dir)
         self._hour_cache = hourly.HourCache(hour_files.HourFiles(data_dir, self.quarantine))
-        self._con = duckdb.connect(
-            ":memory:",
-            config={
-                "memory_limit": self.options.memory_limit,
-                "threads": self.options.threads,
-                "enable_external_access": True,
-                # Spills of large queries stay in the data dir, not the working directory.
-                "temp_directory": str(data_dir / "duckdb-tmp"),
-                "allocator_flush_threshold": DUCKDB_FLUSH_THRESHOLD,
-                # Returns freed memory to the system off the query threads.
-                "allocator_background_threads": True,
-            },
+        tmp = data_dir / "duckdb-tmp"
+        self._con = _connect(self.options.memory_limit, self.options.threads, tmp)
+        # A folder of its own: two DuckDBs would name their spill files alike.
+        self._maintenance_con = _connect(
+            self.options.maintenance_memory_limit, 1, tmp / "maintenance"
         )
-        self._con.execute("SET parquet_metadata_cache = true")
-        for signal in SIGNALS:
-            self._con.execute(sql.create_empty_table(signal))
         self._active = self._recover()
 
     # -- start-up -----------------------------------------------------------------------
@@ -585,6 +577,27 @@ class EmbeddedStore(Reader):
                 self._active.close_logs()
             finally:
                 self._con.close()
+                self._maintenance_con.close()
+
+
+def _connect(memory_limit: str, threads: int, spill_dir: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(
+        ":memory:",
+        config={
+            "memory_limit": memory_limit,
+            "threads": threads,
+            "enable_external_access": True,
+            # Spills of large queries stay in the data dir, not the working directory.
+            "temp_directory": str(spill_dir),
+            "allocator_flush_threshold": DUCKDB_FLUSH_THRESHOLD,
+            # Returns freed memory to the system off the query threads.
+            "allocator_background_threads": True,
+        },
+    )
+    con.execute("SET parquet_metadata_cache = true")
+    for signal in SIGNALS:
+        con.execute(sql.create_empty_table(signal))
+    return con
 
 
 def _one_table(parts: list[pa.Table]) -> pa.Table:
