@@ -225,7 +225,7 @@ class Server:
         )
         m.gauge(
             "otterscope_duckdb_memory_bytes",
-            "Memory the store's DuckDB holds (queries, caches).",
+            "Memory the store's DuckDBs hold (queries, caches, the maintenance thread's).",
             self.store.duckdb_memory_bytes,
         )
         m.gauge(

@@ -545,10 +545,14 @@ class EmbeddedStore(Reader):
             return sum(seg.nbytes for seg in [*self._retired, self._active])
 
     def duckdb_memory_bytes(self) -> int:
-        """Memory the store's DuckDB holds (queries, the Parquet metadata cache)."""
-        with self._con.cursor() as cur:
-            row = cur.execute(sql.memory_in_use()).fetchone()
-        return int(row[0]) if row else 0
+        """Memory the store's two DuckDBs hold (queries and their Parquet metadata cache;
+        the maintenance thread's)."""
+        total = 0
+        for con in (self._con, self._maintenance_con):
+            with con.cursor() as cur:
+                row = cur.execute(sql.memory_in_use()).fetchone()
+            total += int(row[0]) if row else 0
+        return total
 
     def stats(self) -> StoreStats:
         with self._sources_lock.read():
