@@ -259,6 +259,15 @@ GETS = [
     ("/spans", "/spans", {"limit": "5"}),
     ("/health", "/health", {}),
     ("/ready", "/ready", {}),
+    ("/jaeger/api/services", "/jaeger/api/services", {}),
+    ("/jaeger/api/services/{service}/operations", "/jaeger/api/services/checkout/operations", {}),
+    ("/jaeger/api/operations", "/jaeger/api/operations", {"service": "checkout"}),
+    ("/jaeger/api/traces", "/jaeger/api/traces", {"service": "checkout"}),
+    ("/jaeger/api/traces/{trace_id}", "/jaeger/api/traces/{trace}", {}),
+    ("/jaeger/api/dependencies", "/jaeger/api/dependencies", {}),
+    ("/jaeger/api/v3/services", "/jaeger/api/v3/services", {}),
+    ("/jaeger/api/v3/operations", "/jaeger/api/v3/operations", {"service": "checkout"}),
+    ("/jaeger/api/v3/traces/{trace_id}", "/jaeger/api/v3/traces/{trace}", {}),
 ]
 
 

@@ -179,3 +179,40 @@ def test_resource_attribute_conditions_hot_sealed_and_reopened(tmp_path: Path) -
             assert sorted(t.trace_id for t in again.search_traces("default", q).items) == want
     finally:
         again.close()
+
+
+def test_exact_operation_and_span_kind_hot_and_sealed(store: EmbeddedStore) -> None:
+    """Jaeger's search names one operation exactly and may ask for a kind (``span.kind``);
+    the native API's operation is a case-insensitive substring. Both, hot and sealed, also
+    with an attribute condition (which sealed files answer from the attribute index)."""
+    cart, items = bytes([1]) * 16, bytes([2]) * 16
+    client = span(items, b"\x02" * 8, "GET /cart/items", T0 + SEC, MS, attrs={"k": "v"})
+    client.kind = client.SPAN_KIND_CLIENT
+    write_spans(
+        store,
+        [
+            (
+                resource("svc"),
+                [span(cart, b"\x01" * 8, "GET /cart", T0, MS, attrs={"k": "v"}), client],
+            )
+        ],
+    )
+    base = TraceQuery(start_ns=T0 - MINUTE, end_ns=T0 + MINUTE, operation="get /CART")
+
+    def found(**changes: object) -> list[bytes]:
+        q = replace(base, **changes)  # type: ignore[arg-type]
+        return sorted(t.trace_id for t in store.search_traces("default", q).items)
+
+    cases = [
+        ({}, [cart, items]),
+        ({"operation_exact": True}, []),  # exact: the case counts
+        ({"operation": "GET /cart", "operation_exact": True}, [cart]),
+        ({"kind": 3}, [items]),
+        ({"operation": None, "kind": 2}, [cart]),
+        ({"operation": "GET /cart/items", "operation_exact": True, "kind": 2}, []),
+    ]
+    for sealed in (False, True):
+        for changes, want in cases:
+            assert found(**changes) == want, (sealed, changes)
+            assert found(**changes, attributes=(("k", "v"),)) == want, (sealed, changes)
+        store.seal_now()

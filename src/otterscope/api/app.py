@@ -18,6 +18,8 @@ from otterscope.api import (
     compat,
     fetch,
     health,
+    jaeger,
+    jaeger_v3,
     live,
     logs,
     metrics,
@@ -100,6 +102,7 @@ def build_app(state: AppState, receiver: OtlpHttpReceiver) -> ASGIApp:
     routes += compat.ROUTES + attributes.ROUTES + metrics.ROUTES
     routes += live.ROUTES
     routes += services.ROUTES
+    routes += jaeger.ROUTES + jaeger_v3.ROUTES
     routes += sql.ROUTES
     routes += alerts.ROUTES
     routes += openapi.ROUTES

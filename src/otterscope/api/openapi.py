@@ -22,6 +22,8 @@ from starlette.routing import Route
 
 from otterscope import __version__
 from otterscope.api.logs import SEVERITIES
+from otterscope.api.openapi_jaeger import JAEGER
+from otterscope.api.openapi_jaeger import SCHEMAS as JAEGER_SCHEMAS
 from otterscope.api.openapi_parts import (
     _ERRORS,
     ANY_SPAN_ID,
@@ -362,6 +364,7 @@ _SECTIONS: dict[str, dict[str, Any]] = {
     "attributes": ATTRIBUTES,
     "metrics": METRICS,
     "services": SERVICES,
+    "jaeger": JAEGER,
     "sql": SQL,
     "alerts": ALERTS,
     "live": LIVE,
@@ -387,7 +390,7 @@ def _components() -> dict[str, Any]:
     }
     json_error = json_content(ref("Error"))
     return {
-        "schemas": SCHEMAS,
+        "schemas": SCHEMAS | JAEGER_SCHEMAS,
         "responses": {name: _error(status, json_error) for status, (name, _) in _ERRORS.items()},
         "headers": {k: {"description": d, "schema": s} for k, (d, s) in headers.items()},
         "securitySchemes": {

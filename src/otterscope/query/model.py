@@ -18,7 +18,10 @@ class TraceQuery:
     limit: int = 100
     service: str | None = None
     operation: str | None = None
+    # Jaeger names one operation exactly; the native API takes a case-insensitive substring.
+    operation_exact: bool = False
     status: int | None = None  # OTLP status code: 0 unset, 1 ok, 2 error
+    kind: int | None = None  # OTLP span kind of the matching span (Jaeger's span.kind tag)
     min_duration_ns: int | None = None
     max_duration_ns: int | None = None
     attributes: tuple[tuple[str, str], ...] = ()

@@ -86,21 +86,24 @@ def parse_time(name: str, value: str) -> int:
     return ns
 
 
-def parse_duration(name: str, value: str) -> int:
-    """Go duration syntax (``250ms``, ``1.5s``, ``2m``, ``1h30m``) or plain milliseconds."""
+def parse_duration(name: str, value: str, plain_ms: bool = True) -> int:
+    """Go duration syntax (``250ms``, ``1.5s``, ``2m``, ``1h30m``) or, when ``plain_ms``,
+    plain milliseconds; without it a bare number other than 0 is refused, as Go's
+    ``time.ParseDuration`` (and so Jaeger) refuses it."""
     text = value.strip()
     try:
         ms = float(text)
     except ValueError:
         pass
     else:
+        if not plain_ms and ms != 0:
+            raise BadRequest(f"{name}: {value!r} is not a duration: it needs a unit (e.g. 100ms)")
         if ms < 0 or ms != ms:
             raise BadRequest(f"{name}: duration must be a non-negative number")
         return _bounded(name, ms * 1_000_000)
     if not text or _GO_DURATION.sub("", text):
-        raise BadRequest(
-            f"{name}: {value!r} is not a duration (e.g. 250ms, 1.5s, 2m, or milliseconds)"
-        )
+        example = "(e.g. 250ms, 1.5s, 2m" + (", or milliseconds)" if plain_ms else ")")
+        raise BadRequest(f"{name}: {value!r} is not a duration {example}")
     return _bounded(
         name, sum(float(num) * _GO_UNITS[unit] for num, unit in _GO_DURATION.findall(text))
     )

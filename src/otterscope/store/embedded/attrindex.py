@@ -32,8 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from otterscope.durable import fsync_path
-from otterscope.store.embedded import sql
+from otterscope.store.embedded import sidecar, sql, tracesummary
 
 ID_META = b"otterscope.attr_index_id"
 _KEYS_META = b"otterscope.keys"
@@ -90,21 +89,28 @@ def write(index: pa.Table, path: Path, ident: str) -> None:
         ID_META: ident.encode(),
         _FIRST_META: orjson.dumps(first),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with pq.ParquetWriter(
-        tmp,
-        index.schema,
-        compression="zstd",
-        compression_level=3,
-        use_dictionary=False,
-        store_schema=False,
-    ) as writer:
-        writer.write_table(index, row_group_size=_INDEX_ROW_GROUP)
-        writer.add_key_value_metadata(meta)
-    fsync_path(tmp)
-    tmp.replace(path)
-    fsync_path(path.parent)
+    sidecar.write(index, path, meta, _INDEX_ROW_GROUP, use_dictionary=False)
+
+
+def summary_path(index: Path) -> Path:
+    """Where the trace summaries written with the index at ``index`` live
+    (tracesummary.py): the same name and id, another suffix."""
+    return index.with_suffix(".sum")
+
+
+@dataclass(frozen=True, slots=True)
+class KeptSummaries:
+    """A span file's kept trace summaries: where, and the largest ingest sequence number of
+    the file's rows (a query pinned below it cannot use them)."""
+
+    path: Path
+    max_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Sidecars:
+    index: FileIndex | None
+    summaries: KeptSummaries | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,16 +141,30 @@ class FileIndex:
 
 
 class IndexCache:
-    """The indexes of sealed span files: their keys and row group bounds, read once."""
+    """What is kept beside sealed span files, read once per file: the attribute index (its
+    keys and row group bounds) and where the trace summaries are."""
 
     def __init__(self, root: Path, limit: int = CACHE_FILES) -> None:
         self._root = root
         self._lock = threading.Lock()
         self._limit = limit
-        self._items: OrderedDict[str, FileIndex | None] = OrderedDict()
+        self._items: OrderedDict[str, _Sidecars] = OrderedDict()
 
     def get(self, data_file: Path) -> FileIndex | None:
         """The index of ``data_file``, or None when it has no usable one."""
+        return self._sidecars(data_file).index
+
+    def summaries(self, data_file: Path) -> KeptSummaries | None:
+        """The kept trace summaries of ``data_file``, or None when it has none usable."""
+        return self._sidecars(data_file).summaries
+
+    def drop(self, data_file: Path) -> None:
+        """Read ``data_file``'s sidecars again next time (one was written after it)."""
+        with self._lock:
+            for name in [n for n in self._items if n.split("\0", 1)[0] == str(data_file)]:
+                del self._items[name]
+
+    def _sidecars(self, data_file: Path) -> _Sidecars:
         # A rewrite (deletes) replaces a file under the same name with other row numbers.
         st = data_file.stat()
         name = f"{data_file}\0{st.st_mtime_ns}\0{st.st_size}"
@@ -159,26 +179,42 @@ class IndexCache:
                 self._items.popitem(last=False)
         return found
 
-    def _read(self, data_file: Path) -> FileIndex | None:
+    def _read(self, data_file: Path) -> _Sidecars:
         ident = (pq.read_metadata(data_file).metadata or {}).get(ID_META)
         if ident is None:
-            return None
+            return _Sidecars(None, None)
         path = index_path(self._root, data_file, ident.decode())
-        try:
-            meta = pq.read_metadata(path)
-            kv = meta.metadata or {}
-            if kv.get(ID_META) != ident:
-                return None
-            keys = orjson.loads(kv[_KEYS_META])
-            first = [(int(k), str(v)) for k, v in orjson.loads(kv[_FIRST_META])]
-        except (OSError, ValueError, KeyError, pa.ArrowException):
-            return None  # no index, or not a whole one: the file is scanned
-        return FileIndex(path, {str(k): i for i, k in enumerate(keys)}, first, meta)
+        return _Sidecars(_read_index(path, ident), _read_summaries(summary_path(path), ident))
 
     def forget(self, data_file: Path, keep: str | None = None) -> None:
-        """Remove the indexes of ``data_file`` but ``keep`` (every one when the file is
-        gone; older ones once a rewrite or a repeated seal has put the file in place)."""
+        """Remove what is kept beside ``data_file`` but under the id ``keep`` (everything
+        when the file is gone; older ones once a rewrite or a repeated seal has put the
+        file in place)."""
         mine = index_path(self._root, data_file, "*")
-        for path in mine.parent.glob(mine.name + "*"):
-            if keep is None or path.name != index_path(self._root, data_file, keep).name:
+        stem = mine.name.split(".", 1)[0]
+        for path in mine.parent.glob(stem + ".*"):
+            if keep is None or path.name.split(".")[1] != keep:
                 path.unlink(missing_ok=True)
+
+
+def _read_summaries(path: Path, ident: bytes) -> KeptSummaries | None:
+    try:
+        kv = pq.read_metadata(path).metadata or {}
+        if kv.get(ID_META) != ident:
+            return None
+        return KeptSummaries(path, int(kv[tracesummary.MAX_SEQ_META]))
+    except (OSError, ValueError, KeyError, pa.ArrowException):
+        return None  # none, or not a whole one: the traces are summarised from their spans
+
+
+def _read_index(path: Path, ident: bytes) -> FileIndex | None:
+    try:
+        meta = pq.read_metadata(path)
+        kv = meta.metadata or {}
+        if kv.get(ID_META) != ident:
+            return None
+        keys = orjson.loads(kv[_KEYS_META])
+        first = [(int(k), str(v)) for k, v in orjson.loads(kv[_FIRST_META])]
+    except (OSError, ValueError, KeyError, pa.ArrowException):
+        return None  # no index, or not a whole one: the file is scanned
+    return FileIndex(path, {str(k): i for i, k in enumerate(keys)}, first, meta)

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from otterscope.store.embedded import attrindex
+from otterscope.store.embedded import attrindex, tracesummary
 from otterscope.store.embedded.layout import HOUR_NS
 
 TIME_COLUMN = {
@@ -88,8 +88,8 @@ def write_sorted(
     signal: str, table: pa.Table, path: Path, index_at: Callable[[str], Path] | None = None
 ) -> str | None:
     """Write ``table`` sorted by the signal's keys to ``path``, durably (fsync'ed); spans
-    with their attribute index at ``index_at(its id)``, written first (attrindex.py).
-    Returns the index's id, if one was written."""
+    with their attribute index at ``index_at(its id)`` and their trace summaries beside it,
+    written first (attrindex.py, tracesummary.py). Returns their id, if any was written."""
     sort_on = pa.table(
         {
             name: (
@@ -103,11 +103,19 @@ def write_sorted(
     order = pc.sort_indices(sort_on, sort_keys=[(name, "ascending") for name in SORT_KEYS[signal]])
     ident = None
     if signal == "traces" and index_at is not None:
+        ident = attrindex.new_id()
         # Span searches by attribute read this instead of every span's attribute JSON.
         index = attrindex.build(table.column("attributes"), order)
         if index is not None:
-            ident = attrindex.new_id()
             attrindex.write(index, index_at(ident), ident)
+        # And trace searches read these instead of every span of the window.
+        tracesummary.write(
+            tracesummary.build(table),
+            attrindex.summary_path(index_at(ident)),
+            ident,
+            attrindex.ID_META,
+            tracesummary.max_seq(table),
+        )
     with pq.ParquetWriter(
         str(path),
         table.schema,

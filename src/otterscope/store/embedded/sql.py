@@ -185,11 +185,12 @@ def _pinned(src: str, tenant: str, pin: int) -> tuple[str, list[object]]:
 def _span_conditions(
     tenant: str,
     q: TraceQuery,
-    pin: int,
+    pin: int | None,
     resources: Sequence[Sequence[str]] | None,
     indexed: bool = False,
 ) -> _Where:
-    """Conditions on one and the same span (Jaeger's semantics), in the window."""
+    """Conditions on one and the same span (Jaeger's semantics), in the window; no pin
+    when every row read is within it."""
     where = _Where(
         ("tenant = ?", tenant),
         ("ingest_seq <= ?", pin),
@@ -197,8 +198,12 @@ def _span_conditions(
         ("start_time_unix_nano <= ?", q.end_ns),
     )
     where.add("service_name = ?", q.service)
-    where.add("contains(lower(name), lower(?))", q.operation)
+    if q.operation_exact:
+        where.add("name = ?", q.operation)
+    else:
+        where.add("contains(lower(name), lower(?))", q.operation)
     where.add("status_code = ?", q.status)
+    where.add("kind = ?", q.kind)
     where.add("duration_nano >= ?", q.min_duration_ns)
     where.add("duration_nano <= ?", q.max_duration_ns)
     where.attributes(q.attributes, resources, indexed)
@@ -209,7 +214,7 @@ def trace_candidates(
     src: str,
     tenant: str,
     q: TraceQuery,
-    pin: int,
+    pin: int | None,
     count: int,
     resources: Sequence[Sequence[str]] | None = None,
     before_ns: int | None = None,
@@ -232,44 +237,6 @@ def trace_candidates(
         f"{indexed_src} WHERE {other.sql()} {top})) {top}"
     )
     return sql, [*where.params, *other.params]
-
-
-def trace_summaries(src: str, count: int) -> str:
-    """Summaries of ``count`` traces (parameters: tenant, pin, the trace ids).
-
-    Duplicates of a span count once; they are the same span, so any copy will do. The
-    summary's root is the span without a parent; when it has not arrived, the topmost span
-    stands in for it: the earliest of the spans whose parent is not in the trace. Ties on
-    the start time are common (a Cloudflare Worker's clock is frozen within a request, so
-    every span of one invocation starts at the same instant), and are broken by the longer
-    span, then the span id, so a child never stands in for the parent it tied with.
-    """
-    marks = ", ".join("?" for _ in range(count))
-    order = "ORDER BY start_time_unix_nano, end_time_unix_nano DESC, span_id"
-    return (
-        "WITH spans AS (SELECT DISTINCT ON (trace_id, span_id) trace_id, span_id, "
-        "parent_span_id, service_name, name, start_time_unix_nano, end_time_unix_nano, "
-        f"status_code FROM {src} WHERE tenant = ? AND ingest_seq <= ? "
-        f"AND trace_id IN ({marks})), "
-        "marked AS (SELECT s.*, s.parent_span_id = ''::BLOB AS is_root, "
-        "p.span_id IS NULL AS is_top FROM spans s LEFT JOIN (SELECT trace_id, span_id FROM "
-        "spans) p ON p.trace_id = s.trace_id AND p.span_id = s.parent_span_id), "
-        "agg AS (SELECT trace_id, "
-        "min(start_time_unix_nano) AS start_ns, max(end_time_unix_nano) AS end_ns, "
-        "count(*) AS span_count, count(*) FILTER (WHERE status_code = 2) AS error_count, "
-        "list(DISTINCT service_name ORDER BY service_name) AS services, "
-        "count(*) FILTER (WHERE is_root) AS roots, "
-        f"first(service_name {order}) FILTER (WHERE is_root) AS root_service, "
-        f"first(name {order}) FILTER (WHERE is_root) AS root_name, "
-        f"first(service_name {order}) FILTER (WHERE is_top) AS top_service, "
-        f"first(name {order}) FILTER (WHERE is_top) AS top_name, "
-        f"first(service_name {order}) AS first_service, "
-        f"first(name {order}) AS first_name "
-        "FROM marked GROUP BY trace_id) "
-        "SELECT trace_id, coalesce(root_service, top_service, first_service), "
-        "coalesce(root_name, top_name, first_name), "
-        "roots = 0, start_ns, end_ns, span_count, error_count, services FROM agg"
-    )
 
 
 def _log_conditions(

@@ -31,7 +31,15 @@ from otterscope.otlp.rows import Batch
 from otterscope.otlp.schema import SCHEMAS
 from otterscope.quarantine import Quarantine
 from otterscope.store.base import KeyIdent, StoreStats
-from otterscope.store.embedded import attrindex, damage, hour_files, hourly, seal, sql
+from otterscope.store.embedded import (
+    attrindex,
+    damage,
+    hour_files,
+    hourly,
+    seal,
+    sql,
+    tracesummary,
+)
 from otterscope.store.embedded.deletes import Tombstone, Tombstones, keep_mask
 from otterscope.store.embedded.idempotency import CommittedKey, KeyIndex
 from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, hour_key
@@ -373,6 +381,7 @@ class EmbeddedStore(Reader):
             # A few hours per pass: sealed hours get their services and calls cached
             # without the maintenance thread stalling on a backlog.
             self.warm_service_cache()
+            self._keep_summaries()
         finally:
             # Retention frees disk space, which is what a failed seal (disk full) may need.
             if retention:
@@ -502,6 +511,32 @@ class EmbeddedStore(Reader):
                 for f in self._files
                 if f.path != path or rows.num_rows
             ]
+
+    @damage.retried_past_damage
+    def _keep_summaries(self, budget: int = 4) -> None:
+        """Span files sealed with an attribute index but before trace summaries were kept
+        get them, a few per pass."""
+        for f in [f for f in self._files if f.signal == "traces"]:
+            if budget == 0:
+                return
+            if self._attr_indexes.summaries(f.path) is not None:
+                continue
+            with self._sources_lock.read():  # a rewrite cannot swap the file meanwhile
+                if f not in self._files:
+                    continue
+                try:
+                    ident = (pq.read_metadata(f.path).metadata or {}).get(attrindex.ID_META)
+                    if ident is None:
+                        continue  # sealed before any index: scanned as it is
+                    rows = pq.read_table(f.path, columns=tracesummary.columns())
+                except (OSError, ValueError, pa.ArrowException) as exc:
+                    raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
+                target = attrindex.summary_path(self._index_at(f.path)(ident.decode()))
+                summaries = tracesummary.build(rows)
+                max_seq = tracesummary.max_seq(rows)
+                tracesummary.write(summaries, target, ident.decode(), attrindex.ID_META, max_seq)
+            self._attr_indexes.drop(f.path)
+            budget -= 1
 
     def _index_at(self, data_file: Path) -> Callable[[str], Path]:
         return lambda ident: attrindex.index_path(self.layout.root, data_file, ident)
