@@ -34,6 +34,7 @@ from otterscope.store.base import KeyIdent, StoreStats
 from otterscope.store.embedded import (
     attrindex,
     damage,
+    engine,
     hour_files,
     hourly,
     seal,
@@ -51,10 +52,6 @@ SIGNALS = tuple(SCHEMAS)
 # Free space that counts as "room again" after a full disk (a group commit of the default
 # size takes well under this).
 MIN_FREE_BYTES = 4 * 1024 * 1024
-# DuckDB keeps what a query freed for later queries unless the query peaked above this: the
-# services cache's hourly statements (~300 MB at 10 million spans) left that much resident
-# while sealing needed its own working set, and the server's peak passed 1 GiB.
-DUCKDB_FLUSH_THRESHOLD = "32MB"
 
 log = logging.getLogger("otterscope.store")
 
@@ -126,9 +123,9 @@ class EmbeddedStore(Reader):
         self._attr_indexes = attrindex.IndexCache(data_dir)
         self._hour_cache = hourly.HourCache(hour_files.HourFiles(data_dir, self.quarantine))
         tmp = data_dir / "duckdb-tmp"
-        self._con = _connect(self.options.memory_limit, self.options.threads, tmp)
+        self._con = engine.connect(self.options.memory_limit, self.options.threads, tmp)
         # A folder of its own: two DuckDBs would name their spill files alike.
-        self._maintenance_con = _connect(
+        self._maintenance_con = engine.connect(
             self.options.maintenance_memory_limit, 1, tmp / "maintenance"
         )
         self._active = self._recover()
@@ -617,26 +614,6 @@ class EmbeddedStore(Reader):
             finally:
                 self._con.close()
                 self._maintenance_con.close()
-
-
-def _connect(memory_limit: str, threads: int, spill_dir: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(
-        ":memory:",
-        config={
-            "memory_limit": memory_limit,
-            "threads": threads,
-            "enable_external_access": True,
-            # Spills of large queries stay in the data dir, not the working directory.
-            "temp_directory": str(spill_dir),
-            "allocator_flush_threshold": DUCKDB_FLUSH_THRESHOLD,
-            # Returns freed memory to the system off the query threads.
-            "allocator_background_threads": True,
-        },
-    )
-    con.execute("SET parquet_metadata_cache = true")
-    for signal in SIGNALS:
-        con.execute(sql.create_empty_table(signal))
-    return con
 
 
 def _one_table(parts: list[pa.Table]) -> pa.Table:
