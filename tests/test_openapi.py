@@ -268,6 +268,18 @@ GETS = [
     ("/jaeger/api/v3/services", "/jaeger/api/v3/services", {}),
     ("/jaeger/api/v3/operations", "/jaeger/api/v3/operations", {"service": "checkout"}),
     ("/jaeger/api/v3/traces/{trace_id}", "/jaeger/api/v3/traces/{trace}", {}),
+    ("/tempo/api/status/buildinfo", "/tempo/api/status/buildinfo", {}),
+    ("/tempo/api/traces/{trace_id}", "/tempo/api/traces/{trace}", {}),
+    ("/tempo/api/v2/traces/{trace_id}", "/tempo/api/v2/traces/{trace}", {}),
+    ("/tempo/api/search", "/tempo/api/search", {"q": "{{}}"}),
+    ("/tempo/api/search/tags", "/tempo/api/search/tags", {}),
+    ("/tempo/api/v2/search/tags", "/tempo/api/v2/search/tags", {}),
+    ("/tempo/api/search/tag/{tag}/values", "/tempo/api/search/tag/service.name/values", {}),
+    (
+        "/tempo/api/v2/search/tag/{tag}/values",
+        "/tempo/api/v2/search/tag/resource.service.name/values",
+        {},
+    ),
 ]
 
 

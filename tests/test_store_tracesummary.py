@@ -217,3 +217,36 @@ def test_summaries_are_kept_for_files_sealed_before_they_existed(tmp_path: Path)
         assert len(list((data / "attr-index").rglob("*.sum"))) == 1
     finally:
         store.close()
+
+
+def test_damaged_summaries_are_quarantined_and_written_again(tmp_path: Path) -> None:
+    """Kept summaries whose pages are unreadable (the footer intact, so they look usable)
+    do not fail searches: the file goes to the quarantine, its traces are summarised from
+    their spans, and maintenance writes the summaries again."""
+    data = tmp_path / "data"
+    store = EmbeddedStore(data)
+    try:
+        spans = [
+            span(bytes([i % 4 + 1]) * 16, (i + 1).to_bytes(8, "big"), "op", T0 + i * MS, MS)
+            for i in range(40)
+        ]
+        write_spans(store, [(resource("svc"), spans)])
+        store.seal_now()
+        q = TraceQuery(start_ns=T0 - MINUTE, end_ns=T0 + MINUTE)
+        expected = results(store, q)
+    finally:
+        store.close()
+    (kept,) = (data / "attr-index").rglob("*.sum")
+    body = bytearray(kept.read_bytes())
+    body[4:200] = b"\xff" * 196  # the first pages; the footer still reads
+    kept.write_bytes(bytes(body))
+    store = EmbeddedStore(data)
+    try:
+        assert results(store, q) == expected
+        assert not kept.exists()
+        assert [p.name for p in (data / "quarantine").rglob("*.sum*")]
+        store.maintain(T0, retention=False)
+        assert kept.exists()
+        assert results(store, q) == expected
+    finally:
+        store.close()

@@ -26,6 +26,7 @@ from otterscope.api import (
     openapi,
     services,
     sql,
+    tempo,
     traces,
     ui,
 )
@@ -102,7 +103,7 @@ def build_app(state: AppState, receiver: OtlpHttpReceiver) -> ASGIApp:
     routes += compat.ROUTES + attributes.ROUTES + metrics.ROUTES
     routes += live.ROUTES
     routes += services.ROUTES
-    routes += jaeger.ROUTES + jaeger_v3.ROUTES
+    routes += jaeger.ROUTES + jaeger_v3.ROUTES + tempo.ROUTES
     routes += sql.ROUTES
     routes += alerts.ROUTES
     routes += openapi.ROUTES

@@ -60,6 +60,8 @@ from otterscope.api.openapi_parts import (
     tagged,
 )
 from otterscope.api.openapi_sections import ALERTS, METRICS, SERVICES, SQL, UI
+from otterscope.api.openapi_tempo import SCHEMAS as TEMPO_SCHEMAS
+from otterscope.api.openapi_tempo import TEMPO
 from otterscope.api.state import api_endpoint
 from otterscope.query import log_volume as lv
 from otterscope.query import params as p
@@ -365,6 +367,7 @@ _SECTIONS: dict[str, dict[str, Any]] = {
     "metrics": METRICS,
     "services": SERVICES,
     "jaeger": JAEGER,
+    "tempo": TEMPO,
     "sql": SQL,
     "alerts": ALERTS,
     "live": LIVE,
@@ -390,7 +393,7 @@ def _components() -> dict[str, Any]:
     }
     json_error = json_content(ref("Error"))
     return {
-        "schemas": SCHEMAS | JAEGER_SCHEMAS,
+        "schemas": SCHEMAS | JAEGER_SCHEMAS | TEMPO_SCHEMAS,
         "responses": {name: _error(status, json_error) for status, (name, _) in _ERRORS.items()},
         "headers": {k: {"description": d, "schema": s} for k, (d, s) in headers.items()},
         "securitySchemes": {

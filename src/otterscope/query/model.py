@@ -6,7 +6,9 @@ The API layer parses user input into these; stores only ever see well-formed val
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from otterscope.query.traceql import ast as tql
 
 T = TypeVar("T")
 
@@ -86,3 +88,43 @@ class TraceSummary:
     span_count: int
     error_count: int
     services: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TraceQLSearch:
+    """A parsed TraceQL query and its window: traces with a match among the spans that
+    start in [start_ns, end_ns], at most ``limit``, newest trace first; at most ``spss``
+    spans per spanset."""
+
+    query: tql.Query
+    start_ns: int
+    end_ns: int
+    limit: int = 20
+    spss: int = 3
+    pin_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedSpan:
+    """One span of a spanset with the values of the fields the query names (conditions,
+    ``by`` and ``select``): attributes as API values, ``status`` and ``kind`` as their
+    TraceQL words, durations in nanoseconds. Fields the span has no value of are left out."""
+
+    span_id: bytes
+    name: str
+    start_ns: int
+    duration_ns: int
+    attributes: tuple[tuple[tql.Field, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Spanset:
+    matched: int  # spans in the spanset; ``spans`` holds at most spss of them
+    spans: tuple[MatchedSpan, ...]
+    group: tuple[tql.Field, Any] | None = None  # by(): the field and this spanset's value
+
+
+@dataclass(frozen=True, slots=True)
+class TraceQLResult:
+    summary: TraceSummary
+    spansets: tuple[Spanset, ...]

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from otterscope.otlp.rows import Batch
-from otterscope.query.model import FetchQuery, LogQuery, Page, TraceQuery, TraceSummary
+from otterscope.query.model import (
+    FetchQuery,
+    LogQuery,
+    Page,
+    TraceQLResult,
+    TraceQLSearch,
+    TraceQuery,
+    TraceSummary,
+)
 
 Row = dict[str, Any]
 # An idempotency key as committed: (tenant, signal, the key the sender chose).
@@ -88,6 +96,11 @@ class Store(Protocol):
 
     def search_traces(self, tenant: str, query: TraceQuery) -> Page[TraceSummary]: ...
 
+    def search_traceql(self, tenant: str, search: TraceQLSearch) -> list[TraceQLResult]:
+        """Traces with spans matching a TraceQL query among those starting in the window,
+        newest trace start first, each with its spansets (see ``TraceQLSearch``)."""
+        ...
+
     def recent_traces(
         self, tenant: str, limit: int, before_ns: int, window_ns: int
     ) -> list[Row]: ...
@@ -109,8 +122,18 @@ class Store(Protocol):
     def fetch(self, tenant: str, query: FetchQuery) -> Page[Row]: ...
 
     def attribute_keys(
-        self, tenant: str, signal: str, prefix: str, start_ns: int, end_ns: int, limit: int
-    ) -> list[str]: ...
+        self,
+        tenant: str,
+        signal: str,
+        prefix: str,
+        start_ns: int,
+        end_ns: int,
+        limit: int,
+        scope: str | None = None,
+    ) -> list[str]:
+        """Attribute keys in use, most used first: of the items (``scope`` "item"), of
+        their resources ("resource") or of both (None)."""
+        ...
 
     def attribute_values(
         self,
@@ -121,7 +144,11 @@ class Store(Protocol):
         start_ns: int,
         end_ns: int,
         limit: int,
-    ) -> list[Any]: ...
+        scope: str | None = None,
+    ) -> list[Any]:
+        """Distinct values of one key (typed API values), most used first; ``scope`` as
+        for ``attribute_keys``."""
+        ...
 
     def metric_aggregates(self, after_seq: int, excluded: Sequence[str] = ()) -> MetricAggregates:
         """What was committed after ``after_seq``, folded per series (metric points, and

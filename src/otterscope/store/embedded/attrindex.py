@@ -89,7 +89,20 @@ def write(index: pa.Table, path: Path, ident: str) -> None:
         ID_META: ident.encode(),
         _FIRST_META: orjson.dumps(first),
     }
-    sidecar.write(index, path, meta, _INDEX_ROW_GROUP, use_dictionary=False)
+    # Sorted values share prefixes and a value's rows ascend: delta encodings store them in
+    # 4.9 bytes per span instead of 7.9 (bench/storage.py's spans).
+    sidecar.write(
+        index,
+        path,
+        meta,
+        _INDEX_ROW_GROUP,
+        use_dictionary=False,
+        column_encoding={
+            "k": "PLAIN",
+            "v": "DELTA_BYTE_ARRAY",
+            "rows.list.element": "DELTA_BINARY_PACKED",
+        },
+    )
 
 
 def summary_path(index: Path) -> Path:
@@ -111,6 +124,7 @@ class KeptSummaries:
 class _Sidecars:
     index: FileIndex | None
     summaries: KeptSummaries | None
+    max_seq: int | None  # the data file's largest ingest number, from its statistics
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +155,9 @@ class FileIndex:
 
 
 class IndexCache:
-    """What is kept beside sealed span files, read once per file: the attribute index (its
-    keys and row group bounds) and where the trace summaries are."""
+    """What is known of each sealed file, read once per file: its largest ingest number,
+    and for span files what is kept beside them: the attribute index (its keys and row
+    group bounds) and where the trace summaries are."""
 
     def __init__(self, root: Path, limit: int = CACHE_FILES) -> None:
         self._root = root
@@ -179,12 +194,19 @@ class IndexCache:
                 self._items.popitem(last=False)
         return found
 
+    def max_seq(self, data_file: Path) -> int | None:
+        """The largest ingest number in ``data_file`` (any signal), or None when its
+        statistics do not say."""
+        return self._sidecars(data_file).max_seq
+
     def _read(self, data_file: Path) -> _Sidecars:
-        ident = (pq.read_metadata(data_file).metadata or {}).get(ID_META)
+        meta = pq.read_metadata(data_file)
+        top = _max_seq(meta)
+        ident = (meta.metadata or {}).get(ID_META)
         if ident is None:
-            return _Sidecars(None, None)
+            return _Sidecars(None, None, top)
         path = index_path(self._root, data_file, ident.decode())
-        return _Sidecars(_read_index(path, ident), _read_summaries(summary_path(path), ident))
+        return _Sidecars(_read_index(path, ident), _read_summaries(summary_path(path), ident), top)
 
     def forget(self, data_file: Path, keep: str | None = None) -> None:
         """Remove what is kept beside ``data_file`` but under the id ``keep`` (everything
@@ -195,6 +217,20 @@ class IndexCache:
         for path in mine.parent.glob(stem + ".*"):
             if keep is None or path.name.split(".")[1] != keep:
                 path.unlink(missing_ok=True)
+
+
+def _max_seq(meta: pq.FileMetaData) -> int | None:
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    if "ingest_seq" not in names:
+        return None
+    at = names.index("ingest_seq")
+    top = 0
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(at).statistics
+        if stats is None or not stats.has_min_max:
+            return None
+        top = max(top, int(stats.max))
+    return top
 
 
 def _read_summaries(path: Path, ident: bytes) -> KeptSummaries | None:

@@ -8,6 +8,7 @@ Results come back as plain rows; shaping them is the API's business.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from otterscope.errors import StoreError
 from otterscope.otlp.anyvalue import to_api
 from otterscope.query.model import FetchQuery, LogQuery, Page, TraceQuery, TraceSummary
 from otterscope.store.base import MetricAggregates, Row, SqlSandboxSpec
@@ -132,7 +134,8 @@ class Reader(ServiceReader):
             )
             resources = self._resource_matches(snap, query.attributes)
             matching, indexed, tables = self._attribute_plan(snap, query, resources)
-            pin, tables = self._pin_condition(snap, query, tables)
+            window = snap.files_within(query.start_ns, query.end_ns)
+            pin, tables = self._pin_condition(snap, window, tables)
             if indexed is not None:
                 # Files the index answers cost about the same to read whatever the count,
                 # so one scan takes enough for a page (a rare value with a few spans per
@@ -175,16 +178,19 @@ class Reader(ServiceReader):
                 count *= 8
 
     def _pin_condition(
-        self, snap: Snapshot, query: TraceQuery, tables: dict[str, pa.Table]
+        self, snap: Snapshot, files: Sequence[SealedFile], tables: dict[str, pa.Table]
     ) -> tuple[int | None, dict[str, pa.Table]]:
-        """The pin as a condition of the search, or None with the hot rows cut at it when
-        no file the search reads holds a row past it (the usual case: comparing every
-        span's ingest number cost a quarter of a search that reads the whole window)."""
-        for f in snap.files_within(query.start_ns, query.end_ns):
-            kept = self._kept_summaries(f)
-            if kept is None or kept.max_seq > snap.pin:
+        """The pin as a condition of a search, or None with the hot rows cut at it when
+        none of ``files`` holds a row past it (the usual case: comparing every row's ingest
+        number cost a quarter of a search that reads the whole window)."""
+        for f in files:
+            try:
+                top = self._attr_indexes.max_seq(f.path)
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
+            if top is None or top > snap.pin:
                 return snap.pin, tables
-        name = sql.hot_view("traces")
+        name = sql.hot_view(snap.signal)
         hot = tables[name]
         seq = hot.column("ingest_seq")
         if hot.num_rows and pc.max(seq).as_py() > snap.pin:
@@ -284,7 +290,12 @@ class Reader(ServiceReader):
                 unsummarised.append(str(f.path))
         holders: dict[bytes, list[tuple[Any, ...]]] = {}
         if kept:
-            _, rows = self._run(summary_sql.kept_summaries(list(kept), len(ids)), ids, {})
+            try:
+                _, rows = self._run(summary_sql.kept_summaries(list(kept), len(ids)), ids, {})
+            except StoreError:
+                if not self._quarantine_summaries(kept):
+                    raise
+                return self._summaries(snap, tenant, spans)  # without the damaged ones
             for r in rows:
                 holders.setdefault(r[1], []).append(r)
         # A trace may also have hot rows or a tombstone; with files the summaries cannot
@@ -316,6 +327,27 @@ class Reader(ServiceReader):
             )
             out += [_summary(r) for r in rows]
         return out
+
+    def _quarantine_summaries(self, kept: dict[str, SealedFile]) -> bool:
+        """Move the unreadable ones of ``kept`` (summary file -> its data file) into the
+        quarantine; True when there was one. Their traces are summarised from their spans
+        until maintenance has written them again."""
+        moved = False
+        for path, f in kept.items():
+            try:
+                pq.read_table(path)
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                with contextlib.suppress(FileNotFoundError):  # a rewrite took it meanwhile
+                    self.quarantine.move(
+                        Path(path),
+                        "trace_summaries",
+                        f"unreadable trace summaries of {f.path} ({exc})",
+                        "nothing: its traces are summarised from their spans, and "
+                        "maintenance writes the summaries again",
+                    )
+                self._attr_indexes.drop(f.path)
+                moved = True
+        return moved
 
     @damage.retried_past_damage
     def recent_traces(self, tenant: str, limit: int, before_ns: int, window_ns: int) -> list[Row]:
@@ -403,8 +435,9 @@ class Reader(ServiceReader):
         with self._sources_lock.read():
             snap = self._snapshot("logs", tenant, query.start_ns, query.end_ns, query.pin_seq)
             resources = self._resource_matches(snap, query.attributes)
-            statement, params = sql.search_logs(snap.source, tenant, query, snap.pin, resources)
-            names, rows = self._run(statement, params, snap.tables)
+            pin, tables = self._pin_condition(snap, snap.files, snap.tables)
+            statement, params = sql.search_logs(snap.source, tenant, query, pin, resources)
+            names, rows = self._run(statement, params, tables)
         found = rows_of(names, rows)
         return Page(found[: query.limit], snap.pin, len(found) > query.limit)
 
@@ -499,12 +532,20 @@ class Reader(ServiceReader):
 
     @damage.retried_past_damage
     def attribute_keys(
-        self, tenant: str, signal: str, prefix: str, start_ns: int, end_ns: int, limit: int
+        self,
+        tenant: str,
+        signal: str,
+        prefix: str,
+        start_ns: int,
+        end_ns: int,
+        limit: int,
+        scope: str | None = None,
     ) -> list[str]:
+        columns = sql.SCOPE_COLUMNS[scope]
         with self._sources_lock.read():
             snap = self._snapshot(signal, tenant, start_ns, end_ns)
             _, rows = self._run(
-                sql.attribute_keys(snap.source, signal, limit),
+                sql.attribute_keys(snap.source, signal, limit, columns),
                 [tenant, snap.pin, start_ns, end_ns, prefix],
                 snap.tables,
             )
@@ -520,14 +561,16 @@ class Reader(ServiceReader):
         start_ns: int,
         end_ns: int,
         limit: int,
+        scope: str | None = None,
     ) -> list[Any]:
         """Distinct values of one attribute key, as API values (typed)."""
         path = sql.json_path(key)
+        columns = sql.SCOPE_COLUMNS[scope]
         with self._sources_lock.read():
             snap = self._snapshot(signal, tenant, start_ns, end_ns)
             _, rows = self._run(
-                sql.attribute_values(snap.source, signal, limit),
-                [path, path, tenant, snap.pin, start_ns, end_ns, prefix],
+                sql.attribute_values(snap.source, signal, limit, columns),
+                [*(path for _ in columns), tenant, snap.pin, start_ns, end_ns, prefix],
                 snap.tables,
             )
         return [to_api(orjson.loads(r[0])) for r in rows]

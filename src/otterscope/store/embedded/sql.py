@@ -240,9 +240,10 @@ def trace_candidates(
 
 
 def _log_conditions(
-    tenant: str, q: LogQuery, pin: int, resources: Sequence[Sequence[str]] | None
+    tenant: str, q: LogQuery, pin: int | None, resources: Sequence[Sequence[str]] | None
 ) -> _Where:
-    """Conditions on one and the same log record, in the window."""
+    """Conditions on one and the same log record, in the window; no pin when every row
+    read is within it."""
     where = _Where(
         ("tenant = ?", tenant),
         ("ingest_seq <= ?", pin),
@@ -262,7 +263,7 @@ def search_logs(
     src: str,
     tenant: str,
     q: LogQuery,
-    pin: int,
+    pin: int | None,
     resources: Sequence[Sequence[str]] | None = None,
 ) -> tuple[str, list[object]]:
     where = _log_conditions(tenant, q, pin, resources)
@@ -387,16 +388,25 @@ def operations(src: str) -> str:
 
 # Where each signal keeps attributes, and its time column, for autocomplete.
 ATTRIBUTE_COLUMNS = ("attributes", "resource_attributes")
+# The attribute columns of a scope of ``Store.attribute_keys`` (None: both).
+SCOPE_COLUMNS: dict[str | None, tuple[str, ...]] = {
+    None: ATTRIBUTE_COLUMNS,
+    "item": ("attributes",),
+    "resource": ("resource_attributes",),
+}
 
 
-def attribute_keys(src: str, signal: str, limit: int) -> str:
-    """Attribute keys in use (tenant, pin, from, to, prefix), most used first."""
+def attribute_keys(
+    src: str, signal: str, limit: int, columns: tuple[str, ...] = ATTRIBUTE_COLUMNS
+) -> str:
+    """Attribute keys in use (tenant, pin, from, to, prefix), most used first, of the
+    ``columns`` (item attributes, resource attributes or both)."""
     t = FETCH_TIME[signal]
     union = " UNION ALL ".join(
-        f"SELECT unnest(json_keys({col})) AS key FROM rows" for col in ATTRIBUTE_COLUMNS
+        f"SELECT unnest(json_keys({col})) AS key FROM rows" for col in columns
     )
     return (
-        f"WITH rows AS (SELECT attributes, resource_attributes FROM {src} "
+        f"WITH rows AS (SELECT {', '.join(columns)} FROM {src} "
         f"WHERE tenant = ? AND ingest_seq <= ? AND {t} >= ? AND {t} <= ?), "
         f"keys AS ({union}) "
         "SELECT key, count(*) AS n FROM keys WHERE starts_with(key, ?) "
@@ -404,15 +414,18 @@ def attribute_keys(src: str, signal: str, limit: int) -> str:
     )
 
 
-def attribute_values(src: str, signal: str, limit: int) -> str:
-    """Values of one key (tenant, pin, from, to, path, path, prefix), most used first.
+def attribute_values(
+    src: str, signal: str, limit: int, columns: tuple[str, ...] = ATTRIBUTE_COLUMNS
+) -> str:
+    """Values of one key (the path once per column, tenant, pin, from, to, prefix), most
+    used first, from the first of the ``columns`` that has the key.
 
     Values come back as stored (typed JSON text); the prefix is matched on their text.
     """
     t = FETCH_TIME[signal]
+    found = ", ".join(f"json_extract({col}, ?)" for col in columns)
     return (
-        f"WITH rows AS (SELECT coalesce(json_extract(attributes, ?), "
-        f"json_extract(resource_attributes, ?)) AS v FROM {src} "
+        f"WITH rows AS (SELECT coalesce({found}) AS v FROM {src} "
         f"WHERE tenant = ? AND ingest_seq <= ? AND {t} >= ? AND {t} <= ?) "
         "SELECT v::VARCHAR AS value, count(*) AS n FROM rows "
         "WHERE v IS NOT NULL AND starts_with(lower(json_extract_string(v, '$')), lower(?)) "

@@ -44,9 +44,9 @@ from otterscope.store.embedded import (
 from otterscope.store.embedded.deletes import Tombstone, Tombstones, keep_mask
 from otterscope.store.embedded.idempotency import CommittedKey, KeyIndex
 from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, hour_key
-from otterscope.store.embedded.reader import Reader
 from otterscope.store.embedded.rwlock import RWLock
 from otterscope.store.embedded.segment import Segment, compact, is_hot
+from otterscope.store.embedded.traceql_reader import TraceQLReader
 
 SIGNALS = tuple(SCHEMAS)
 # Free space that counts as "room again" after a full disk (a group commit of the default
@@ -84,7 +84,7 @@ class EmbeddedOptions:
     idempotency_max_keys: int = 100_000
 
 
-class EmbeddedStore(Reader):
+class EmbeddedStore(TraceQLReader):
     def __init__(
         self,
         data_dir: Path,
