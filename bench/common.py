@@ -114,6 +114,36 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def child_pids(pid: int) -> list[int]:
+    """Direct children of a process (the server's decode workers, the SQL sandbox)."""
+    out: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
+
+
+def smaps_rollup(pid: int) -> dict[str, int]:
+    """Rss split by kind (anonymous, file-backed, shared memory) from smaps_rollup, bytes."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("Rss", "Anonymous", "Shared_Clean", "Private_Clean", "Swap"):
+                    out[key] = int(rest.split()[0]) * 1024
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return out
+
+
 def peak_rss(pid: int) -> int:
     """The kernel's high-water mark of resident memory (VmHWM), in bytes."""
     return proc_status(pid).get("VmHWM", 0)

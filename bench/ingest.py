@@ -2,6 +2,7 @@
 
     python bench/ingest.py --signal traces --seconds 20 --senders 8 --batch 500
     python bench/ingest.py --signal traces --rate 20000      # fixed offered load, items/s
+    python bench/ingest.py --signal all --seconds 60 --senders 9  # every signal at once
 
 What it does:
 1. builds ``--bodies`` distinct request templates of ``--batch`` items each (bench/common.py);
@@ -16,6 +17,12 @@ What it does:
    server CPU per thread and peak RSS (VmHWM);
 5. stops the server with SIGTERM, measures the data dir, seals the hot segments into
    Parquet with bench/seal.py and reports bytes per item sealed and in total.
+
+``--signal all`` sends traces, logs and metrics at once, each to its own endpoint: the
+senders are split across the signals (8 -> 3 traces, 3 logs, 2 metrics), ``--rate`` and
+the body pool are per signal, and each signal's throughput and latency are reported
+besides the totals, with the server's peak RSS, its decode workers' peak RSS and the
+store's hot bytes and Arrow allocation read from ``/metrics`` during the run.
 
 Writes bench/out/ingest-<signal>-<label>.json. Figures, not pass/fail.
 """
@@ -43,6 +50,7 @@ from common import (
     Server,
     Template,
     build_templates,
+    child_pids,
     code_version,
     cpu_seconds,
     disk_usage,
@@ -50,6 +58,7 @@ from common import (
     machine_cpu_seconds,
     proc_status,
     seal_data_dir,
+    smaps_rollup,
     wait_until_quiet,
 )
 
@@ -230,20 +239,62 @@ async def _run_load(
     await asyncio.gather(*(one(i) for i in range(senders)))
 
 
-class _Sampler(threading.Thread):
-    """Polls the server's RSS and CPU while the load runs."""
+# Gauges of the server's own memory in GET /metrics (absent from older code).
+MEMORY_GAUGES = (
+    "otterscope_hot_bytes",
+    "otterscope_arrow_allocated_bytes",
+    "otterscope_duckdb_memory_bytes",
+)
 
-    def __init__(self, pid: int, period: float = 0.5) -> None:
+
+class _Sampler(threading.Thread):
+    """Polls the server's RSS and CPU while the load runs, its children's (decode
+    workers') peak RSS, and how its RSS splits (smaps_rollup) when it is highest."""
+
+    def __init__(self, pid: int, url: str = "", period: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.pid = pid
+        self.url = url
         self.period = period
         self.stop = threading.Event()
         self.points: list[tuple[float, int, float]] = []  # (t, rss, cpu seconds)
+        self.children: dict[int, int] = {}  # pid -> highest VmHWM seen
+        self.at_peak: dict[str, int] = {}  # smaps_rollup when VmRSS was highest
+        self.gauges: dict[str, list[float]] = {}  # memory gauge -> values read
+        self._top = 0
 
     def run(self) -> None:
+        k = 0
         while not self.stop.wait(self.period):
             st = proc_status(self.pid)
-            self.points.append((time.perf_counter(), st.get("VmRSS", 0), cpu_seconds(self.pid)))
+            rss = st.get("VmRSS", 0)
+            self.points.append((time.perf_counter(), rss, cpu_seconds(self.pid)))
+            if rss > self._top:
+                self._top = rss
+                self.at_peak = smaps_rollup(self.pid)
+            for child in child_pids(self.pid):
+                hwm = proc_status(child).get("VmHWM", 0)
+                self.children[child] = max(self.children.get(child, 0), hwm)
+            k += 1
+            if self.url and k % 4 == 0:  # /metrics costs the server a little: every 2 s
+                for name, value in _gauges(self.url).items():
+                    self.gauges.setdefault(name, []).append(value)
+
+
+def _gauges(url: str) -> dict[str, float]:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in MEMORY_GAUGES:
+            out[name] = float(value)
+    return out
 
 
 def _commit_stats(url: str) -> dict[str, float]:
@@ -347,21 +398,30 @@ def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--signal", choices=["traces", "logs", "metrics"], default="traces")
+    p.add_argument(
+        "--signal",
+        choices=["traces", "logs", "metrics", "all"],
+        default="traces",
+        help="all: every signal at once, the senders split across them",
+    )
     p.add_argument("--seconds", type=float, default=20.0, help="measured window (after warm-up)")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
     p.add_argument("--senders", type=int, default=8, help="concurrent keep-alive connections")
     p.add_argument("--batch", type=int, default=500, help="items per request")
     p.add_argument("--bodies", type=int, default=200, help="distinct pre-built request bodies")
     p.add_argument(
-        "--rate", type=float, default=None, help="fixed offered load in items/s (open loop)"
+        "--rate",
+        type=float,
+        default=None,
+        help="fixed offered load in items/s (open loop; with --signal all, of each signal)",
     )
     p.add_argument(
         "--pool-mib",
         type=int,
         default=1536,
-        help="memory for bodies rendered before the run (fresh ids each); past it, bodies are "
-        "rendered during the run (~0.6 ms of client CPU each)",
+        help="memory for bodies rendered before the run (fresh ids each; with --signal all, "
+        "split across the signals); past it, bodies are rendered during the run (~0.6 ms of "
+        "client CPU each)",
     )
     p.add_argument(
         "--data-dir", type=Path, default=None, help="default /tmp/otterscope-bench/<label>"
@@ -398,36 +458,45 @@ def main() -> int:
     data_dir = args.data_dir or Path("/tmp/otterscope-bench") / label
     fresh_dir(data_dir)
 
-    print(f"building {args.bodies} {args.signal} bodies of {args.batch} items ...", flush=True)
-    t0 = time.perf_counter()
-    templates = build_templates(args.signal, args.bodies, args.batch)
-    build_s = time.perf_counter() - t0
-    body_bytes = sum(len(t.body) for t in templates) / len(templates)
-    items_per_req = templates[0].items
-    r0 = time.perf_counter()
-    for t in templates[:50]:
-        t.render()
-    render_ms = (time.perf_counter() - r0) / 50 * 1000
-    print(
-        f"  built in {build_s:.1f}s: {items_per_req} items/request, {body_bytes / 1024:.0f} KiB/request "
-        f"({body_bytes / items_per_req:.0f} B/item), render {render_ms:.2f} ms/request",
-        flush=True,
-    )
+    signals = ["traces", "logs", "metrics"] if args.signal == "all" else [args.signal]
+    if args.senders < len(signals):
+        p.error(f"--signal all needs at least {len(signals)} senders")
+    senders = _split(args.senders, len(signals))
+    templates: dict[str, list[Template]] = {}
+    pools: dict[str, list[bytes]] = {}
+    body_sizes: dict[str, float] = {}
+    for signal in signals:
+        print(f"building {args.bodies} {signal} bodies of {args.batch} items ...", flush=True)
+        t0 = time.perf_counter()
+        tmpls = templates[signal] = build_templates(signal, args.bodies, args.batch)
+        build_s = time.perf_counter() - t0
+        body_bytes = body_sizes[signal] = sum(len(t.body) for t in tmpls) / len(tmpls)
+        items_per_req = tmpls[0].items
+        r0 = time.perf_counter()
+        for t in tmpls[:50]:
+            t.render()
+        render_ms = (time.perf_counter() - r0) / 50 * 1000
+        print(
+            f"  built in {build_s:.1f}s: {items_per_req} items/request, {body_bytes / 1024:.0f} KiB/request "
+            f"({body_bytes / items_per_req:.0f} B/item), render {render_ms:.2f} ms/request",
+            flush=True,
+        )
 
-    # Render request bodies up front (fresh ids, times shifted to now) so that sending costs
-    # the client nothing but the socket writes. Sized for the whole run at the offered rate, or
-    # at 150k items/s for closed loop, within --pool-mib.
-    guess = args.rate or 150_000.0
-    want = int((args.warmup + args.seconds + 2) * guess / items_per_req) + args.senders
-    cap = max(len(templates), int(args.pool_mib * 1024 * 1024 / body_bytes))
-    n_pool = min(want, cap)
-    r0 = time.perf_counter()
-    now_ns = time.time_ns() + int(args.warmup * 1e9)
-    pool = [templates[k % len(templates)].render(now_ns) for k in range(n_pool)]
-    print(
-        f"  rendered {n_pool} request bodies ({n_pool * body_bytes / 2**20:.0f} MiB) in {time.perf_counter() - r0:.1f}s",
-        flush=True,
-    )
+        # Render request bodies up front (fresh ids, times shifted to now) so that sending
+        # costs the client nothing but the socket writes. Sized for the whole run at the
+        # offered rate, or at 150k items/s for closed loop (shared by the signals), within
+        # --pool-mib.
+        guess = args.rate or 150_000.0 / len(signals)
+        want = int((args.warmup + args.seconds + 2) * guess / items_per_req) + args.senders
+        cap = max(len(tmpls), int(args.pool_mib / len(signals) * 1024 * 1024 / body_bytes))
+        n_pool = min(want, cap)
+        r0 = time.perf_counter()
+        now_ns = time.time_ns() + int(args.warmup * 1e9)
+        pools[signal] = [tmpls[k % len(tmpls)].render(now_ns) for k in range(n_pool)]
+        print(
+            f"  rendered {n_pool} request bodies ({n_pool * body_bytes / 2**20:.0f} MiB) in {time.perf_counter() - r0:.1f}s",
+            flush=True,
+        )
 
     env = dict(kv.split("=", 1) for kv in args.server_env)
     server = Server(data_dir / "data", data_dir / "server.log", extra_args=args.server_arg, env=env)
@@ -439,7 +508,7 @@ def main() -> int:
     if args.quiet_wait > 0:
         wait_until_quiet([pid], args.quiet_pct, args.quiet_wait)
 
-    sampler = _Sampler(pid)
+    sampler = _Sampler(pid, server.url)
     sampler.start()
     result = LoadResult()
     start = time.perf_counter()
@@ -482,25 +551,46 @@ def main() -> int:
     for tm in timers:
         tm.start()
     print(
-        f"load: {args.senders} senders, "
+        f"load: {args.senders} senders"
+        + (
+            " (" + ", ".join(f"{n} {sig}" for sig, n in zip(signals, senders, strict=True)) + ")"
+            if len(signals) > 1
+            else ""
+        )
+        + ", "
         + (f"offered {args.rate:,.0f} items/s" if args.rate else "closed loop (max)")
         + f", warm-up {args.warmup:.0f}s, measuring {args.seconds:.0f}s ...",
         flush=True,
     )
-    asyncio.run(
-        _run_load(
-            templates,
-            pool,
-            args.signal,
-            server.http_port,
-            args.senders,
-            start,
-            t_end,
-            args.rate,
-            not args.no_retry_after,
-            result,
+    results = {signal: LoadResult() for signal in signals}
+
+    async def load_all() -> None:
+        await asyncio.gather(
+            *(
+                _run_load(
+                    templates[signal],
+                    pools[signal],
+                    signal,
+                    server.http_port,
+                    n,
+                    start,
+                    t_end,
+                    args.rate,
+                    not args.no_retry_after,
+                    results[signal],
+                )
+                for signal, n in zip(signals, senders, strict=True)
+            )
         )
-    )
+
+    asyncio.run(load_all())
+    # The totals over every signal (with one signal: that signal's).
+    for r in results.values():
+        result.samples.extend(r.samples)
+        result.errors.extend(r.errors)
+        result.sent += r.sent
+        result.late_sends += r.late_sends
+        result.rendered_live += r.rendered_live
     finished = time.perf_counter()
     for tm in timers:
         tm.join()
@@ -580,7 +670,7 @@ def main() -> int:
         "code": code,
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "items_per_request": items_per_req,
-        "request_bytes": round(body_bytes),
+        "request_bytes": round(sum(body_sizes.values()) / len(body_sizes)),
         "window_seconds": round(dur, 2),
         "accepted_items": items,
         "accepted_items_per_s": round(items / dur, 1),
@@ -603,7 +693,7 @@ def main() -> int:
         ),
         "offered_items_per_s": args.rate,
         "late_sends": result.late_sends,
-        "pool_bodies": n_pool,
+        "pool_bodies": sum(len(pl) for pl in pools.values()),
         "rendered_live": result.rendered_live,
         "http_429": n429,
         "http_503": n503,
@@ -619,6 +709,9 @@ def main() -> int:
         "other_processes_cpu_pct": round(100 * foreign / wall, 1),
         "server_idle_rss": idle_rss,
         "server_peak_rss": peak,
+        "server_rss_at_peak": sampler.at_peak,
+        "decode_workers_peak_rss": sorted(sampler.children.values(), reverse=True),
+        "memory_gauges_max": {k: max(v) for k, v in sampler.gauges.items() if v},
         "rss_series": rss_series,
         "per_second": per_second,
         "commits": commit_info,
@@ -629,6 +722,16 @@ def main() -> int:
         "sealed": sealed,
         "profile": str(spy_out) if spy_out else None,
     }
+    if len(signals) > 1:
+        summary["signals"] = {
+            signal: {
+                "senders": n,
+                "request_bytes": round(body_sizes[signal]),
+                **_load_figures(results[signal].samples, t_measure, t_end),
+                "errors": len(results[signal].errors),
+            }
+            for signal, n in zip(signals, senders, strict=True)
+        }
     if sealed:
         rows = sum(v["rows"] for v in sealed["parquet"].values())  # type: ignore[index, union-attr]
         pbytes = sum(v["bytes"] for v in sealed["parquet"].values())  # type: ignore[index, union-attr]
@@ -652,13 +755,56 @@ def main() -> int:
     return 0
 
 
+def _split(senders: int, parts: int) -> list[int]:
+    """``senders`` shared by ``parts`` signals, the first ones taking the remainder."""
+    return [senders // parts + (1 if i < senders % parts else 0) for i in range(parts)]
+
+
+def _load_figures(samples: list[Sample], t_measure: float, t_end: float) -> dict[str, object]:
+    """Throughput and ack latency of one signal's answers in the measured window."""
+    dur = t_end - t_measure
+    ok = [s for s in samples if t_measure <= s.done <= t_end and s.status == 200]
+    lat = [s.latency * 1000 for s in ok]
+    return {
+        "accepted_items_per_s": round(sum(s.items for s in ok) / dur, 1),
+        "requests_per_s": round(len(ok) / dur, 1),
+        "latency_ms": {
+            "p50": round(percentile(lat, 50), 2),
+            "p99": round(percentile(lat, 99), 2),
+            "max": round(max(lat), 2) if lat else None,
+        },
+        "http_429": sum(1 for s in samples if s.status == 429),
+        "http_503": sum(1 for s in samples if s.status == 503),
+    }
+
+
 def _self_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 
 
+def _memory_detail(s: dict[str, object]) -> str:
+    """Where the peak went, when the run measured it: anonymous vs file-backed RSS, the
+    store's hot rows, Arrow's allocations, the decode workers."""
+    parts = []
+    at_peak = s.get("server_rss_at_peak") or {}
+    if at_peak:
+        parts.append(
+            f"at the highest sample: anonymous {_fmt_bytes(float(at_peak.get('Anonymous', 0)))}"  # type: ignore[union-attr]
+        )
+    for name, value in (s.get("memory_gauges_max") or {}).items():  # type: ignore[union-attr]
+        parts.append(f"max {name.removeprefix('otterscope_')} {_fmt_bytes(float(value))}")
+    workers = s.get("decode_workers_peak_rss") or []
+    parts.append(
+        f"child processes: {len(workers)}"  # type: ignore[arg-type]
+        + (f", peak {_fmt_bytes(float(max(workers)))}" if workers else "")  # type: ignore[type-var, arg-type]
+    )
+    return "\n                " + "; ".join(parts)
+
+
 def _print_summary(s: dict[str, object]) -> None:
-    unit = {"traces": "spans", "logs": "records", "metrics": "points"}[str(s["signal"])]
+    units = {"traces": "spans", "logs": "records", "metrics": "points", "all": "items"}
+    unit = units[str(s["signal"])]
     lat = s["latency_ms"]
     assert isinstance(lat, dict)
     lines = [
@@ -675,6 +821,13 @@ def _print_summary(s: dict[str, object]) -> None:
         f"({s['requests_per_s']} req/s x {s['items_per_request']} {unit}, {s['request_bytes'] / 1024:.0f} KiB/req, "
         f"{s['window_seconds']}s window)",
     ]
+    for signal, f in (s.get("signals") or {}).items():  # type: ignore[attr-defined]
+        lines.append(
+            f"  {signal:<13} {f['accepted_items_per_s']:>12,.0f} {units[signal]}/s   "
+            f"({f['senders']} senders; p50 {f['latency_ms']['p50']} ms, p99 {f['latency_ms']['p99']} ms, "
+            f"max {f['latency_ms']['max']} ms; 429: {f['http_429']}, 503: {f['http_503']}, "
+            f"errors: {f['errors']})"
+        )
     if s["offered_items_per_s"]:
         lines.append(
             f"offered         {s['offered_items_per_s']:>12,.0f} {unit}/s   (late sends: {s['late_sends']})"
@@ -712,7 +865,8 @@ def _print_summary(s: dict[str, object]) -> None:
         ),
         "per second      items/1000 (max ms): "
         + " ".join(f"{p['items'] // 1000}({p['max_latency_ms']:.0f})" for p in s["per_second"]),  # type: ignore[attr-defined, union-attr]
-        f"server RSS      peak (VmHWM) {_fmt_bytes(float(s['server_peak_rss']))}   idle {_fmt_bytes(float(s['server_idle_rss']))}",
+        f"server RSS      peak (VmHWM) {_fmt_bytes(float(s['server_peak_rss']))}   idle {_fmt_bytes(float(s['server_idle_rss']))}"
+        + (_memory_detail(s) if s.get("signals") else ""),
         f"stop            SIGTERM -> exit {s['stop_exit_code']} in {s['stop_seconds']}s; "
         f"data dir {_fmt_bytes(float(s['disk_bytes_after_stop']))} before sealing",
     ]

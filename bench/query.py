@@ -386,6 +386,7 @@ def _print(summary: dict[str, Any]) -> None:
         f"503: {ld['http_503']}, errors: {ld['errors']}, rejected: {ld['rejected']}"
         + ("  (loaded by an earlier run)" if summary["reused"] else "")
     )
+    print(f"                server peak RSS while loading {ld['server_peak_rss'] / 2**20:.0f} MiB")
     for name, ph in summary["phases"].items():
         st, peak = ph["store"], ph["server_peak_rss_during_queries"] or float("nan")
         print(
@@ -408,6 +409,10 @@ def _print(summary: dict[str, Any]) -> None:
             )
 
 
+class _LoadOnly(Exception):
+    """--load-only: the load is done, skip the queries."""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -417,6 +422,11 @@ def main() -> int:
     ap.add_argument("--hours", type=float, default=6.0, help="timestamps over the last N hours")
     ap.add_argument("--data-dir", type=Path, default=OUT_DIR / "query-data")
     ap.add_argument("--reuse", action="store_true", help="query the data already loaded there")
+    ap.add_argument(
+        "--load-only",
+        action="store_true",
+        help="load, report the load (its peak RSS among it), stop: no queries",
+    )
     ap.add_argument("--senders", type=int, default=8)
     ap.add_argument("--batch", type=int, default=500, help="items per request")
     ap.add_argument("--bodies", type=int, default=200, help="distinct trace templates")
@@ -454,12 +464,16 @@ def main() -> int:
                     wait_until_quiet([server.pid], args.quiet_pct, args.quiet_wait)
                 marker = load(args, server)
                 marker_path.write_text(json.dumps(marker))
+                if args.load_only:
+                    raise _LoadOnly
                 phases["live"] = run_phase("live", server, client, marker, args)
                 exit_code, secs = server.stop()
                 print(f"restart: SIGTERM -> exit {exit_code} in {secs:.1f}s", flush=True)
                 changed = _code_stamp(code) != stamp  # the restarted server imports anew
                 server.start()
             phases["sealed"] = run_phase("sealed", server, client, marker, args)
+    except _LoadOnly:
+        pass
     finally:
         if server.proc is not None:
             server.stop()

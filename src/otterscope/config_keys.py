@@ -293,6 +293,13 @@ KEYS: tuple[Key, ...] = (
     Key("storage", "threads", 2, _int, "DuckDB worker threads."),
     Key(
         "storage",
+        "maintenance_memory_limit",
+        "128MB",
+        _str,
+        "DuckDB memory limit of the maintenance thread (the services cache of settled hours).",
+    ),
+    Key(
+        "storage",
         "seal_interval",
         3600.0,
         parse_seconds,
@@ -311,6 +318,13 @@ KEYS: tuple[Key, ...] = (
         128 * 1024**2,
         parse_bytes,
         "Memory the hot segment's rows may take before it is sealed early.",
+    ),
+    Key(
+        "storage",
+        "hot_bytes_budget",
+        192 * 1024**2,
+        parse_bytes,
+        "Memory the rows of all hot segments together may take, every signal and tenant.",
     ),
     Key(
         "storage",

@@ -79,6 +79,8 @@ class SnapshotReader:
     _active: Segment
     _visible_seq: int
     _con: duckdb.DuckDBPyConnection
+    # The maintenance thread's own DuckDB (services cache): small memory, one thread.
+    _maintenance_con: duckdb.DuckDBPyConnection
     _deletes: Tombstones
     query_timeout_s: float
     quarantine: Quarantine
@@ -120,9 +122,13 @@ class SnapshotReader:
         )
 
     def _run(
-        self, statement: str, params: Sequence[Any], tables: dict[str, pa.Table]
+        self,
+        statement: str,
+        params: Sequence[Any],
+        tables: dict[str, pa.Table],
+        con: duckdb.DuckDBPyConnection | None = None,
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        cur = self._con.cursor()
+        cur = (con or self._con).cursor()
         # A query holds the sources lock, which sealing needs: none may run unbounded.
         done = threading.Event()
 

@@ -508,3 +508,9 @@ def attribute_index() -> str:
         "CASE WHEN count(*) <= ? THEN list(r ORDER BY r) END AS rows "
         "FROM y WHERE v IS NOT NULL GROUP BY k, v ORDER BY k, v"
     )
+
+
+def memory_in_use() -> str:
+    """Bytes DuckDB's buffer manager holds in memory right now (all its caches and
+    operators), for the server's memory gauge."""
+    return "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()"

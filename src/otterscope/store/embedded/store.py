@@ -34,6 +34,7 @@ from otterscope.store.base import KeyIdent, StoreStats
 from otterscope.store.embedded import (
     attrindex,
     damage,
+    engine,
     hour_files,
     hourly,
     seal,
@@ -59,6 +60,8 @@ log = logging.getLogger("otterscope.store")
 class EmbeddedOptions:
     memory_limit: str = "512MB"
     threads: int = 2
+    # The maintenance thread's own DuckDB (the services cache of settled hours): one thread.
+    maintenance_memory_limit: str = "128MB"
     seal_interval_s: float = 3600.0
     seal_rows: int = 250_000
     seal_bytes: int = 128 * 1024 * 1024
@@ -71,6 +74,10 @@ class EmbeddedOptions:
     # Retired segments waiting to be sealed before writes wait (0: never wait). Each holds
     # up to seal_rows rows in memory, so this bounds hot memory when sealing falls behind.
     max_unsealed: int = 0
+    # Memory the rows of every hot segment together may take (0: no bound but the above).
+    # The active segment is retired at half of it, so it fills while the one before is
+    # sealed; writes wait while retired and active segments take all of it.
+    hot_bytes_budget: int = 0
     unsealed_wait_s: float = 30.0
     query_timeout_s: float = 30.0
     idempotency_ttl_s: float = 86400.0
@@ -115,19 +122,12 @@ class EmbeddedStore(TraceQLReader):
         self._resource_lock = threading.Lock()
         self._attr_indexes = attrindex.IndexCache(data_dir)
         self._hour_cache = hourly.HourCache(hour_files.HourFiles(data_dir, self.quarantine))
-        self._con = duckdb.connect(
-            ":memory:",
-            config={
-                "memory_limit": self.options.memory_limit,
-                "threads": self.options.threads,
-                "enable_external_access": True,
-                # Spills of large queries stay in the data dir, not the working directory.
-                "temp_directory": str(data_dir / "duckdb-tmp"),
-            },
+        tmp = data_dir / "duckdb-tmp"
+        self._con = engine.connect(self.options.memory_limit, self.options.threads, tmp)
+        # A folder of its own: two DuckDBs would name their spill files alike.
+        self._maintenance_con = engine.connect(
+            self.options.maintenance_memory_limit, 1, tmp / "maintenance"
         )
-        self._con.execute("SET parquet_metadata_cache = true")
-        for signal in SIGNALS:
-            self._con.execute(sql.create_empty_table(signal))
         self._active = self._recover()
 
     # -- start-up -----------------------------------------------------------------------
@@ -209,6 +209,7 @@ class EmbeddedStore(TraceQLReader):
 
     def write(self, batches: Sequence[Batch], keys: Sequence[KeyIdent] = ()) -> int:
         self._wait_for_sealing()
+        budget = self.options.hot_bytes_budget
         with self._write_lock:
             if self._closed:
                 raise StoreError("store is closed")
@@ -258,16 +259,27 @@ class EmbeddedStore(TraceQLReader):
                 active.rows >= self.options.seal_rows
                 or active.nbytes >= self.options.seal_bytes
                 or time.monotonic() - self._active_since >= self.options.seal_interval_s
+                or (budget and active.nbytes >= budget // 2)
             ):
                 self._rotate()
             return seq
+
+    def _over_budget(self) -> bool:
+        """Whether the hot rows take all of ``hot_bytes_budget`` (under the publish lock).
+        Only retired segments free memory by being sealed: without one, the active segment
+        is below half of the budget (``write`` retires it there)."""
+        budget = self.options.hot_bytes_budget
+        if not budget or not self._retired:
+            return False
+        return sum(seg.nbytes for seg in [*self._retired, self._active]) >= budget
 
     def key_committed(self, tenant: str, signal: str, key: str) -> bool:
         return self._keys.committed(tenant, signal, key, time.time())
 
     def _wait_for_sealing(self) -> None:
-        """Backpressure: hold writes while too many retired segments wait to be sealed;
-        refuse them at once while the disk is full (waiting would not help)."""
+        """Backpressure: hold writes while too many retired segments wait to be sealed or
+        the hot rows take their whole budget; refuse them at once while the disk is full
+        (waiting would not help)."""
         limit = self.options.max_unsealed
         deadline = time.monotonic() + self.options.unsealed_wait_s
         with self._sealed:
@@ -277,7 +289,8 @@ class EmbeddedStore(TraceQLReader):
                         f"the disk of the data directory is full ({self._disk_full}); "
                         "writes resume by themselves once space is freed"
                     )
-                if not limit or len(self._retired) < limit or self._closed:
+                behind = bool(limit) and len(self._retired) >= limit
+                if self._closed or not (behind or self._over_budget()):
                     return
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -341,7 +354,9 @@ class EmbeddedStore(TraceQLReader):
                 self._rotate()
             retired = list(self._retired)
         try:
-            for segment in retired:
+            while retired:
+                # Popped, so a sealed segment's rows are freed before the next is sealed.
+                segment = retired.pop(0)
                 try:
                     self._seal(segment)
                 except OSError as exc:
@@ -376,8 +391,8 @@ class EmbeddedStore(TraceQLReader):
             if self._active.rows:
                 self._rotate()
             retired = list(self._retired)
-        for segment in retired:
-            self._seal(segment)
+        while retired:
+            self._seal(retired.pop(0))
 
     def _seal(self, segment: Segment) -> None:
         written: list[SealedFile] = []
@@ -398,6 +413,10 @@ class EmbeddedStore(TraceQLReader):
                 self._retired.remove(segment)
                 self._sealed.notify_all()
         self.layout.remove_segment_files(segment.number)
+        # Sealing's working set was freed on this thread (the segment's rows go when the
+        # caller drops it); Arrow's allocator would keep it for this thread's next seal
+        # while the writer and queries grow their own: give it back now.
+        pa.default_memory_pool().release_unused()
 
     def _write_files(
         self, number: int, signal: str, table: pa.Table, written: list[SealedFile]
@@ -553,6 +572,21 @@ class EmbeddedStore(TraceQLReader):
                 except OSError:
                     break  # not empty: other files still live there
 
+    def hot_bytes(self) -> int:
+        """Memory the rows of every hot segment take (active and waiting to be sealed)."""
+        with self._publish_lock:
+            return sum(seg.nbytes for seg in [*self._retired, self._active])
+
+    def duckdb_memory_bytes(self) -> int:
+        """Memory the store's two DuckDBs hold (queries and their Parquet metadata cache;
+        the maintenance thread's)."""
+        total = 0
+        for con in (self._con, self._maintenance_con):
+            with con.cursor() as cur:
+                row = cur.execute(sql.memory_in_use()).fetchone()
+            total += int(row[0]) if row else 0
+        return total
+
     def stats(self) -> StoreStats:
         with self._sources_lock.read():
             with self._publish_lock:
@@ -580,6 +614,7 @@ class EmbeddedStore(TraceQLReader):
                 self._active.close_logs()
             finally:
                 self._con.close()
+                self._maintenance_con.close()
 
 
 def _one_table(parts: list[pa.Table]) -> pa.Table:
