@@ -59,14 +59,15 @@ _SPAN_COLUMNS = (
 
 # Copies of one span may differ (a resend with other content): the one ingested first
 # counts, as everywhere else, whatever order the rows are read in.
-_FIRST_COPY = "ORDER BY trace_id, span_id, ingest_seq"
+# (DISTINCT ON with ORDER BY was not reliable inside the CTE: a window is explicit.)
+_FIRST_COPY = "QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY ingest_seq) = 1"
 
 
 def trace_summaries(src: str, count: int) -> str:
     """Summaries of ``count`` traces (parameters: tenant, pin, the trace ids)."""
     marks = ", ".join("?" for _ in range(count))
     return _summaries(
-        f"SELECT DISTINCT ON (trace_id, span_id) {_SPAN_COLUMNS} FROM {src} "
+        f"SELECT {_SPAN_COLUMNS} FROM {src} "
         f"WHERE tenant = ? AND ingest_seq <= ? AND trace_id IN ({marks}) {_FIRST_COPY}"
     )
 
@@ -76,9 +77,7 @@ def sealing_summaries() -> str:
     oldest first, with the end kept as the trace's duration (smaller to store) and the
     services as JSON text (a dictionary of the few combinations there are: decoding a list
     column for every trace cost more than the rest of the summary together)."""
-    inner = _summaries(
-        f"SELECT DISTINCT ON (trace_id, span_id) {_SPAN_COLUMNS} FROM {SEALING} {_FIRST_COPY}"
-    )
+    inner = _summaries(f"SELECT {_SPAN_COLUMNS} FROM {SEALING} {_FIRST_COPY}")
     return (
         f"SELECT trace_id, root_service, root_name, root_missing, start_ns::BIGINT AS start_ns, "
         "(end_ns - start_ns)::BIGINT AS duration_ns, span_count::INTEGER AS span_count, "
