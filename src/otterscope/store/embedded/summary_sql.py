@@ -72,12 +72,19 @@ def trace_summaries(src: str, count: int) -> str:
     )
 
 
-def sealing_summaries() -> str:
+def sealing_has_copies() -> str:
+    """Whether the rows being sealed hold a span more than once (then the summaries must
+    pick the first copy: a window over every row, ~40% of their cost, needed only then)."""
+    return f"SELECT EXISTS (SELECT 1 FROM {SEALING} GROUP BY trace_id, span_id HAVING count(*) > 1)"
+
+
+def sealing_summaries(copies: bool = True) -> str:
     """Summaries of every trace in the rows being sealed (one tenant, table ``SEALING``),
     oldest first, with the end kept as the trace's duration (smaller to store) and the
     services as JSON text (a dictionary of the few combinations there are: decoding a list
     column for every trace cost more than the rest of the summary together)."""
-    inner = _summaries(f"SELECT {_SPAN_COLUMNS} FROM {SEALING} {_FIRST_COPY}")
+    first = _FIRST_COPY if copies else ""
+    inner = _summaries(f"SELECT {_SPAN_COLUMNS} FROM {SEALING} {first}")
     return (
         f"SELECT trace_id, root_service, root_name, root_missing, start_ns::BIGINT AS start_ns, "
         "(end_ns - start_ns)::BIGINT AS duration_ns, span_count::INTEGER AS span_count, "

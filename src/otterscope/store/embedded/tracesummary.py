@@ -48,7 +48,8 @@ def build(rows: pa.Table) -> pa.Table:
     con = duckdb.connect(config={"threads": 1})
     try:
         con.register(summary_sql.SEALING, rows.select(columns()))
-        return con.sql(summary_sql.sealing_summaries()).to_arrow_table()
+        ((copies,),) = con.sql(summary_sql.sealing_has_copies()).fetchall()
+        return con.sql(summary_sql.sealing_summaries(bool(copies))).to_arrow_table()
     finally:
         con.close()
 
