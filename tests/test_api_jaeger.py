@@ -306,6 +306,7 @@ def test_search_window_is_in_microseconds(live: RunningServer, data: dict[str, A
         ({"limit": "x"}, "'limit'"),
         ({"tags": '{"a":1}'}, "malformed 'tags'"),
         ({"tags": "{nope"}, "malformed 'tags'"),
+        ({"tags": 'a="\\x"'}, "malformed 'tags'"),  # logfmt with a bad escape
         ({"tag": "novalue"}, "malformed 'tag'"),
         ({"traceID": "zz"}, "trace_id"),
     ],

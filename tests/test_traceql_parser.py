@@ -283,3 +283,23 @@ def test_grammar_ships_as_package_data() -> None:
 
     text = resources.files("otterscope.query.traceql").joinpath("traceql.lark").read_text()
     assert "spanset_expr" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("{}" + " && {}" * 1000, "more than 16 spanset operators"),
+        ("{}" + " >> {}" * 17, "more than 16 spanset operators"),
+        ("{ " + " || ".join(f".a = {i}" for i in range(200)) + " }", "more than 128 conditions"),
+    ],
+)
+def test_queries_too_big_to_run_are_refused(text: str, named: str) -> None:
+    """Each operator and condition becomes its own part of the SQL: hundreds ran the
+    store's DuckDB out of memory, a thousand nested ones overflowed the converter."""
+    with pytest.raises(BadRequest, match=named):
+        parse(text)
+
+
+def test_the_largest_allowed_query_parses() -> None:
+    assert parse("{}" + " >> {}" * 16).stages == ()
+    assert parse("{ " + " || ".join(f".a = {i}" for i in range(128)) + " }").stages == ()

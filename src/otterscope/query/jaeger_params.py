@@ -52,7 +52,14 @@ def parse_logfmt(text: str, name: str = "tags") -> dict[str, str]:
             )
         key, value = m.group(1), m.group(2) or ""
         if value.startswith('"'):
-            value = orjson.loads(value)
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                raise BadRequest(
+                    f"malformed '{name}' parameter: bad quoted value {value[:40]!r}"
+                ) from None
+            if not isinstance(value, str):
+                raise BadRequest(f"malformed '{name}' parameter: bad quoted value")
         out[key] = value
         pos = m.end()
     return out

@@ -77,6 +77,11 @@ def _parser() -> lark.Lark:
     )
 
 
+# Bounds on one query's size beyond its length (see _check_size).
+MAX_SPANSET_OPS = 16
+MAX_CONDITIONS = 128
+
+
 def parse(text: str) -> ast.Query:
     """The checked tree of a TraceQL query; ``BadRequest`` naming what is wrong or not
     supported, and where."""
@@ -96,11 +101,27 @@ def parse(text: str) -> ast.Query:
         ) from None
     except lark.UnexpectedEOF:
         raise BadRequest("TraceQL syntax error: unexpected end of query") from None
+    _check_size(tree)
     spansets = _spanset(_node(tree.children[0]))
     stages = [_stage(_node(c)) for c in tree.children[1:]]
     if sum(isinstance(s, ast.GroupBy) for s in stages) > 1:
         raise BadRequest("unsupported TraceQL: more than one by() in a query")
     return ast.Query(spansets, tuple(stages))
+
+
+def _check_size(tree: lark.Tree[lark.Token]) -> None:
+    """Refuse a query whose SQL would be too big to run: each spanset operator and each
+    condition becomes its own part of the statement (hundreds ran the store's DuckDB out
+    of memory; a thousand nested ones overflowed the converter's recursion)."""
+    counts = {"spanset operators": 0, "conditions": 0}
+    for sub in tree.iter_subtrees():  # not recursive
+        if sub.data in ("spanset_logic", "spanset_structural"):
+            counts["spanset operators"] += 1
+        elif sub.data in ("comparison", "bare"):
+            counts["conditions"] += 1
+    for what, limit in (("spanset operators", MAX_SPANSET_OPS), ("conditions", MAX_CONDITIONS)):
+        if counts[what] > limit:
+            raise BadRequest(f"TraceQL query with more than {limit} {what}: narrow it")
 
 
 def _unsupported(what: str, where: lark.Tree[lark.Token] | lark.Token) -> BadRequest:
