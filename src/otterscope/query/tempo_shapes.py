@@ -155,8 +155,9 @@ def trace_metadata(
             "rootServiceName": ROOT_NOT_YET if missing else summary.root_service,
             "rootTraceName": "" if missing else summary.root_name,
             "startTimeUnixNano": str(summary.start_ns),
-            # uint32 milliseconds, truncated as Tempo does
-            "durationMs": max(0, summary.end_ns - summary.start_ns) // 10**6,
+            # uint32 milliseconds, truncated as Tempo does; a bogus far-future end would
+            # not fit, and a strict decoder would refuse the whole page
+            "durationMs": min(max(0, summary.end_ns - summary.start_ns) // 10**6, 2**32 - 1),
             "spanSet": spansets[0] if spansets else None,
             "spanSets": list(spansets),
         }
