@@ -153,9 +153,10 @@ def test_retention_deletes_the_files_of_hours_no_longer_stored(data: Path) -> No
         # A write a crash interrupted.
         leftover = data / FOLDER / f"tenant={TENANT}" / f"{_hour(H)}.calls.json.tmp"
         leftover.write_bytes(b'{"format"')
-        # Hour H-1 ended at least 2 hours ago, H less than that: H-1's files are deleted,
-        # and its cache files with them.
-        store.maintain(time.time_ns())
+        # Half an hour into H+2: hour H-1 ended 2.5 hours before, H 1.5 hours before, so
+        # H-1's files are deleted, and its cache files with them. (Not the clock: a run
+        # that crosses the hour after H was computed would take hour H too.)
+        store.maintain(H + 2 * HOUR + HOUR // 2)
         assert sorted(cache_files(data)) == [f"{_hour(H)}.calls.json", f"{_hour(H)}.traces.json"]
         assert not leftover.exists()
         services, _ = answer(store)
