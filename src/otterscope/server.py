@@ -78,6 +78,8 @@ def return_freed_arrow_memory() -> None:
     try:
         pool = pa.jemalloc_memory_pool()
     except NotImplementedError:
+        # A pyarrow built without jemalloc (not the PyPI wheels): said once, not hidden.
+        log.info("pyarrow has no jemalloc: Arrow keeps its default memory pool")
         return
     pa.jemalloc_set_decay_ms(0)
     pa.set_memory_pool(pool)
