@@ -3,7 +3,7 @@
 from setuptools import Extension, setup
 
 _DIR = "src/otterscope/otlp/"
-_SOURCES = ["wire", "json", "attrs", "spans", "logs", "metrics"]
+_SOURCES = ["wire", "json", "attrs", "spans", "logs", "metrics", "index"]
 
 setup(
     ext_modules=[

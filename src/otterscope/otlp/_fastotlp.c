@@ -184,6 +184,9 @@ static PyMethodDef methods[] = {
     {"decode_spans", decode_spans, METH_VARARGS, decode_spans_doc},
     {"decode_logs", decode_logs, METH_VARARGS, decode_logs_doc},
     {"decode_metrics", decode_metrics, METH_VARARGS, decode_metrics_doc},
+    {"attribute_pairs", attribute_pairs, METH_VARARGS,
+     "attribute_pairs(chunks, max_keys) -> (keys, rows, key numbers, value offsets, values) "
+     "or None: every top-level attribute of stored attribute JSON (attrindex.py)."},
     {"_format_double", format_double, METH_O, "The JSON text written for one double."},
     {NULL, NULL, 0, NULL},
 };

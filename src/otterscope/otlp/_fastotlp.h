@@ -434,6 +434,9 @@ typedef struct {
     size_t bytes_per_row; /* for the initial buffer sizes */
 } Signal;
 
+/* _fastotlp_index.c: the attribute index's (row, key, value text) pairs */
+FO_HIDDEN PyObject *attribute_pairs(PyObject *self, PyObject *args);
+
 FO_HIDDEN extern const Signal SPANS_SIGNAL;
 FO_HIDDEN extern const Signal LOGS_SIGNAL;
 FO_HIDDEN extern const Signal METRICS_SIGNAL;

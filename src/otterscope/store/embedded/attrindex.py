@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from otterscope.otlp import _fastotlp
 from otterscope.store.embedded import sidecar, sql, tracesummary
 
 ID_META = b"otterscope.attr_index_id"
@@ -54,19 +55,59 @@ def build(attributes: pa.ChunkedArray | pa.Array, order: pa.Array) -> pa.Table |
     if n == 0:
         return None
     rows = pc.cast(pc.sort_indices(order), pa.uint32())  # original row -> file row
-    text = pc.cast(attributes, pa.string())
+    limit = max(MIN_RARE, n // RARE_DIVISOR)
+    found = _pairs(attributes)
     con = duckdb.connect(config={"threads": 1})
     try:
-        con.register("attrs", pa.table({"a": text, "r": rows}))
-        keys = [str(k) for (k,) in con.execute(sql.attribute_index_keys()).fetchall()]
-        if len(keys) > MAX_KEYS:
-            return None
-        paths = [sql.json_path(k) for k in keys]
-        limit = max(MIN_RARE, n // RARE_DIVISOR)
-        index = con.sql(sql.attribute_index(), params=[paths, limit]).to_arrow_table()
+        if found is None:
+            # JSON the one-pass reader does not follow: DuckDB reads every key of every row.
+            con.register("attrs", pa.table({"a": pc.cast(attributes, pa.string()), "r": rows}))
+            keys = [str(k) for (k,) in con.execute(sql.attribute_index_keys()).fetchall()]
+            if len(keys) > MAX_KEYS:
+                return None
+            paths = [sql.json_path(k) for k in keys]
+            index = con.sql(sql.attribute_index(), params=[paths, limit]).to_arrow_table()
+        else:
+            keys, pairs = found
+            con.register("pairs", pairs.set_column(0, "r", pc.take(rows, pairs.column("r"))))
+            index = con.sql(sql.attribute_index_of_pairs(), params=[limit]).to_arrow_table()
     finally:
         con.close()
     return index.replace_schema_metadata({_KEYS_META: orjson.dumps(keys)})
+
+
+def _pairs(attributes: pa.ChunkedArray | pa.Array) -> tuple[list[str], pa.Table] | None:
+    """(the keys in order, a table of (r: original row, k: key number, v: value text) for
+    every top-level attribute of every row), read in one pass by the C extension; None when
+    it cannot follow the JSON or the keys are more than MAX_KEYS (see _fastotlp_index.c).
+    Reading the JSON once for every key cost 3.1 µs per span, this 0.4."""
+    chunks = attributes.chunks if isinstance(attributes, pa.ChunkedArray) else [attributes]
+    parts = []
+    base = 0
+    for chunk in chunks:
+        if not pa.types.is_string(chunk.type):
+            return None
+        valid, offsets, data = chunk.buffers()
+        parts.append((valid, offsets, data or pa.py_buffer(b""), chunk.offset, len(chunk), base))
+        base += len(chunk)
+    found = _fastotlp.attribute_pairs(parts, MAX_KEYS)
+    if found is None:
+        return None
+    names, r, k, voff, vdata = found
+    m = len(r) // 4
+    # Key numbers follow the keys' sorted order, as the index's readers expect.
+    keys = sorted(names)
+    rank = pa.array([keys.index(name) for name in names] or [0], pa.uint16())
+    values = pa.Array.from_buffers(
+        pa.large_string(), m, [None, pa.py_buffer(voff), pa.py_buffer(vdata)]
+    )
+    return keys, pa.table(
+        {
+            "r": pa.Array.from_buffers(pa.uint32(), m, [None, pa.py_buffer(r)]),
+            "k": pc.take(rank, pa.Array.from_buffers(pa.uint16(), m, [None, pa.py_buffer(k)])),
+            "v": values,
+        }
+    )
 
 
 def index_path(root: Path, data_file: Path, ident: str) -> Path:
