@@ -430,7 +430,11 @@ class EmbeddedStore(TraceQLReader):
             tmp.replace(path)
             self._attr_indexes.forget(path, keep=ident)  # and any a crashed seal left behind
             fsync_path(path.parent)
-            resources = pc.unique(rows.column("resource_attributes").cast(pa.string()))
+            # Distinct first, then as text: casting the dictionary column first spelled out
+            # every row's resource JSON (0.56 s for 250,000 spans) to find a few dozen.
+            resources = pc.unique(rows.column("resource_attributes"))
+            if pa.types.is_dictionary(resources.type):
+                resources = resources.cast(pa.string())
             with self._resource_lock:
                 self._resource_sets[str(path)] = frozenset(
                     v for v in resources.to_pylist() if v is not None

@@ -73,7 +73,11 @@ class TraceSearch(ServiceReader):
         for f in snap.files:
             stored |= self._file_resources(str(f.path))
         hot = snap.tables[sql.hot_view(snap.signal)].column("resource_attributes")
-        stored.update(v for v in pc.unique(hot.cast(pa.string())).to_pylist() if v is not None)
+        # Distinct first, then as text (casting first spells out every hot row's resource).
+        distinct = pc.unique(hot)
+        if pa.types.is_dictionary(distinct.type):
+            distinct = distinct.cast(pa.string())
+        stored.update(v for v in distinct.to_pylist() if v is not None)
         if not stored:
             return [[] for _ in attrs]
         listed = sorted(stored)
