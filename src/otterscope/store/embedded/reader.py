@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from otterscope.otlp.anyvalue import to_api
 from otterscope.query.model import FetchQuery, LogQuery, Page
@@ -28,6 +29,7 @@ from otterscope.store.embedded import (
     service_sql,
     sql,
 )
+from otterscope.store.embedded.layout import SealedFile
 from otterscope.store.embedded.snapshot import Snapshot, rows_of
 from otterscope.store.embedded.trace_search import TRACE_MARGIN_NS, TraceSearch
 
@@ -222,9 +224,32 @@ class Reader(TraceSearch):
         if lo is None or hi is None:
             return []
         margin = service_sql.DEPENDENCY_MARGIN_NS
+        files = self._graph_files(spans, after, upto, lo - margin, hi + margin)
+        source = sql.source("traces", True, [str(f.path) for f in files], spans.deletes)
         params = [after, upto, spans.pin, lo - margin, hi + margin, *([after, upto] * 4)]
-        names, rows = self._run(service_sql.service_graph(spans.source), params, spans.tables)
+        names, rows = self._run(service_sql.service_graph(source), params, spans.tables)
         return rows_of(names, rows)
+
+    def _graph_files(
+        self, spans: Snapshot, after: int, upto: int, lo: int, hi: int
+    ) -> list[SealedFile]:
+        """The span files in [lo, hi] that may hold a span of a trace with a client or
+        server span numbered in (after, upto]: the other side of a request is in the same
+        trace. A file's kept trace summaries list every trace it holds, so a file whose
+        summaries name none of them is left out; files without usable ones are read.
+        (Reading every file of the ten minutes around the range grew with the ingest rate:
+        at 100,000 spans/s a fold read tens of millions of spans for a few new traces.)"""
+        files = spans.files_within(lo, hi)
+        if not files:
+            return files
+        _, rows = self._run(service_sql.graph_traces(spans.source), [after, upto], spans.tables)
+        fresh = pa.array([r[0] for r in rows], pa.binary())
+        kept = []
+        for f in files:
+            summaries = self._kept_summaries(f)
+            if summaries is None or _names_any(summaries.path, fresh):
+                kept.append(f)
+        return kept
 
     @damage.retried_past_damage
     def metric_steps(
@@ -307,3 +332,14 @@ class Reader(TraceSearch):
 
 def _span_key(row: Row) -> tuple[Any, ...]:
     return (row["start_time_unix_nano"], row["trace_id"], row["span_id"])
+
+
+def _names_any(summaries: Path, traces: pa.Array) -> bool:
+    """Whether the kept summaries at ``summaries`` name any of ``traces``; True when they
+    cannot be read (the span file is then read as if it had none: a damaged summary file
+    is trace search's and maintenance's to quarantine, and costs a fold only time)."""
+    try:
+        ids = pq.read_table(summaries, columns=["trace_id"]).column("trace_id")
+    except (OSError, ValueError, pa.ArrowException):
+        return True
+    return bool(pc.any(pc.is_in(ids, value_set=traces)).as_py())

@@ -189,6 +189,15 @@ def service_graph_bounds(src: str) -> str:
     )
 
 
+def graph_traces(src: str) -> str:
+    """The traces with a calling or called span numbered in (after, upto] (parameters:
+    after, upto): ``service_graph`` reads only files that hold one of them."""
+    return (
+        f"SELECT DISTINCT trace_id FROM {src} "
+        "WHERE ingest_seq > ? AND ingest_seq <= ? AND kind IN (2, 3, 4, 5)"
+    )
+
+
 def service_graph(src: str) -> str:
     """The service graph's requests completed by the spans numbered in (after, upto], per
     tenant, client, server and connection type: calls, failed calls, the client's and the
