@@ -124,7 +124,10 @@ class EmbeddedStore(TraceQLReader):
         self._hour_cache = hourly.HourCache(hour_files.HourFiles(data_dir, self.quarantine))
         tmp = data_dir / "duckdb-tmp"
         self._con = engine.connect(self.options.memory_limit, self.options.threads, tmp)
-        # A folder of its own: two DuckDBs would name their spill files alike.
+        # A folder of its own: two DuckDBs would name their spill files alike. Made here:
+        # DuckDB creates a spill folder but not its parent, so a spill there failed until
+        # the queries' DuckDB had spilled once.
+        (tmp / "maintenance").mkdir(parents=True, exist_ok=True)
         self._maintenance_con = engine.connect(
             self.options.maintenance_memory_limit, 1, tmp / "maintenance"
         )
