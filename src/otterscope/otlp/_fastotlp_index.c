@@ -22,6 +22,15 @@ typedef struct {
     uint64_t seen[4 * 1024]; /* keys already met in the current object (max_keys <= 65536) */
 } Pairs;
 
+/* Append without growing: the reader runs without the GIL, so each chunk's worst case is
+ * reserved beforehand (chunk_pairs); past it, give up rather than call into Python. */
+static inline int putr(Buf *b, const void *src, size_t n) {
+    if (b->cap - b->len < n) return -1;
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
 static uint32_t hash_bytes(const uint8_t *p, size_t n) {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
@@ -57,7 +66,7 @@ static const uint8_t *read_str(const uint8_t *p, const uint8_t *end, Buf *out) {
             if (*p < 0x20) return NULL;
             p++;
         }
-        if (put(out, start, (size_t)(p - start))) return NULL;
+        if (putr(out, start, (size_t)(p - start))) return NULL;
         if (p >= end) return NULL;
         if (*p == '"') return p + 1;
         if (++p >= end) return NULL;
@@ -92,12 +101,12 @@ static const uint8_t *read_str(const uint8_t *p, const uint8_t *end, Buf *out) {
             else
                 u[0] = (uint8_t)(0xF0 | (cp >> 18)), u[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F)),
                 u[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (uint8_t)(0x80 | (cp & 0x3F)), n = 4;
-            if (put(out, u, n)) return NULL;
+            if (putr(out, u, n)) return NULL;
             continue;
         }
         default: return NULL;
         }
-        if (putc1(out, c)) return NULL;
+        if (putr(out, &c, 1)) return NULL;
     }
 }
 
@@ -143,7 +152,7 @@ static int64_t key_number(Pairs *x) {
         if (slot == 0) {
             if (x->nkeys >= x->max_keys) return -1;
             int64_t end = (int64_t)(x->names.len + n);
-            if (put(&x->names, k, n) || put(&x->name_off, &end, 8)) return -2;
+            if (putr(&x->names, k, n) || putr(&x->name_off, &end, 8)) return -2;
             x->tab[i] = ++x->nkeys;
             return x->nkeys - 1;
         }
@@ -152,7 +161,7 @@ static int64_t key_number(Pairs *x) {
     }
 }
 
-/* One object's pairs; 0 done, 1 give up (None), -1 Python error. */
+/* One object's pairs (without the GIL); 0 done, 1 give up (None). */
 static int object_pairs(Pairs *x, const uint8_t *p, const uint8_t *end, uint32_t row) {
     memset(x->seen, 0, ((x->max_keys + 63) / 64) * 8);
     p = skip_ws(p, end);
@@ -163,13 +172,12 @@ static int object_pairs(Pairs *x, const uint8_t *p, const uint8_t *end, uint32_t
         p = skip_ws(p, end);
         if (p >= end || *p++ != '"') return 1;
         x->tmp.len = 0;
-        if (!(p = read_str(p, end, &x->tmp))) return PyErr_Occurred() ? -1 : 1;
+        if (!(p = read_str(p, end, &x->tmp))) return 1;
         p = skip_ws(p, end);
         if (p >= end || *p++ != ':') return 1;
         p = skip_ws(p, end);
         if (p >= end) return 1;
         int64_t k = key_number(x);
-        if (k == -2) return -1;
         if (k < 0) return 1;
         int first = !(x->seen[k >> 6] & (1ull << (k & 63)));
         x->seen[k >> 6] |= 1ull << (k & 63);
@@ -177,7 +185,7 @@ static int object_pairs(Pairs *x, const uint8_t *p, const uint8_t *end, uint32_t
         int emit = 1;
         uint8_t ch = *p;
         if (ch == '"') {
-            if (!(p = read_str(p + 1, end, first ? &x->vdata : &x->tmp))) return PyErr_Occurred() ? -1 : 1;
+            if (!(p = read_str(p + 1, end, first ? &x->vdata : &x->tmp))) return 1;
         } else if (ch == 'n') {
             if (end - p < 4 || memcmp(p, "null", 4)) return 1;
             p += 4, emit = 0;
@@ -185,7 +193,7 @@ static int object_pairs(Pairs *x, const uint8_t *p, const uint8_t *end, uint32_t
             const char *lit = ch == 't' ? "true" : "false";
             size_t n = ch == 't' ? 4 : 5;
             if ((size_t)(end - p) < n || memcmp(p, lit, n)) return 1;
-            if (first && put(&x->vdata, lit, n)) return -1;
+            if (first && putr(&x->vdata, lit, n)) return 1;
             p += n;
         } else {
             if (ch != '-' && !(ch >= '0' && ch <= '9') && ch != '{' && ch != '[') return 1;
@@ -198,12 +206,12 @@ static int object_pairs(Pairs *x, const uint8_t *p, const uint8_t *end, uint32_t
                 /* "-0", "007": json_extract_string rewrites them; not worth following */
                 if (integer && (p == d || (*d == '0' && (p - d > 1 || ch == '-')))) return 1;
             }
-            if (first && put(&x->vdata, s, (size_t)(p - s))) return -1;
+            if (first && putr(&x->vdata, s, (size_t)(p - s))) return 1;
         }
         if (first && emit) {
             int64_t vend = (int64_t)x->vdata.len;
             uint16_t k16 = (uint16_t)k;
-            if (put(&x->rows, &row, 4) || put(&x->keys, &k16, 2) || put(&x->voff, &vend, 8)) return -1;
+            if (putr(&x->rows, &row, 4) || putr(&x->keys, &k16, 2) || putr(&x->voff, &vend, 8)) return 1;
         } else {
             x->vdata.len = vstart;
         }
@@ -248,18 +256,31 @@ static int chunk_pairs(Pairs *x, PyObject *chunk) {
     }
     const int32_t *off = (const int32_t *)ob.buf;
     const uint8_t *data = (const uint8_t *)db.buf, *bits = (const uint8_t *)vb.buf;
+    int32_t lo = off[offset], hi = off[offset + length];
+    if (lo < 0 || hi < lo || hi > db.len) {
+        PyErr_SetString(PyExc_ValueError, "attribute_pairs: bad offsets");
+        goto done;
+    }
+    /* The most the chunk can add: a pair takes at least 4 bytes ("":0), unescaping never
+     * lengthens a text, and no text is longer than the chunk. */
+    size_t bytes = (size_t)(hi - lo), pairs = bytes / 4 + 1;
+    if (RESERVE(&x->rows, 4 * pairs) || RESERVE(&x->keys, 2 * pairs) ||
+        RESERVE(&x->voff, 8 * pairs) || RESERVE(&x->vdata, bytes) || RESERVE(&x->tmp, bytes) ||
+        RESERVE(&x->names, bytes))
+        goto done;
     rc = 0;
+    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < length && rc == 0; i++) {
         Py_ssize_t j = offset + i;
         if (bits && !(bits[j >> 3] & (1 << (j & 7)))) continue;
         int32_t a = off[j], b = off[j + 1];
-        if (a < 0 || b < a || b > db.len) {
-            PyErr_SetString(PyExc_ValueError, "attribute_pairs: bad offsets");
-            rc = -1;
+        if (a < lo || b < a || b > hi) {
+            rc = 1;
             break;
         }
         rc = object_pairs(x, data + a, data + b, (uint32_t)(base + i));
     }
+    Py_END_ALLOW_THREADS
 done:
     if (vb.buf) PyBuffer_Release(&vb);
     if (ob.buf) PyBuffer_Release(&ob);
@@ -288,7 +309,7 @@ PyObject *attribute_pairs(PyObject *self, PyObject *args) {
     int64_t zero = 0;
     if (!x->tab || buf_init(&x->rows, 1 << 16) || buf_init(&x->keys, 1 << 15) ||
         buf_init(&x->voff, 1 << 17) || buf_init(&x->vdata, 1 << 18) || buf_init(&x->names, 256) ||
-        buf_init(&x->name_off, 64) || buf_init(&x->tmp, 256) || put(&x->voff, &zero, 8) ||
+        buf_init(&x->name_off, 8 * ((size_t)max_keys + 2)) || buf_init(&x->tmp, 256) || put(&x->voff, &zero, 8) ||
         put(&x->name_off, &zero, 8)) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         goto out;
