@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from otterscope.store.embedded import attrindex
@@ -48,17 +49,12 @@ def _sealed_client_then_server(store: EmbeddedStore, drop_summaries: bool) -> No
     assert _graph(store, after)[("frontend", "cart", "")] == 1
 
 
-def test_a_server_span_pairs_with_a_client_sealed_before_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("drop_summaries", [False, True], ids=["summaries", "none"])
+def test_a_server_span_pairs_with_a_client_sealed_before_it(
+    tmp_path: Path, drop_summaries: bool
+) -> None:
     store = EmbeddedStore(tmp_path / "data")
     try:
-        _sealed_client_then_server(store, drop_summaries=False)
-    finally:
-        store.close()
-
-
-def test_a_file_without_summaries_is_read(tmp_path: Path) -> None:
-    store = EmbeddedStore(tmp_path / "data")
-    try:
-        _sealed_client_then_server(store, drop_summaries=True)
+        _sealed_client_then_server(store, drop_summaries)
     finally:
         store.close()
