@@ -169,7 +169,14 @@ class TraceSearch(ServiceReader):
                 if before is not None:
                     matching, indexed, tables = self._attribute_plan(snap, plan, count, before)
                 statement, params = sql.trace_candidates(
-                    matching, tenant, query, pin, count, resources, before, indexed
+                    sql.source("traces", True, matching, snap.deletes),
+                    tenant,
+                    query,
+                    pin,
+                    count,
+                    resources,
+                    before,
+                    indexed,
                 )
                 _, more = self._run(statement, params, tables)
                 exhausted = len(more) < count
@@ -198,7 +205,14 @@ class TraceSearch(ServiceReader):
                         break
                     traces *= 2
                 before = int(spans[-1][1])
-                count *= 8
+                if plan.countable and indexed is not None:
+                    # The count decides how many files are read (the plan's cut): take
+                    # about what the spans per trace so far say a page needs (at least
+                    # twice as many).
+                    per_trace = len(spans) / max(1, len({r[0] for r in spans}))
+                    count = max(2 * count, int(per_trace * 3 * want))
+                else:
+                    count *= 8
 
     def _pin_condition(
         self, snap: Snapshot, files: Sequence[SealedFile], tables: dict[str, pa.Table]
@@ -228,9 +242,9 @@ class TraceSearch(ServiceReader):
 
     def _attribute_plan(
         self, snap: Snapshot, plan: _Plan, count: int, before: int | None
-    ) -> tuple[str, str | None, dict[str, pa.Table]]:
-        """Where a search's span conditions are answered: (the rows read as before — hot
-        rows and the files scanned —, the files the attribute index answers, the tables to
+    ) -> tuple[list[str], str | None, dict[str, pa.Table]]:
+        """Where a search's span conditions are answered: (the files scanned as before,
+        beside the hot rows; the files the attribute index answers; the tables to
         register), for the newest ``count`` matches starting no later than ``before``.
 
         A file is answered by its index when it has one and every condition's value is
@@ -248,16 +262,12 @@ class TraceSearch(ServiceReader):
         files = [
             f
             for f in snap.files_within(query.start_ns, query.end_ns)
-            if before is None or f.hour_start_ns <= before
+            if before is None or self._starts(f)[0] <= before
         ]
         attrs = query.attributes
         resources = plan.resources
         if not attrs or resources is None or not all(sql.attribute_needles(*a) for a in attrs):
-            return (
-                sql.source("traces", True, [str(f.path) for f in files], snap.deletes),
-                None,
-                plan.tables,
-            )
+            return [str(f.path) for f in files], None, plan.tables
         if plan.hashes is None:
             plan.hashes = filters.attribute_hashes(self._con, list(attrs))
         scanned: list[str] = []
@@ -298,9 +308,8 @@ class TraceSearch(ServiceReader):
             if sure:
                 certain += sure
                 floor = spans[i][0] if floor is None else min(floor, spans[i][0])
-        src = sql.source("traces", True, scanned, snap.deletes)
         if not answered:
-            return src, None, plan.tables
+            return scanned, None, plan.tables
         table = pa.table(
             {
                 k: pa.chunked_array(v, hits_type)
@@ -310,7 +319,7 @@ class TraceSearch(ServiceReader):
             }
         )
         return (
-            src,
+            scanned,
             sql.indexed_spans(answered, snap.deletes),
             {**plan.tables, sql.ATTR_HITS: table},
         )
