@@ -119,7 +119,9 @@ def write_sorted(
         )
         # Lookups by trace id and by attribute value skip files these say cannot hold it.
         kept = filters.build(
-            summaries.column("trace_id"), index, attrindex.keys_of(index) if index is not None else None
+            summaries.column("trace_id"),
+            index,
+            attrindex.keys_of(index) if index is not None else None,
         )
         filters.write(kept, filters.filter_path(index_at(ident)), ident)
     with pq.ParquetWriter(
