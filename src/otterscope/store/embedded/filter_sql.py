@@ -19,9 +19,11 @@ def _bits(hashed: str) -> str:
     is (low 32 bits + i times (high 32 bits | 1)) mod m, as ``filters.Bloom.may_hold``."""
     return (
         f"WITH h AS ({hashed}), "
-        "p AS (SELECT ((h & 4294967295) + r.i * ((h >> 32) | 1)) % $m AS p "
-        "FROM h, range($k) r(i)) "
-        "SELECT (p // 8)::UINTEGER AS b, bit_or((1::UTINYINT << (p % 8)::UTINYINT)) AS v "
+        # BIGINT throughout (it cannot overflow: below 2^36): UBIGINT mixed with the
+        # range's BIGINT is computed in HUGEINT, six times slower.
+        "p AS (SELECT ((h & 4294967295)::BIGINT + r.i * ((h >> 32) | 1)::BIGINT) "
+        "% $m::BIGINT AS p FROM h, range($k) r(i)) "
+        "SELECT (p // 8)::UINTEGER AS b, bit_or((1 << (p % 8))::UTINYINT) AS v "
         "FROM p GROUP BY b"
     )
 
