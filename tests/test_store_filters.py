@@ -181,6 +181,14 @@ def test_filters_are_written_again_and_ignored_when_they_do_not_fit(tmp_path: Pa
     kept.write_bytes(original)
     assert filters.read(kept, ident) is not None
 
+    kept.write_bytes(wrong)  # maintenance writes them again for this DuckDB
+    store = EmbeddedStore(data)
+    try:
+        store.maintain(T0, retention=False)
+        assert kept.read_bytes() == original
+    finally:
+        store.close()
+
     store = EmbeddedStore(data)
     try:
         store.maintain(T0 + 30 * 24 * HOUR)  # past retention

@@ -72,8 +72,11 @@ class Backfill:
             try:
                 ident = self._attr_indexes.ident(f.path)
                 kept = self._attr_indexes.summaries(f.path)
-                if ident is None or kept is None or self._attr_indexes.filters(f.path):
-                    continue  # summaries come first (_keep_summaries), or done already
+                if ident is None or kept is None:
+                    continue  # summaries come first (_keep_summaries)
+                target = filters.filter_path(self._index_at(f.path)(ident))
+                if filters.current(target, ident):
+                    continue  # done already (a torn one is ignored by queries, not redone)
                 ids = pq.read_table(kept.path, columns=["trace_id"]).column(0)
                 index = None
                 keys = None
@@ -86,7 +89,6 @@ class Backfill:
             except (OSError, ValueError, pa.ArrowException) as exc:
                 raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
             made = filters.build(ids, index, keys)
-            target = filters.filter_path(self._index_at(f.path)(ident))
             self._put_beside(f, ident, partial(filters.write, made, target, ident))
 
     def _put_beside(self, f: SealedFile, ident: str, write: Callable[[], None]) -> bool:

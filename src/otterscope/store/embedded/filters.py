@@ -165,6 +165,25 @@ def read(path: Path, ident: str) -> Filters | None:
     return Filters(blooms[0], blooms[1] if len(blooms) == 2 else None)
 
 
+def current(path: Path, ident: str) -> bool:
+    """Whether ``path`` holds filters of the data file ``ident`` hashed as this process
+    hashes, judged by its head alone (maintenance asks this of every file on every pass,
+    and filters past the cache's budget are not kept in memory)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    end = head.find(b"\n", len(MAGIC))
+    if not head.startswith(MAGIC) or end < 0:
+        return False
+    try:
+        found = orjson.loads(head[len(MAGIC) : end])
+        return bool(found["id"] == ident and tuple(found["probes"]) == probes())
+    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        return False
+
+
 def trace_hashes(con: duckdb.DuckDBPyConnection, ids: list[bytes]) -> list[int]:
     """The hashes of ``ids`` as the filters hash them."""
     if not ids:
