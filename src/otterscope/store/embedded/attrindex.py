@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from otterscope.otlp import _fastotlp
-from otterscope.store.embedded import sidecar, sql, tracesummary
+from otterscope.store.embedded import filters, sidecar, sql, tracesummary
 
 ID_META = b"otterscope.attr_index_id"
 _KEYS_META = b"otterscope.keys"
@@ -46,6 +46,9 @@ MAX_KEYS = 256
 _INDEX_ROW_GROUP = 4096
 # Files whose index is remembered (keys, row group bounds: a few KiB each).
 CACHE_FILES = 4096
+# Bytes of membership filters remembered (filters.py: ~0.3 bytes per span of the bench);
+# past it the least recently used files' are read again when next needed.
+FILTER_BYTES = 64 * 1024 * 1024
 
 
 def build(attributes: pa.ChunkedArray | pa.Array, order: pa.Array) -> pa.Table | None:
@@ -110,6 +113,11 @@ def _pairs(attributes: pa.ChunkedArray | pa.Array) -> tuple[list[str], pa.Table]
     )
 
 
+def keys_of(index: pa.Table) -> list[str]:
+    """The key names of ``index`` (as ``build`` made it), by key number."""
+    return [str(k) for k in orjson.loads((index.schema.metadata or {})[_KEYS_META])]
+
+
 def index_path(root: Path, data_file: Path, ident: str) -> Path:
     """Where the index ``ident`` of ``data_file`` (under ``root``/parquet) lives. The id is
     in the name, so a rewrite's new index never replaces one a query may still read."""
@@ -167,6 +175,13 @@ class _Sidecars:
     summaries: KeptSummaries | None
     max_seq: int | None  # the data file's largest ingest number, from its statistics
     ident: str | None  # the id its footer names (None: sealed before any index)
+    filters: filters.Filters | None
+    rows: int  # the data file's rows
+    starts: tuple[int, int] | None  # its spans' first and last start, from its statistics
+
+    @property
+    def nbytes(self) -> int:
+        return self.filters.nbytes if self.filters else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,10 +216,14 @@ class IndexCache:
     and for span files what is kept beside them: the attribute index (its keys and row
     group bounds) and where the trace summaries are."""
 
-    def __init__(self, root: Path, limit: int = CACHE_FILES) -> None:
+    def __init__(
+        self, root: Path, limit: int = CACHE_FILES, filter_bytes: int = FILTER_BYTES
+    ) -> None:
         self._root = root
         self._lock = threading.Lock()
         self._limit = limit
+        self._filter_limit = filter_bytes
+        self._filter_bytes = 0
         self._items: OrderedDict[str, _Sidecars] = OrderedDict()
 
     def get(self, data_file: Path) -> FileIndex | None:
@@ -215,11 +234,29 @@ class IndexCache:
         """The kept trace summaries of ``data_file``, or None when it has none usable."""
         return self._sidecars(data_file).summaries
 
+    def filters(self, data_file: Path) -> filters.Filters | None:
+        """The membership filters of ``data_file``, or None when it has none usable."""
+        return self._sidecars(data_file).filters
+
+    def rows(self, data_file: Path) -> int:
+        """The number of rows of ``data_file``."""
+        return self._sidecars(data_file).rows
+
+    def starts(self, data_file: Path) -> tuple[int, int] | None:
+        """The first and last span start of ``data_file`` (None: its statistics do not
+        say, or it holds no spans)."""
+        return self._sidecars(data_file).starts
+
+    def filter_bytes(self) -> int:
+        """Bytes of membership filters held in memory."""
+        with self._lock:
+            return self._filter_bytes
+
     def drop(self, data_file: Path) -> None:
         """Read ``data_file``'s sidecars again next time (one was written after it)."""
         with self._lock:
             for name in [n for n in self._items if n.split("\0", 1)[0] == str(data_file)]:
-                del self._items[name]
+                self._filter_bytes -= self._items.pop(name).nbytes
 
     def _sidecars(self, data_file: Path) -> _Sidecars:
         # A rewrite (deletes) replaces a file under the same name with other row numbers.
@@ -231,9 +268,13 @@ class IndexCache:
                 return self._items[name]
         found = self._read(data_file)
         with self._lock:
-            self._items[name] = found
-            while len(self._items) > self._limit:
-                self._items.popitem(last=False)
+            if name not in self._items:
+                self._items[name] = found
+                self._filter_bytes += found.nbytes
+            while len(self._items) > 1 and (
+                len(self._items) > self._limit or self._filter_bytes > self._filter_limit
+            ):
+                self._filter_bytes -= self._items.popitem(last=False)[1].nbytes
         return found
 
     def ident(self, data_file: Path) -> str | None:
@@ -250,13 +291,16 @@ class IndexCache:
         top = _max_seq(meta)
         ident = (meta.metadata or {}).get(ID_META)
         if ident is None:
-            return _Sidecars(None, None, top, None)
+            return _Sidecars(None, None, top, None, None, meta.num_rows, _starts(meta))
         path = index_path(self._root, data_file, ident.decode())
         return _Sidecars(
             _read_index(path, ident),
             _read_summaries(summary_path(path), ident),
             top,
             ident.decode(),
+            filters.read(filters.filter_path(path), ident.decode()),
+            meta.num_rows,
+            _starts(meta),
         )
 
     def forget(self, data_file: Path, keep: str | None = None) -> None:
@@ -282,6 +326,21 @@ def _max_seq(meta: pq.FileMetaData) -> int | None:
             return None
         top = max(top, int(stats.max))
     return top
+
+
+def _starts(meta: pq.FileMetaData) -> tuple[int, int] | None:
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    if "start_time_unix_nano" not in names or meta.num_row_groups == 0:
+        return None
+    at = names.index("start_time_unix_nano")
+    lows, highs = [], []
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(at).statistics
+        if stats is None or not stats.has_min_max:
+            return None
+        lows.append(int(stats.min))
+        highs.append(int(stats.max))
+    return min(lows), max(highs)
 
 
 def _read_summaries(path: Path, ident: bytes) -> KeptSummaries | None:

@@ -44,12 +44,15 @@ class Reader(TraceSearch):
 
     @damage.retried_past_damage
     def get_traces(self, tenant: str, trace_ids: Sequence[bytes]) -> list[Row]:
-        """Every span of the traces (duplicates once), by trace, then start time."""
+        """Every span of the traces (duplicates once), by trace, then start time; only the
+        files whose trace filters may hold one are read."""
         if not trace_ids:
             return []
         with self._sources_lock.read():
             snap = self._snapshot("traces", tenant)
-            statement = sql.spans_of_traces(snap.source, len(trace_ids))
+            files = self._files_holding(snap.files, trace_ids)
+            src = sql.source("traces", True, files, snap.deletes)
+            statement = sql.spans_of_traces(src, len(trace_ids))
             names, rows = self._run(statement, [tenant, snap.pin, *trace_ids], snap.tables)
         return rows_of(names, rows)
 
@@ -66,7 +69,9 @@ class Reader(TraceSearch):
             if not ids:
                 return []
             order = {r[0]: i for i, r in enumerate(ids)}
-            statement = sql.spans_of_traces(snap.source, len(ids))
+            files = self._files_holding(snap.files, list(order))
+            src = sql.source("traces", True, files, snap.deletes)
+            statement = sql.spans_of_traces(src, len(ids))
             names, rows = self._run(statement, [tenant, snap.pin, *order], snap.tables)
         spans = rows_of(names, rows)
         spans.sort(key=lambda r: order[r["trace_id"]])

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from otterscope.store.embedded import attrindex, tracesummary
+from otterscope.store.embedded import attrindex, filters, tracesummary
 from otterscope.store.embedded.layout import HOUR_NS
 
 TIME_COLUMN = {
@@ -109,13 +109,21 @@ def write_sorted(
         if index is not None:
             attrindex.write(index, index_at(ident), ident)
         # And trace searches read these instead of every span of the window.
+        summaries = tracesummary.build(table)
         tracesummary.write(
-            tracesummary.build(table),
+            summaries,
             attrindex.summary_path(index_at(ident)),
             ident,
             attrindex.ID_META,
             tracesummary.max_seq(table),
         )
+        # Lookups by trace id and by attribute value skip files these say cannot hold it.
+        kept = filters.build(
+            summaries.column("trace_id"),
+            index,
+            attrindex.keys_of(index) if index is not None else None,
+        )
+        filters.write(kept, filters.filter_path(index_at(ident)), ident)
     with pq.ParquetWriter(
         str(path),
         table.schema,

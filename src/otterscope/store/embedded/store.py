@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -39,8 +39,8 @@ from otterscope.store.embedded import (
     hourly,
     seal,
     sql,
-    tracesummary,
 )
+from otterscope.store.embedded.backfill import Backfill
 from otterscope.store.embedded.deletes import Tombstone, Tombstones, keep_mask
 from otterscope.store.embedded.idempotency import CommittedKey, KeyIndex
 from otterscope.store.embedded.layout import HOUR_NS, Layout, SealedFile, hour_key
@@ -84,7 +84,7 @@ class EmbeddedOptions:
     idempotency_max_keys: int = 100_000
 
 
-class EmbeddedStore(TraceQLReader):
+class EmbeddedStore(TraceQLReader, Backfill):
     def __init__(
         self,
         data_dir: Path,
@@ -382,6 +382,7 @@ class EmbeddedStore(TraceQLReader):
             # without the maintenance thread stalling on a backlog.
             self.warm_service_cache()
             self._keep_summaries()
+            self._keep_filters()
         finally:
             # Retention frees disk space, which is what a failed seal (disk full) may need.
             if retention:
@@ -515,36 +516,6 @@ class EmbeddedStore(TraceQLReader):
                 for f in self._files
                 if f.path != path or rows.num_rows
             ]
-
-    @damage.retried_past_damage
-    def _keep_summaries(self, budget: int = 4) -> None:
-        """Span files sealed with an attribute index but before trace summaries were kept
-        get them, a few per pass. Read and computed outside the sources lock; written under
-        its read side, if the file is still the one read (a rewrite gives it a new id)."""
-        for f in [f for f in self._files if f.signal == "traces"]:
-            if budget == 0:
-                return
-            try:
-                ident = self._attr_indexes.ident(f.path)
-                if ident is None or self._attr_indexes.summaries(f.path) is not None:
-                    continue  # sealed before any index (scanned as it is), or kept already
-                rows = pq.read_table(f.path, columns=tracesummary.columns())
-            except FileNotFoundError:
-                continue  # retention or the quarantine took it meanwhile
-            except (OSError, ValueError, pa.ArrowException) as exc:
-                raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
-            summaries, max_seq = tracesummary.build(rows), tracesummary.max_seq(rows)
-            target = attrindex.summary_path(self._index_at(f.path)(ident))
-            with self._sources_lock.read():
-                self._attr_indexes.drop(f.path)
-                if f not in self._files or self._attr_indexes.ident(f.path) != ident:
-                    continue
-                tracesummary.write(summaries, target, ident, attrindex.ID_META, max_seq)
-            self._attr_indexes.drop(f.path)
-            budget -= 1
-
-    def _index_at(self, data_file: Path) -> Callable[[str], Path]:
-        return lambda ident: attrindex.index_path(self.layout.root, data_file, ident)
 
     def _enforce_retention(self, now_ns: int) -> None:
         limits = dict(self.options.retention_s)

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from otterscope.errors import QueryTimeout, StoreError
 from otterscope.query.model import Page, TraceQuery, TraceSummary
-from otterscope.store.embedded import attrindex, damage, sql, summary_sql
+from otterscope.store.embedded import attrindex, damage, filters, sql, summary_sql
 from otterscope.store.embedded.layout import HOUR_NS, SealedFile
 from otterscope.store.embedded.service_reader import ServiceReader
 from otterscope.store.embedded.snapshot import Snapshot
@@ -35,6 +35,47 @@ TRACE_MARGIN_NS = HOUR_NS
 # spans: 4096 doubled the time of searches matching ~0.5% of spans).
 FIRST_SCAN = 256
 INDEXED_FIRST_SCAN = 4096
+
+
+_NONE = pa.array([], pa.uint32())
+
+
+class _Plan:
+    """What a trace search's plans share: its query and resource matches, the tables to
+    register (hot rows cut at the pin), the hashes of its attribute conditions and each
+    file's index answer (looked up once per search)."""
+
+    def __init__(
+        self,
+        query: TraceQuery,
+        resources: list[list[str]] | None,
+        pin: int,
+        tables: dict[str, pa.Table],
+        countable: bool = True,
+    ) -> None:
+        self.query = query
+        self.resources = resources
+        self.pin = pin
+        self.tables = tables
+        self.hashes: list[int] | None = None
+        self.found: dict[str, list[pa.Array | None] | None] = {}
+        q = query
+        # Only then is a span listed by the index for the one condition a match.
+        self.countable = (
+            countable
+            and len(q.attributes) == 1
+            and all(
+                c is None
+                for c in (
+                    q.service,
+                    q.operation,
+                    q.status,
+                    q.kind,
+                    q.min_duration_ns,
+                    q.max_duration_ns,
+                )
+            )
+        )
 
 
 class TraceSearch(ServiceReader):
@@ -113,20 +154,33 @@ class TraceSearch(ServiceReader):
                 query.pin_seq,
             )
             resources = self._resource_matches(snap, query.attributes)
-            matching, indexed, tables = self._attribute_plan(snap, query, resources)
             window = snap.files_within(query.start_ns, query.end_ns)
-            pin, tables = self._pin_condition(snap, window, tables)
-            if indexed is not None:
+            pin, hot = self._pin_condition(snap, window, snap.tables)
+            plan = _Plan(query, resources, snap.pin, hot)
+            matching, indexed, tables = self._attribute_plan(snap, plan, count, None)
+            if indexed is not None and not plan.countable and count < INDEXED_FIRST_SCAN:
                 # Files the index answers cost about the same to read whatever the count,
                 # so one scan takes enough for a page (a rare value with a few spans per
-                # trace took a second scan and a second round of summaries).
-                count = max(count, INDEXED_FIRST_SCAN)
+                # trace took a second scan and a second round of summaries). Not when the
+                # count decides how many files are read (a plan that can count its
+                # matches): at 100M spans 4096 read ~30 times the files 256 did.
+                count = INDEXED_FIRST_SCAN
+                matching, indexed, tables = self._attribute_plan(snap, plan, count, None)
             spans: list[tuple[Any, ...]] = []
             known: dict[bytes, TraceSummary] = {}
             before: int | None = None
             while True:
+                if before is not None:
+                    matching, indexed, tables = self._attribute_plan(snap, plan, count, before)
                 statement, params = sql.trace_candidates(
-                    matching, tenant, query, pin, count, resources, before, indexed
+                    sql.source("traces", True, matching, snap.deletes),
+                    tenant,
+                    query,
+                    pin,
+                    count,
+                    resources,
+                    before,
+                    indexed,
                 )
                 _, more = self._run(statement, params, tables)
                 exhausted = len(more) < count
@@ -155,7 +209,14 @@ class TraceSearch(ServiceReader):
                         break
                     traces *= 2
                 before = int(spans[-1][1])
-                count *= 8
+                if plan.countable and indexed is not None:
+                    # The count decides how many files are read (the plan's cut): take
+                    # about what the spans per trace so far say a page needs (at least
+                    # twice as many).
+                    per_trace = len(spans) / max(1, len({r[0] for r in spans}))
+                    count = max(2 * count, int(per_trace * 3 * want))
+                else:
+                    count *= 8
 
     def _pin_condition(
         self, snap: Snapshot, files: Sequence[SealedFile], tables: dict[str, pa.Table]
@@ -184,46 +245,75 @@ class TraceSearch(ServiceReader):
             raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
 
     def _attribute_plan(
-        self, snap: Snapshot, query: TraceQuery, resources: Sequence[Sequence[str]] | None
-    ) -> tuple[str, str | None, dict[str, pa.Table]]:
-        """Where a search's attribute conditions are answered: (the rows read as before —
-        hot rows and the files scanned —, the files the attribute index answers, the
-        tables to register).
+        self, snap: Snapshot, plan: _Plan, count: int, before: int | None
+    ) -> tuple[list[str], str | None, dict[str, pa.Table]]:
+        """Where a search's span conditions are answered: (the files scanned as before,
+        beside the hot rows; the files the attribute index answers; the tables to
+        register), for the newest ``count`` matches starting no later than ``before``.
 
         A file is answered by its index when it has one and every condition's value is
         listed in it as rare or not at all; one with a condition that neither its index
-        nor its resources can meet is not read at all. Values the index cannot name
-        (doubles, arrays, kvlists: more than one spelling) and frequent values are scanned.
+        nor its resources can meet is not read at all, and a value its membership filter
+        rules out is not even looked up. Values the index cannot name (doubles, arrays,
+        kvlists: more than one spelling) and frequent values are scanned.
+
+        Files are consulted latest last start first (Parquet statistics). Once the files
+        consulted hold at least ``count`` spans certain to match (``_certain``), the files
+        left are left out when none may start a span as late as the earliest start of the
+        files counted: none of their spans can be among the newest ``count`` matches.
         """
-        files = snap.files_within(query.start_ns, query.end_ns)
+        query = plan.query
+        files = [
+            f
+            for f in snap.files_within(query.start_ns, query.end_ns)
+            if before is None or self._starts(f)[0] <= before
+        ]
         attrs = query.attributes
+        resources = plan.resources
         if not attrs or resources is None or not all(sql.attribute_needles(*a) for a in attrs):
-            return (
-                sql.source("traces", True, [str(f.path) for f in files], snap.deletes),
-                None,
-                snap.tables,
-            )
+            return [str(f.path) for f in files], None, plan.tables
+        if plan.hashes is None:
+            plan.hashes = filters.attribute_hashes(self._con, list(attrs))
         scanned: list[str] = []
         answered: list[str] = []
         hits: dict[str, list[pa.Array]] = {"c": [], "f": [], "r": []}
         wanted = [frozenset(r) for r in resources]
-        for f in files:
+        # Newest last start first; ``later[i]``: the latest start any file from i on may
+        # hold. ``floor``: the earliest start of a file that counted certain matches.
+        spans = [self._starts(f) for f in files]
+        order = sorted(range(len(files)), key=lambda i: -spans[i][1])
+        later = [s[1] for s in (spans[i] for i in order)]
+        for i in range(len(later) - 2, -1, -1):
+            later[i] = max(later[i], later[i + 1])
+        certain = 0
+        floor = None
+        for at, i in enumerate(order):
+            if plan.countable and certain >= count and floor is not None and later[at] < floor:
+                break  # the files left start no span as late as the certain ones
+            f = files[i]
             path = str(f.path)
-            found = self._indexed_rows(f, attrs)
-            if found is None:
+            if path not in plan.found:
+                plan.found[path] = self._indexed_rows(f, attrs, plan.hashes)
+            found = plan.found[path]
+            if found is None or any(r is None for r in found):
                 scanned.append(path)
-                continue
-            own = self._file_resources(path)
-            if any(len(r) == 0 and not own & w for r, w in zip(found, wanted, strict=True)):
-                continue  # a condition no span and no resource of the file meets
-            answered.append(path)
-            for i, rows in enumerate(found):
-                hits["c"].append(pa.array([i] * len(rows), pa.int32()))
-                hits["f"].append(pa.array([path] * len(rows), pa.string()))
-                hits["r"].append(pc.cast(rows, pa.int64()))
-        src = sql.source("traces", True, scanned, snap.deletes)
+                sure = 0 if found is None else self._certain(snap, plan, f, before, None)
+            else:
+                listed = [r for r in found if r is not None]
+                own = self._file_resources(path)
+                if any(len(r) == 0 and not own & w for r, w in zip(listed, wanted, strict=True)):
+                    continue  # a condition no span and no resource of the file meets
+                answered.append(path)
+                sure = self._certain(snap, plan, f, before, listed[0])
+                for c, rows in enumerate(listed):
+                    hits["c"].append(pa.array([c] * len(rows), pa.int32()))
+                    hits["f"].append(pa.array([path] * len(rows), pa.string()))
+                    hits["r"].append(pc.cast(rows, pa.int64()))
+            if sure:
+                certain += sure
+                floor = spans[i][0] if floor is None else min(floor, spans[i][0])
         if not answered:
-            return src, None, snap.tables
+            return scanned, None, plan.tables
         table = pa.table(
             {
                 k: pa.chunked_array(v, hits_type)
@@ -232,21 +322,83 @@ class TraceSearch(ServiceReader):
                 )
             }
         )
-        return src, sql.indexed_spans(answered, snap.deletes), {**snap.tables, sql.ATTR_HITS: table}
+        return (
+            scanned,
+            sql.indexed_spans(answered, snap.deletes),
+            {**plan.tables, sql.ATTR_HITS: table},
+        )
+
+    def _certain(
+        self,
+        snap: Snapshot,
+        plan: _Plan,
+        f: SealedFile,
+        before: int | None,
+        rows: pa.Array | None,
+    ) -> int:
+        """How many spans of ``f`` certainly match a search with one attribute condition
+        and no other span condition: the rows its index lists (``rows``), or, for a value
+        frequent in it (None), more than the index's rare limit. 0 when that is not certain:
+        other conditions, pending deletes, rows past the pin, or spans not all inside the
+        window (and before ``before``)."""
+        q = plan.query
+        last = q.end_ns if before is None else min(q.end_ns, before)
+        first, final = self._starts(f)
+        if not plan.countable or snap.deletes or first < q.start_ns or final > last:
+            return 0
+        try:
+            top = self._attr_indexes.max_seq(f.path)
+            size = self._attr_indexes.rows(f.path)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
+        if top is None or top > snap.pin:
+            return 0
+        if rows is not None:
+            return len(rows)
+        # The limit sealing listed values up to (attrindex.build): a frequent value is on
+        # more rows than that.
+        return max(attrindex.MIN_RARE, size // attrindex.RARE_DIVISOR) + 1
+
+    def _starts(self, f: SealedFile) -> tuple[int, int]:
+        """The first and last span start ``f`` may hold: from its statistics, else its
+        hour."""
+        try:
+            known = self._attr_indexes.starts(f.path)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
+        return known if known is not None else (f.hour_start_ns, f.hour_start_ns + HOUR_NS - 1)
 
     def _indexed_rows(
-        self, f: SealedFile, attrs: Sequence[tuple[str, str]]
-    ) -> list[pa.Array] | None:
-        """Per condition, the file's rows whose span attributes meet it; None when the file
-        must be scanned (no index, or a value frequent in it)."""
+        self, f: SealedFile, attrs: Sequence[tuple[str, str]], hashes: Sequence[int]
+    ) -> list[pa.Array | None] | None:
+        """Per condition, the file's rows whose span attributes meet it, or None when the
+        value is frequent in the file; None when the file has no usable index."""
         try:
             index = self._attr_indexes.get(f.path)
             if index is None:
                 return None
-            found = [index.rows(k, v) for k, v in attrs]
+            kept = self._attr_indexes.filters(f.path)
+            seen = kept.attributes if kept is not None else None
+            return [
+                _NONE if seen is not None and not seen.may_hold(h) else index.rows(k, v)
+                for (k, v), h in zip(attrs, hashes, strict=True)
+            ]
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
-        return [r for r in found if r is not None] if all(r is not None for r in found) else None
+
+    def _files_holding(self, files: Sequence[SealedFile], trace_ids: Sequence[bytes]) -> list[str]:
+        """The paths of ``files`` that may hold a span of ``trace_ids``: every one but those
+        whose trace filter rules all of them out."""
+        hashes = filters.trace_hashes(self._con, list(dict.fromkeys(trace_ids)))
+        out = []
+        for f in files:
+            try:
+                kept = self._attr_indexes.filters(f.path)
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
+            if kept is None or any(kept.traces.may_hold(h) for h in hashes):
+                out.append(str(f.path))
+        return out
 
     def _summaries(
         self, snap: Snapshot, tenant: str, spans: list[tuple[Any, ...]]

@@ -30,10 +30,10 @@ from otterscope.query.model import (
     TraceSummary,
 )
 from otterscope.query.traceql import ast
-from otterscope.store.embedded import damage, traceql_sql
+from otterscope.store.embedded import damage, sql, traceql_sql
 from otterscope.store.embedded.reader import Reader
 from otterscope.store.embedded.snapshot import Snapshot
-from otterscope.store.embedded.trace_search import FIRST_SCAN, TRACE_MARGIN_NS, _prefix
+from otterscope.store.embedded.trace_search import FIRST_SCAN, TRACE_MARGIN_NS, _Plan, _prefix
 
 # How many candidate traces the exact query checks one by one (in growing batches) before
 # the candidates are taken from the exact query over the whole window instead.
@@ -73,8 +73,12 @@ class TraceQLReader(Reader):
             if isinstance(c.field, ast.Attribute)
         )
         query = TraceQuery(search.start_ns, search.end_ns, attributes=attrs)
-        src, indexed, tables = self._attribute_plan(snap, query, [[] for _ in attrs])
-        return None if indexed is None else (src, indexed, comparisons, tables)
+        # Never cut by counting: the query has conditions the index does not see.
+        plan = _Plan(query, [[] for _ in attrs], snap.pin, snap.tables, countable=False)
+        scanned, indexed, tables = self._attribute_plan(snap, plan, 0, None)
+        if indexed is None:
+            return None
+        return sql.source("traces", True, scanned, snap.deletes), indexed, comparisons, tables
 
     def _newest(self, snap: Snapshot, tenant: str, search: TraceQLSearch) -> list[TraceQLResult]:
         """The ``limit`` newest matching traces with their spansets.
