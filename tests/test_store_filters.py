@@ -178,6 +178,14 @@ def test_filters_are_written_again_and_ignored_when_they_do_not_fit(tmp_path: Pa
     assert filters.read(kept, ident) is None  # another DuckDB's hash
     kept.write_bytes(original[: head_end + 10])
     assert filters.read(kept, ident) is None  # torn
+    flipped = bytearray(original)
+    flipped[head_end + 1] ^= 0x01  # one bit of the trace filter
+    kept.write_bytes(bytes(flipped))
+    assert filters.read(kept, ident) is None  # damaged: it could hide the file's spans
+    probes = f",{filters.TRACE_PROBES},".encode()
+    assert probes in original[:head_end]
+    kept.write_bytes(original.replace(probes, b",99,", 1))
+    assert filters.read(kept, ident) is None  # more probes than any filter is built with
     kept.write_bytes(original)
     assert filters.read(kept, ident) is not None
 
@@ -193,5 +201,43 @@ def test_filters_are_written_again_and_ignored_when_they_do_not_fit(tmp_path: Pa
     try:
         store.maintain(T0 + 30 * 24 * HOUR)  # past retention
         assert _filter_files(data) == []
+    finally:
+        store.close()
+
+
+def test_maintenance_moves_aside_summaries_it_cannot_read(tmp_path: Path) -> None:
+    """Summaries whose footer reads but whose pages do not: maintenance, writing the
+    file's filters from them, moves them into the quarantine instead of failing every
+    pass, writes them again, and then the filters."""
+    data = tmp_path / "data"
+    store = EmbeddedStore(data)
+    try:
+        write_spans(
+            store,
+            [
+                (
+                    resource("svc"),
+                    [span(tid(i), b"s" * 8, "op", T0 + i * SEC, MS) for i in range(50)],
+                )
+            ],
+        )
+        store.seal_now()
+    finally:
+        store.close()
+    (kept,) = _filter_files(data)
+    kept.unlink()
+    (summaries,) = sorted((data / "attr-index").rglob("*.sum"))
+    body = bytearray(summaries.read_bytes())
+    body[4:64] = b"\xff" * 60  # the first pages, not the footer
+    summaries.write_bytes(bytes(body))
+
+    store = EmbeddedStore(data)
+    try:
+        store.maintain(T0, retention=False)
+        assert [p.name for p in (data / "quarantine").rglob("*.sum*")]
+        store.maintain(T0, retention=False)  # summaries, then filters, again
+        store.maintain(T0, retention=False)
+        assert _filter_files(data) == [kept]
+        assert len(store.get_trace("default", tid(7))) == 1
     finally:
         store.close()

@@ -93,7 +93,11 @@ def _pairs(attributes: pa.ChunkedArray | pa.Array) -> tuple[list[str], pa.Table]
         valid, offsets, data = chunk.buffers()
         parts.append((valid, offsets, data or pa.py_buffer(b""), chunk.offset, len(chunk), base))
         base += len(chunk)
-    found = _fastotlp.attribute_pairs(parts, MAX_KEYS)
+    try:
+        found = _fastotlp.attribute_pairs(parts, MAX_KEYS)
+    except (ValueError, MemoryError, UnicodeDecodeError):
+        # What the one-pass reader refuses, DuckDB's extraction still indexes exactly.
+        return None
     if found is None:
         return None
     names, r, k, voff, vdata = found

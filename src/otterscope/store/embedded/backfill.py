@@ -8,6 +8,7 @@ given the sidecars of the rows it replaced.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -16,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from otterscope.quarantine import Quarantine
 from otterscope.store.embedded import attrindex, damage, filters, tracesummary
 from otterscope.store.embedded.layout import Layout, SealedFile
 from otterscope.store.embedded.rwlock import RWLock
@@ -32,6 +34,7 @@ class Backfill:
     _attr_indexes: attrindex.IndexCache
     _sources_lock: RWLock
     layout: Layout
+    quarantine: Quarantine
     _quarantine_damaged: Callable[[Sequence[SealedFile]], bool]
 
     def _index_at(self, data_file: Path) -> Callable[[str], Path]:
@@ -77,19 +80,46 @@ class Backfill:
                 target = filters.filter_path(self._index_at(f.path)(ident))
                 if filters.current(target, ident):
                     continue  # done already (a torn one is ignored by queries, not redone)
-                ids = pq.read_table(kept.path, columns=["trace_id"]).column(0)
-                index = None
-                keys = None
-                if self._attr_indexes.get(f.path) is not None:
-                    at = self._index_at(f.path)(ident)
-                    index = pq.read_table(at, columns=["k", "v"])
-                    keys = attrindex.keys_of(pq.read_table(at, columns=[]))
             except FileNotFoundError:
                 continue
             except (OSError, ValueError, pa.ArrowException) as exc:
                 raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
+            # The sidecars' pages are read here for the first time: one that is damaged
+            # behind an intact footer is moved aside (the data file itself is fine).
+            ids = self._sidecar_column(f, kept.path, "trace_summaries", ["trace_id"])
+            if ids is None:
+                continue  # _keep_summaries writes them again, then this file's turn comes
+            index = None
+            keys = None
+            if self._attr_indexes.get(f.path) is not None:
+                at = self._index_at(f.path)(ident)
+                index = self._sidecar_column(f, at, "attribute_index", ["k", "v"])
+                if index is None:
+                    continue
+                keys = attrindex.keys_of(index)
+            ids = ids.column(0)
             made = filters.build(ids, index, keys)
             self._put_beside(f, ident, partial(filters.write, made, target, ident))
+
+    def _sidecar_column(
+        self, f: SealedFile, path: Path, kind: str, columns: list[str]
+    ) -> pa.Table | None:
+        """``columns`` of a sidecar of ``f``; None when it is gone or unreadable, and an
+        unreadable one is moved into the quarantine."""
+        try:
+            return pq.read_table(path, columns=columns)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            with contextlib.suppress(FileNotFoundError):  # a rewrite took it meanwhile
+                self.quarantine.move(
+                    path,
+                    kind,
+                    f"unreadable {kind.replace('_', ' ')} of {f.path} ({exc})",
+                    "nothing: the file is read without it (slower, same answers)",
+                )
+            self._attr_indexes.drop(f.path)
+            return None
 
     def _put_beside(self, f: SealedFile, ident: str, write: Callable[[], None]) -> bool:
         """Run ``write`` if ``f`` is still the file of id ``ident``; True when it ran."""

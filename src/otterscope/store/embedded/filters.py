@@ -23,6 +23,7 @@ writes the filters again).
 from __future__ import annotations
 
 import functools
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,9 @@ import pyarrow as pa
 from otterscope.durable import write_durably
 from otterscope.store.embedded import filter_sql
 
-MAGIC = b"otterscope-filters 1\n"
+# Version 2 adds a CRC-32 of the bits: a flipped bit would otherwise hide a file's spans.
+MAGIC = b"otterscope-filters 2\n"
+MAX_PROBES = 16
 # Bits per entry and probes: 8 and 5 give ~2% false positives (trace ids), 6 and 4 ~5%
 # (index entries, many more per file: user ids, paths).
 TRACE_BITS, TRACE_PROBES = 8, 5
@@ -132,6 +135,7 @@ def write(filters: Filters, path: Path, ident: str) -> None:
         "id": ident,
         "probes": list(probes()),
         "blooms": [[b.m, b.k, len(b.bits)] for b in blooms],
+        "crc": zlib.crc32(b"".join(b.bits for b in blooms)),
     }
     write_durably(path, MAGIC + orjson.dumps(head) + b"\n" + b"".join(b.bits for b in blooms))
 
@@ -150,11 +154,15 @@ def read(path: Path, ident: str) -> Filters | None:
         head = orjson.loads(data[len(MAGIC) : end])
         if head["id"] != ident or tuple(head["probes"]) != probes():
             return None
+        if zlib.crc32(data[end + 1 :]) != int(head["crc"]):
+            return None
         blooms = []
         at = end + 1
         for m, k, size in head["blooms"]:
             bits = data[at : at + int(size)]
             if len(bits) != int(size) or int(size) * 8 < int(m) or int(m) <= 0:
+                return None
+            if not 1 <= int(k) <= MAX_PROBES:
                 return None
             blooms.append(Bloom(bits, int(m), int(k)))
             at += int(size)
