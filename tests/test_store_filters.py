@@ -19,6 +19,7 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from otterscope.query.model import TraceQuery
 from otterscope.store.base import Row
 from otterscope.store.embedded import filters
 from otterscope.store.embedded.store import EmbeddedStore
@@ -118,7 +119,7 @@ def test_a_lookup_by_id_finds_what_reading_every_file_finds(
 
 def test_a_bloom_filter_holds_every_id_it_was_built_from() -> None:
     ids = [os.urandom(16) for _ in range(3000)] + [bytes(16), b"\x01" * 16]
-    built = filters.build(pa.array(ids, pa.binary()), None, None)
+    built = filters.build(pa.array(ids, pa.binary()), None, None, {})
     con = duckdb.connect()
     try:
         assert all(built.traces.may_hold(h) for h in filters.trace_hashes(con, ids))
@@ -239,5 +240,100 @@ def test_maintenance_moves_aside_summaries_it_cannot_read(tmp_path: Path) -> Non
         store.maintain(T0, retention=False)
         assert _filter_files(data) == [kept]
         assert len(store.get_trace("default", tid(7))) == 1
+    finally:
+        store.close()
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    parts=st.lists(
+        st.lists(  # trace, hour, service, duration in ms
+            st.tuples(st.integers(0, 20), st.integers(0, 2), st.integers(0, 3), st.integers(1, 9)),
+            min_size=1,
+            max_size=25,
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    deleted=st.sets(st.integers(0, 20), max_size=3),
+    apply=st.booleans(),
+    queries=st.lists(
+        st.tuples(st.integers(0, 4), st.one_of(st.none(), st.integers(1, 10)), st.integers(1, 8)),
+        min_size=1,
+        max_size=5,
+    ),
+)
+def test_a_service_and_duration_search_finds_what_reading_every_file_finds(
+    parts: list[list[tuple[int, int, int, int]]],
+    deleted: set[int],
+    apply: bool,
+    queries: list[tuple[int, int | None, int]],
+) -> None:
+    """Files whose longest span of the service is shorter than asked are left out; the
+    answers (every page) are those of reading every file. The last part stays hot."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EmbeddedStore(Path(tmp) / "data")
+        try:
+            n = 0
+            for i, rows in enumerate(parts):
+                groups = []
+                for trace, hour, svc, ms in rows:
+                    n += 1
+                    one = span(
+                        tid(trace), n.to_bytes(8, "big"), "op", T0 + hour * HOUR + n * SEC, ms * MS
+                    )
+                    groups.append((resource(f"svc{svc}"), [one]))
+                write_spans(store, groups)
+                if i < len(parts) - 1 or len(parts) == 1:
+                    store.seal_now()
+            for trace in deleted:
+                store.delete("default", tid(trace))
+            if apply:
+                store.maintain(T0, retention=False)
+            for svc, ms, limit in queries:
+                q = TraceQuery(
+                    T0 - HOUR,
+                    T0 + 4 * HOUR,
+                    limit=limit,
+                    service=f"svc{svc}",
+                    min_duration_ns=None if ms is None else ms * MS,
+                )
+                real = store._attr_indexes.filters
+                store._attr_indexes.filters = lambda path: None  # type: ignore[method-assign]
+                try:
+                    expected = store.search_traces("default", q).items
+                finally:
+                    store._attr_indexes.filters = real  # type: ignore[method-assign]
+                assert store.search_traces("default", q).items == expected
+        finally:
+            store.close()
+
+
+def test_filters_know_each_services_longest_span(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    store = EmbeddedStore(data)
+    try:
+        write_spans(
+            store,
+            [
+                (resource("a"), [span(tid(1), b"s" * 8, "op", T0, 5 * MS)]),
+                (resource("b"), [span(tid(2), b"t" * 8, "op", T0 + SEC, 9 * MS)]),
+                (resource("a"), [span(tid(3), b"u" * 8, "op", T0 + 2 * SEC, 7 * MS)]),
+            ],
+        )
+        store.seal_now()
+        (f,) = [f for f in store._files if f.signal == "traces"]
+        kept = store._attr_indexes.filters(f.path)
+        assert kept is not None and kept.durations == {"a": 7 * MS, "b": 9 * MS}
+        assert kept.may_meet("a", 7 * MS) and not kept.may_meet("a", 7 * MS + 1)
+        assert not kept.may_meet("c", None) and kept.may_meet("b", None)
+        q = TraceQuery(T0 - HOUR, T0 + HOUR, service="a", min_duration_ns=8 * MS)
+        assert store.search_traces("default", q).items == []
+        q = TraceQuery(T0 - HOUR, T0 + HOUR, service="a", min_duration_ns=6 * MS)
+        assert [t.trace_id for t in store.search_traces("default", q).items] == [tid(3)]
     finally:
         store.close()

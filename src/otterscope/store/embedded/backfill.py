@@ -98,7 +98,14 @@ class Backfill:
                     continue
                 keys = attrindex.keys_of(index)
             ids = ids.column(0)
-            made = filters.build(ids, index, keys)
+            try:
+                spans = pq.read_table(f.path, columns=["service_name", "duration_nano"])
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
+            durations = filters.durations_of(spans.column(0), spans.column(1))
+            made = filters.build(ids, index, keys, durations)
             self._put_beside(f, ident, partial(filters.write, made, target, ident))
 
     def _sidecar_column(

@@ -30,6 +30,7 @@ from pathlib import Path
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from otterscope.durable import write_durably
 from otterscope.store.embedded import filter_sql
@@ -66,6 +67,17 @@ class Bloom:
 class Filters:
     traces: Bloom
     attributes: Bloom | None  # None: the file has no attribute index
+    # Per service name, the longest span duration (ns) of the file: a search for a service's
+    # spans of at least some duration skips a file that has none (rewrites only drop rows,
+    # so this stays an upper bound). None: not known.
+    durations: dict[str, int] | None = None
+
+    def may_meet(self, service: str, min_duration_ns: int | None) -> bool:
+        """Whether the file may hold a span of ``service`` lasting ``min_duration_ns``."""
+        if self.durations is None:
+            return True
+        longest = self.durations.get(service)
+        return longest is not None and longest >= (min_duration_ns or 0)
 
     @property
     def nbytes(self) -> int:
@@ -96,11 +108,28 @@ def _bloom(
     return Bloom(bytes(bits), m, k)
 
 
+def durations_of(service: pa.ChunkedArray, duration: pa.ChunkedArray) -> dict[str, int]:
+    """The longest ``duration`` per ``service`` name (rows of a span file)."""
+    rows = pa.table({"s": pc.cast(service, pa.string()), "d": duration})
+    longest = rows.group_by("s").aggregate([("d", "max")])
+    return {
+        str(name): int(top)
+        for name, top in zip(
+            longest.column("s").to_pylist(), longest.column("d_max").to_pylist(), strict=True
+        )
+        if name is not None and top is not None
+    }
+
+
 def build(
-    trace_ids: pa.Array | pa.ChunkedArray, index: pa.Table | None, keys: list[str] | None
+    trace_ids: pa.Array | pa.ChunkedArray,
+    index: pa.Table | None,
+    keys: list[str] | None,
+    durations: dict[str, int],
 ) -> Filters:
-    """The filters of a file holding the distinct ``trace_ids`` and whose attribute index
-    is ``index`` (columns k, v; ``keys``: its key names by number), if any."""
+    """The filters of a file holding the distinct ``trace_ids``, whose attribute index is
+    ``index`` (columns k, v; ``keys``: its key names by number), if any, and whose longest
+    span per service is ``durations``."""
     con = duckdb.connect(config={"threads": 1})
     try:
         con.register(filter_sql.FILTER_IDS, pa.table({"trace_id": trace_ids}))
@@ -113,7 +142,7 @@ def build(
             )
     finally:
         con.close()
-    return Filters(traces, attributes)
+    return Filters(traces, attributes, durations)
 
 
 @functools.cache
@@ -136,6 +165,7 @@ def write(filters: Filters, path: Path, ident: str) -> None:
         "probes": list(probes()),
         "blooms": [[b.m, b.k, len(b.bits)] for b in blooms],
         "crc": zlib.crc32(b"".join(b.bits for b in blooms)),
+        "durations": filters.durations,
     }
     write_durably(path, MAGIC + orjson.dumps(head) + b"\n" + b"".join(b.bits for b in blooms))
 
@@ -156,6 +186,11 @@ def read(path: Path, ident: str) -> Filters | None:
             return None
         if zlib.crc32(data[end + 1 :]) != int(head["crc"]):
             return None
+        durations = head["durations"]
+        if not isinstance(durations, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in durations.values()
+        ):
+            return None
         blooms = []
         at = end + 1
         for m, k, size in head["blooms"]:
@@ -170,7 +205,7 @@ def read(path: Path, ident: str) -> Filters | None:
         return None
     if at != len(data) or not 1 <= len(blooms) <= 2:
         return None
-    return Filters(blooms[0], blooms[1] if len(blooms) == 2 else None)
+    return Filters(blooms[0], blooms[1] if len(blooms) == 2 else None, durations)
 
 
 def current(path: Path, ident: str) -> bool:
@@ -187,7 +222,11 @@ def current(path: Path, ident: str) -> bool:
         return False
     try:
         found = orjson.loads(head[len(MAGIC) : end])
-        return bool(found["id"] == ident and tuple(found["probes"]) == probes())
+        return bool(
+            found["id"] == ident
+            and tuple(found["probes"]) == probes()
+            and "durations" in found  # written before it was kept: written again
+        )
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         return False
 

@@ -122,6 +122,7 @@ def write_sorted(
             summaries.column("trace_id"),
             index,
             attrindex.keys_of(index) if index is not None else None,
+            filters.durations_of(table.column("service_name"), table.column("duration_nano")),
         )
         filters.write(kept, filters.filter_path(index_at(ident)), ident)
     with pq.ParquetWriter(

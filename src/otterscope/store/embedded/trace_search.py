@@ -266,7 +266,8 @@ class TraceSearch(ServiceReader):
         files = [
             f
             for f in snap.files_within(query.start_ns, query.end_ns)
-            if before is None or self._starts(f)[0] <= before
+            if (before is None or self._starts(f)[0] <= before)
+            and (query.service is None or self._may_meet(f, query.service, query))
         ]
         attrs = query.attributes
         resources = plan.resources
@@ -385,6 +386,15 @@ class TraceSearch(ServiceReader):
             ]
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
+
+    def _may_meet(self, f: SealedFile, service: str, query: TraceQuery) -> bool:
+        """Whether ``f`` may hold a span of ``service`` as long as the query asks (its
+        filters know each service's longest span)."""
+        try:
+            kept = self._attr_indexes.filters(f.path)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
+        return kept is None or kept.may_meet(service, query.min_duration_ns)
 
     def _files_holding(self, files: Sequence[SealedFile], trace_ids: Sequence[bytes]) -> list[str]:
         """The paths of ``files`` that may hold a span of ``trace_ids``: every one but those
