@@ -134,26 +134,40 @@ def _filter_files(data: Path) -> list[Path]:
     return sorted((data / "attr-index").rglob("*.flt"))
 
 
+def _one_sealed_file(data: Path) -> Path:
+    """Seal 50 spans of 50 traces into one file of a store at ``data``, closed; the path
+    of that file's filters."""
+    store = EmbeddedStore(data)
+    try:
+        spans = [span(tid(i), b"s" * 8, "op", T0 + i * SEC, MS) for i in range(50)]
+        write_spans(store, [(resource("svc"), spans)])
+        store.seal_now()
+    finally:
+        store.close()
+    (kept,) = _filter_files(data)
+    return kept
+
+
+def test_a_long_head_is_current(tmp_path: Path) -> None:
+    """A file with many services has a head longer than a disk block; maintenance still
+    sees its filters as written (else it would write them again on every pass)."""
+    made = filters.build(
+        pa.array([tid(1)], pa.binary()), None, None, {f"svc-{i:04}": i for i in range(500)}
+    )
+    path = tmp_path / "seg-1.x.flt"
+    filters.write(made, path, "x")
+    assert path.read_bytes().index(b"\n", len(filters.MAGIC)) > 4096
+    assert filters.current(path, "x")
+    assert filters.read(path, "x") == made
+    assert not filters.current(path, "y")
+
+
 def test_filters_are_written_again_and_ignored_when_they_do_not_fit(tmp_path: Path) -> None:
     """Maintenance writes the filters of a file that has none (sealed before they were
     kept); a filter file of other rows (an id the data file does not name) or hashed by a
     DuckDB that hashes the probes otherwise is not used; retention removes them."""
     data = tmp_path / "data"
-    store = EmbeddedStore(data)
-    try:
-        write_spans(
-            store,
-            [
-                (
-                    resource("svc"),
-                    [span(tid(i), b"s" * 8, "op", T0 + i * SEC, MS) for i in range(50)],
-                )
-            ],
-        )
-        store.seal_now()
-    finally:
-        store.close()
-    (kept,) = _filter_files(data)
+    kept = _one_sealed_file(data)
     original = kept.read_bytes()
     kept.unlink()
 
@@ -211,21 +225,7 @@ def test_maintenance_moves_aside_summaries_it_cannot_read(tmp_path: Path) -> Non
     file's filters from them, moves them into the quarantine instead of failing every
     pass, writes them again, and then the filters."""
     data = tmp_path / "data"
-    store = EmbeddedStore(data)
-    try:
-        write_spans(
-            store,
-            [
-                (
-                    resource("svc"),
-                    [span(tid(i), b"s" * 8, "op", T0 + i * SEC, MS) for i in range(50)],
-                )
-            ],
-        )
-        store.seal_now()
-    finally:
-        store.close()
-    (kept,) = _filter_files(data)
+    kept = _one_sealed_file(data)
     kept.unlink()
     (summaries,) = sorted((data / "attr-index").rglob("*.sum"))
     body = bytearray(summaries.read_bytes())

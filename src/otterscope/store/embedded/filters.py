@@ -38,6 +38,8 @@ from otterscope.store.embedded import filter_sql
 # Version 2 adds a CRC-32 of the bits: a flipped bit would otherwise hide a file's spans.
 MAGIC = b"otterscope-filters 2\n"
 MAX_PROBES = 16
+# The longest head ``current`` reads (a head holds a few numbers per service).
+_HEAD_LIMIT = 1 << 20
 # Bits per entry and probes: 8 and 5 give ~2% false positives (trace ids), 6 and 4 ~5%
 # (index entries, many more per file: user ids, paths).
 TRACE_BITS, TRACE_PROBES = 8, 5
@@ -214,14 +216,14 @@ def current(path: Path, ident: str) -> bool:
     and filters past the cache's budget are not kept in memory)."""
     try:
         with open(path, "rb") as f:
-            head = f.read(4096)
+            # Line by line: the head's length grows with the services of the file.
+            magic, head = f.readline(len(MAGIC)), f.readline(_HEAD_LIMIT)
     except OSError:
         return False
-    end = head.find(b"\n", len(MAGIC))
-    if not head.startswith(MAGIC) or end < 0:
+    if magic != MAGIC or not head.endswith(b"\n"):
         return False
     try:
-        found = orjson.loads(head[len(MAGIC) : end])
+        found = orjson.loads(head)
         return bool(
             found["id"] == ident
             and tuple(found["probes"]) == probes()

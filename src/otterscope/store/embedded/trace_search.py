@@ -378,7 +378,7 @@ class TraceSearch(ServiceReader):
             index = self._attr_indexes.get(f.path)
             if index is None:
                 return None
-            kept = self._attr_indexes.filters(f.path)
+            kept = self._filters(f)
             seen = kept.attributes if kept is not None else None
             return [
                 _NONE if seen is not None and not seen.may_hold(h) else index.rows(k, v)
@@ -387,13 +387,16 @@ class TraceSearch(ServiceReader):
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
 
+    def _filters(self, f: SealedFile) -> filters.Filters | None:
+        try:
+            return self._attr_indexes.filters(f.path)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
+
     def _may_meet(self, f: SealedFile, service: str, query: TraceQuery) -> bool:
         """Whether ``f`` may hold a span of ``service`` as long as the query asks (its
         filters know each service's longest span)."""
-        try:
-            kept = self._attr_indexes.filters(f.path)
-        except (OSError, ValueError, pa.ArrowException) as exc:
-            raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
+        kept = self._filters(f)
         return kept is None or kept.may_meet(service, query.min_duration_ns)
 
     def _files_holding(self, files: Sequence[SealedFile], trace_ids: Sequence[bytes]) -> list[str]:
@@ -402,10 +405,7 @@ class TraceSearch(ServiceReader):
         hashes = filters.trace_hashes(self._con, list(dict.fromkeys(trace_ids)))
         out = []
         for f in files:
-            try:
-                kept = self._attr_indexes.filters(f.path)
-            except (OSError, ValueError, pa.ArrowException) as exc:
-                raise damage.DamagedFiles([f], f"reading {f.path} failed: {exc}") from exc
+            kept = self._filters(f)
             if kept is None or any(kept.traces.may_hold(h) for h in hashes):
                 out.append(str(f.path))
         return out
